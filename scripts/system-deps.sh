@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the tests use, only when something is missing.
+# Each entry is "command-to-look-for:debian-package".
+set -euo pipefail
+
+needed=(
+  "mosquitto:mosquitto"
+)
+
+missing=()
+for entry in "${needed[@]}"; do
+  cmd=${entry%%:*}
+  pkg=${entry#*:}
+  if ! command -v "$cmd" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$cmd" ]; then
+    missing+=("$pkg")
+  fi
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "Installing Debian packages for the tests: ${missing[*]}"
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null 2>&1; then
+    sudo="sudo"
+  else
+    echo "error: need root (or sudo) to install: ${missing[*]}" >&2
+    exit 1
+  fi
+fi
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# The Debian package enables a system-wide broker; tests start their own on free ports.
+if command -v systemctl >/dev/null 2>&1; then
+  $sudo systemctl disable --now mosquitto >/dev/null 2>&1 || true
+fi
