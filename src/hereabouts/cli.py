@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from hereabouts import __version__
+from hereabouts.advert.cli import register as register_advert
 from hereabouts.config import resolve_home
 from hereabouts.errors import HereaboutsError
 from hereabouts.identity import key_file_path, load_or_create_identity
@@ -26,7 +27,7 @@ def _keys_show(args: argparse.Namespace) -> int:
     return 0
 
 
-Commands = argparse._SubParsersAction  # the type add_subparsers() returns
+Commands = argparse._SubParsersAction[argparse.ArgumentParser]  # what add_subparsers() returns
 
 
 def home_option() -> argparse.ArgumentParser:
@@ -63,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     )  # also accepted after the command; the later one wins
     commands = parser.add_subparsers(dest="command", required=True)
     _add_keys(commands)
+    register_advert(commands)
     return parser
 
 

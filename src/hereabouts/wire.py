@@ -1,0 +1,179 @@
+"""Sealing and unsealing events: the only door through which an event is believed.
+
+A sealed event is one JSON object::
+
+    {"body": {...the event...}, "signer": "did:key:z...", "sig": "<base64 Ed25519 signature>"}
+
+Design rules:
+
+* **Sign the exact bytes.** ``sig`` covers ``SIGNING_TAG ‖ body`` where ``body`` is the
+  exact byte run of the ``body`` value as transmitted. The receiver keeps those bytes with
+  ``msgspec.Raw`` and never re-serialises, so unsealing costs one signature check plus one
+  decode, and no two implementations have to agree on a JSON form.
+* **Domain separation.** ``SIGNING_TAG`` makes an event signature useless as a signature of
+  anything else we sign (presence@2 documents, key rotations), and vice versa.
+* **Ids come from the signed bytes.** ``id = sha256(body).hex()``. Relabelling an event
+  changes its body, which breaks its signature; Ed25519 as libsodium checks it is not
+  malleable, so one body has one valid signature per key.
+* **Cheap checks first.** Size, JSON shape, signature format, the emitter/signer match and
+  the clock are checked before the (expensive) signature, so junk is refused cheaply.
+* **Every refusal has its own type** (see :mod:`hereabouts.errors`): ``Oversize``,
+  ``NotJSON``, ``MalformedEvent``, ``UnknownKind``, ``MissingSignature``, ``BadSignature``,
+  ``EmitterMismatch``, ``FromTheFuture`` and ``InvalidDID``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import time
+
+import msgspec
+
+from hereabouts.config import WireLimits
+from hereabouts.errors import (
+    BadSignature,
+    EmitterMismatch,
+    FromTheFuture,
+    LocalError,
+    MalformedEvent,
+    MissingSignature,
+    NotJSON,
+    Oversize,
+    UnknownKind,
+)
+from hereabouts.events import KINDS, AnyEvent, SignedEvent, kind_of
+from hereabouts.identity import Identity, verify
+
+SIGNING_TAG = b"hereabouts/v1/event\n"
+DEFAULT_LIMITS = WireLimits()
+
+
+class InvalidOutgoingEvent(LocalError):
+    """We tried to seal an event that receivers would refuse."""
+
+    reason = "invalid_outgoing_event"
+
+
+class _Envelope(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    body: msgspec.Raw
+    signer: str
+    sig: str = ""
+
+
+class _Head(msgspec.Struct):
+    kind: str
+
+
+_encoder = msgspec.json.Encoder()
+_envelope_decoder = msgspec.json.Decoder(_Envelope)
+_event_decoder = msgspec.json.Decoder(AnyEvent)
+_head_decoder = msgspec.json.Decoder(_Head)
+
+
+def event_id(body: bytes) -> str:
+    """The id of the event whose signed body is ``body``."""
+    return hashlib.sha256(body).hexdigest()
+
+
+def seal(event: AnyEvent, identity: Identity, *, limits: WireLimits = DEFAULT_LIMITS) -> bytes:
+    """Sign ``event`` with ``identity`` and return the bytes to transmit.
+
+    The event must name ``identity`` as its emitter and pass the same validation receivers
+    apply; otherwise :class:`InvalidOutgoingEvent` is raised and nothing is signed.
+    """
+    if event.did != identity.did:
+        raise InvalidOutgoingEvent(
+            f"event names emitter {event.did}, but the key is {identity.did}"
+        )
+    body = _encoder.encode(event)
+    try:
+        _event_decoder.decode(body)
+    except msgspec.ValidationError as exc:
+        raise InvalidOutgoingEvent(f"{kind_of(event)} event is invalid: {exc}") from None
+    signature = identity.sign(SIGNING_TAG + body)
+    sealed = _encoder.encode(
+        _Envelope(
+            body=msgspec.Raw(body),
+            signer=identity.did,
+            sig=base64.b64encode(signature).decode("ascii"),
+        )
+    )
+    if len(sealed) > limits.max_event_bytes:
+        raise InvalidOutgoingEvent(
+            f"sealed {kind_of(event)} is {len(sealed)} bytes; receivers refuse more than "
+            f"{limits.max_event_bytes}"
+        )
+    return sealed
+
+
+def _decode_signature(text: str) -> bytes:
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise BadSignature("signature is not valid base64") from None
+    # Standard base64 leaves unused bits in the last character; insist on the one canonical
+    # spelling so that no byte of a sealed event can change without it being refused.
+    if base64.b64encode(raw).decode("ascii") != text:
+        raise BadSignature("signature is not canonical base64")
+    return raw
+
+
+def _decode_body(body: bytes) -> AnyEvent:
+    try:
+        event: AnyEvent = _event_decoder.decode(body)
+        return event
+    except msgspec.ValidationError as exc:
+        try:
+            kind = _head_decoder.decode(body).kind
+        except (msgspec.DecodeError, UnicodeDecodeError):
+            kind = None
+        if kind is not None and kind not in KINDS:
+            raise UnknownKind(f"unknown event kind {kind[:40]!r}") from None
+        raise MalformedEvent(f"event body: {exc}") from None
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+        raise MalformedEvent(f"event body: {exc}") from None
+
+
+def unseal(
+    data: bytes,
+    *,
+    now_ms: int | None = None,
+    limits: WireLimits = DEFAULT_LIMITS,
+    check_clock: bool = True,
+) -> SignedEvent:
+    """Verify and decode a sealed event, or raise the typed error that says why not.
+
+    ``now_ms`` is the receiver's clock in Unix milliseconds (read from the system clock when
+    omitted). ``check_clock=False`` skips the future-timestamp check, for re-reading events
+    already accepted (ledger replay).
+    """
+    if len(data) > limits.max_event_bytes:
+        raise Oversize(f"{len(data)} bytes; the limit is {limits.max_event_bytes}")
+    try:
+        envelope = _envelope_decoder.decode(data)
+    except msgspec.ValidationError as exc:
+        raise MalformedEvent(f"envelope: {exc}") from None
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+        raise NotJSON(str(exc)) from None
+    if not envelope.sig:
+        raise MissingSignature("the envelope carries no signature")
+    signature = _decode_signature(envelope.sig)
+    body = bytes(envelope.body)
+    event = _decode_body(body)
+    if event.did != envelope.signer:
+        raise EmitterMismatch(
+            f"{kind_of(event)} claims emitter {event.did[:80]} but is signed by "
+            f"{envelope.signer[:80]}"
+        )
+    if check_clock:
+        now = int(time.time() * 1000) if now_ms is None else now_ms
+        ahead_ms = event.at_ms - now
+        if ahead_ms > limits.max_future_skew_s * 1000:
+            raise FromTheFuture(
+                f"{kind_of(event)} is dated {ahead_ms / 1000:.1f}s ahead of our clock "
+                f"(allowed skew: {limits.max_future_skew_s:g}s)"
+            )
+    verify(envelope.signer, SIGNING_TAG + body, signature)
+    return SignedEvent(id=event_id(body), event=event, raw=bytes(data))

@@ -1,0 +1,355 @@
+"""The status projection: rules from the issue, one test each, plus order-independence laws."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hereabouts.config import ProjectionConfig
+from hereabouts.core.effects import Status
+from hereabouts.core.projection import Projection
+from hereabouts.events import SignedEvent
+from hereabouts.ledger import MemoryLedger
+from tests.peers import MINUTE, SECOND, T0, Peer
+
+ALICE = Peer("alice", seed=1)
+BOB = Peer("bob", seed=2)
+CAROL = Peer("carol", seed=3)
+
+
+def booted(config: ProjectionConfig | None = None) -> Projection:
+    """A projection whose own node has finished booting."""
+    return Projection(config, started_at_ms=T0 - 10 * MINUTE, booting=False)
+
+
+def feed(projection: Projection, events: list[SignedEvent], now_ms: int) -> None:
+    for event in events:
+        projection.apply(event, now_ms)
+
+
+def test_no_events_means_unknown() -> None:
+    projection = booted()
+    assert projection.status(ALICE.did, T0) is None
+    assert projection.peers(T0) == []
+
+
+def test_own_hey_there_means_own_online() -> None:
+    me = Peer("me", seed=9)
+    projection = Projection(started_at_ms=T0, booting=True)
+    changes = projection.apply(me.hey_there(T0), T0)
+    assert projection.status(me.did, T0) is Status.ONLINE
+    assert [(c.did, c.old, c.new) for c in changes] == [(me.did, None, Status.ONLINE)]
+
+
+def test_late_chau_older_than_hey_there_is_ignored() -> None:
+    projection = booted()
+    projection.apply(ALICE.hey_there(T0 + 1000), T0 + 1000)
+    projection.apply(ALICE.chau(T0 + 500), T0 + 1100)
+    assert projection.status(ALICE.did, T0 + 1100) is Status.ONLINE
+    changes = projection.apply(ALICE.chau(T0 + 2000), T0 + 2000)
+    assert projection.status(ALICE.did, T0 + 2000) is Status.OFFLINE
+    assert [(c.old, c.new, c.cause) for c in changes] == [(Status.ONLINE, Status.OFFLINE, "event")]
+
+
+def test_chau_then_older_hey_there_stays_offline_until_newer() -> None:
+    projection = booted()
+    chau = ALICE.chau(T0)
+    projection.apply(chau, T0)
+    projection.apply(ALICE.hey_there(T0 - 5 * SECOND), T0)
+    view = projection.view(ALICE.did, T0)
+    assert view is not None
+    assert view.status is Status.OFFLINE
+    assert view.last_event == "chau"
+    assert view.last_event_id == chau.id
+    projection.apply(ALICE.hey_there(T0 + 5 * SECOND), T0 + 5 * SECOND)
+    assert projection.status(ALICE.did, T0 + 5 * SECOND) is Status.ONLINE
+
+
+def test_seen_marks_observer_and_subject_online() -> None:
+    projection = booted()
+    changes = projection.apply(ALICE.seen(BOB, T0), T0)
+    assert projection.status(ALICE.did, T0) is Status.ONLINE
+    assert projection.status(BOB.did, T0) is Status.ONLINE
+    assert {c.did for c in changes} == {ALICE.did, BOB.did}
+    view = projection.view(BOB.did, T0)
+    assert view is not None and view.name == "bob" and view.last_event == "seen"
+
+
+def test_missing_after_threshold_and_online_again_on_fresh_event() -> None:
+    projection = booted()
+    projection.apply(ALICE.hey_there(T0), T0)
+    assert projection.tick(T0 + 5 * MINUTE) == []  # exactly at the threshold: still ONLINE
+    changes = projection.tick(T0 + 5 * MINUTE + SECOND)
+    assert [(c.did, c.old, c.new, c.cause) for c in changes] == [
+        (ALICE.did, Status.ONLINE, Status.MISSING, "timeout")
+    ]
+    assert projection.status(ALICE.did, T0 + 6 * MINUTE) is Status.MISSING
+    changes = projection.apply(ALICE.newspaper(T0 + 6 * MINUTE), T0 + 6 * MINUTE)
+    assert [(c.old, c.new) for c in changes] == [(Status.MISSING, Status.ONLINE)]
+
+
+def test_two_minutes_of_silence_is_not_missing() -> None:
+    projection = booted()
+    projection.apply(ALICE.hey_there(T0), T0)
+    assert projection.tick(T0 + 2 * MINUTE) == []
+    assert projection.status(ALICE.did, T0 + 2 * MINUTE) is Status.ONLINE
+
+
+def test_next_deadline_tracks_the_latest_event() -> None:
+    projection = booted()
+    projection.apply(ALICE.hey_there(T0), T0)
+    first = projection.next_deadline()
+    assert first is not None and first > T0 + 5 * MINUTE
+    projection.apply(ALICE.newspaper(T0 + 2 * MINUTE), T0 + 2 * MINUTE)
+    # The old deadline fires, finds fresher news and re-arms instead of reporting MISSING.
+    assert projection.tick(first) == []
+    deadline = projection.next_deadline()
+    assert deadline is not None and deadline > T0 + 7 * MINUTE
+
+
+def test_mesh_only_peers_have_the_longer_threshold() -> None:
+    mesh_peer = Peer("meshy", seed=7, transport="mesh")
+    projection = booted()
+    projection.apply(mesh_peer.hey_there(T0), T0)
+    projection.apply(ALICE.hey_there(T0), T0)
+    assert projection.status(mesh_peer.did, T0 + 30 * MINUTE) is Status.ONLINE
+    assert projection.status(ALICE.did, T0 + 30 * MINUTE) is Status.MISSING
+    assert projection.status(mesh_peer.did, T0 + 61 * MINUTE) is Status.MISSING
+
+
+def test_thresholds_are_configurable() -> None:
+    projection = booted(ProjectionConfig(plaza_missing_after_s=10, mesh_missing_after_s=20))
+    projection.apply(ALICE.hey_there(T0), T0)
+    assert projection.status(ALICE.did, T0 + 9 * SECOND) is Status.ONLINE
+    assert projection.status(ALICE.did, T0 + 11 * SECOND) is Status.MISSING
+
+
+def test_lost_for_the_current_boot_means_missing() -> None:
+    peer = Peer("dave", seed=4)
+    projection = booted()
+    projection.apply(peer.hey_there(T0), T0)  # session 0 of boot-1
+    projection.apply(peer.newspaper(T0 + 30 * SECOND), T0 + 30 * SECOND)
+    # The will was signed when the session began, so it is *older* than the newspaper.
+    changes = projection.apply(peer.lost(T0), T0 + 31 * SECOND)
+    assert [(c.old, c.new) for c in changes] == [(Status.ONLINE, Status.MISSING)]
+    view = projection.view(peer.did, T0 + 31 * SECOND)
+    assert view is not None and view.last_event == "lost"
+
+
+def test_lost_of_an_earlier_session_does_not_outrank_a_reconnect() -> None:
+    peer = Peer("erin", seed=5)
+    projection = booted()
+    projection.apply(peer.hey_there(T0), T0)
+    projection.apply(peer.lost(T0), T0 + 10 * SECOND)
+    assert projection.status(peer.did, T0 + 10 * SECOND) is Status.MISSING
+    peer.session = 1  # reconnected
+    projection.apply(peer.newspaper(T0 + 20 * SECOND), T0 + 20 * SECOND)
+    assert projection.status(peer.did, T0 + 20 * SECOND) is Status.ONLINE
+
+
+def test_lost_of_an_old_boot_is_ignored_after_a_restart() -> None:
+    peer = Peer("frank", seed=6)
+    projection = booted()
+    projection.apply(peer.hey_there(T0), T0)
+    projection.apply(peer.lost(T0), T0 + SECOND)
+    peer.boot = "boot-2"
+    projection.apply(peer.hey_there(T0 + 10 * SECOND), T0 + 10 * SECOND)
+    view = projection.view(peer.did, T0 + 10 * SECOND)
+    assert view is not None
+    assert view.status is Status.ONLINE
+    assert view.restarts == 1
+    assert view.boot_id == "boot-2"
+
+
+def test_chau_beats_a_lost_will() -> None:
+    peer = Peer("gina", seed=8)
+    projection = booted()
+    projection.apply(peer.hey_there(T0), T0)
+    projection.apply(peer.chau(T0 + SECOND), T0 + SECOND)
+    projection.apply(peer.lost(T0), T0 + 2 * SECOND)
+    assert projection.status(peer.did, T0 + 2 * SECOND) is Status.OFFLINE
+
+
+def test_restarts_are_counted_from_boot_ids_not_gaps() -> None:
+    peer = Peer("hana", seed=10)
+    projection = booted()
+    projection.apply(peer.hey_there(T0), T0)
+    projection.apply(peer.newspaper(T0 + 10 * MINUTE), T0 + 10 * MINUTE)  # a long gap
+    view = projection.view(peer.did, T0 + 10 * MINUTE)
+    assert view is not None and view.restarts == 0
+    for n in range(2, 5):
+        peer.boot = f"boot-{n}"
+        projection.apply(peer.hey_there(T0 + n * MINUTE), T0 + 11 * MINUTE)
+    view = projection.view(peer.did, T0 + 11 * MINUTE)
+    assert view is not None and view.restarts == 3
+
+
+def test_chau_during_boot_window_does_not_clobber_online() -> None:
+    projection = Projection(started_at_ms=T0, booting=True)
+    projection.apply(ALICE.hey_there(T0 + SECOND), T0 + SECOND)
+    changes = projection.apply(ALICE.chau(T0 + 2 * SECOND), T0 + 2 * SECOND)
+    assert changes == []
+    assert projection.status(ALICE.did, T0 + 2 * SECOND) is Status.ONLINE
+    # When the first sync completes the held chau is judged again; it is still the latest.
+    changes = projection.end_boot_window(T0 + 3 * SECOND)
+    assert [(c.old, c.new, c.cause) for c in changes] == [
+        (Status.ONLINE, Status.OFFLINE, "boot_window_closed")
+    ]
+
+
+def test_held_chau_applies_only_if_still_most_recent() -> None:
+    projection = Projection(started_at_ms=T0, booting=True)
+    projection.apply(ALICE.hey_there(T0), T0)
+    projection.apply(ALICE.chau(T0 + SECOND), T0 + SECOND)
+    projection.apply(ALICE.newspaper(T0 + 2 * SECOND), T0 + 2 * SECOND)
+    assert projection.end_boot_window(T0 + 3 * SECOND) == []
+    assert projection.status(ALICE.did, T0 + 3 * SECOND) is Status.ONLINE
+
+
+def test_boot_window_closes_by_itself_after_its_maximum() -> None:
+    projection = Projection(ProjectionConfig(boot_window_max_s=120), started_at_ms=T0)
+    projection.apply(ALICE.hey_there(T0), T0)
+    projection.apply(ALICE.chau(T0 + SECOND), T0 + SECOND)
+    assert projection.booting
+    assert projection.next_deadline() == T0 + 120 * SECOND
+    changes = projection.tick(T0 + 120 * SECOND)
+    assert not projection.booting
+    assert [(c.did, c.new) for c in changes] == [(ALICE.did, Status.OFFLINE)]
+
+
+def test_chau_alone_during_boot_is_offline() -> None:
+    projection = Projection(started_at_ms=T0, booting=True)
+    projection.apply(ALICE.chau(T0), T0)
+    assert projection.status(ALICE.did, T0) is Status.OFFLINE
+
+
+def test_name_comes_from_the_subjects_own_latest_event() -> None:
+    projection = booted()
+    projection.apply(BOB.seen(CAROL, T0), T0)
+    view = projection.view(CAROL.did, T0)
+    assert view is not None and view.name == "carol"
+    projection.apply(CAROL.hey_there(T0 - SECOND, name="carol-laptop"), T0)
+    view = projection.view(CAROL.did, T0)
+    assert view is not None and view.name == "carol-laptop"
+
+
+def test_replaying_the_ledger_gives_identical_statuses() -> None:
+    ledger = MemoryLedger()
+    live = booted()
+    events = scenario()
+    for event in events:
+        ledger.append(event)
+        live.apply(event, T0 + 3 * MINUTE)
+    fresh = booted()
+    for event in ledger.replay():
+        fresh.apply(event, T0 + 3 * MINUTE)
+    for now in (T0 + 3 * MINUTE, T0 + 8 * MINUTE, T0 + 2 * 60 * MINUTE):
+        assert fresh.peers(now) == live.peers(now)
+
+
+def scenario() -> list[SignedEvent]:
+    """Mixed kinds and timestamps over five peers, including restarts, wills and goodbyes."""
+    alice, bob, carol = Peer("alice", seed=1), Peer("bob", seed=2), Peer("carol", seed=3)
+    dave, meshy = Peer("dave", seed=4), Peer("meshy", seed=7, transport="mesh")
+    events = [
+        alice.hey_there(T0),
+        bob.hey_there(T0 + SECOND),
+        carol.hey_there(T0 - 30 * MINUTE),
+        meshy.hey_there(T0 - 40 * MINUTE),
+        alice.newspaper(T0 + 2 * MINUTE),
+        bob.seen(carol, T0 + 90 * SECOND),
+        carol.chau(T0 - 10 * MINUTE),
+        dave.hey_there(T0),
+        dave.lost(T0),
+        alice.chau(T0 - MINUTE),
+    ]
+    bob.boot = "boot-2"
+    events += [bob.hey_there(T0 + 2 * MINUTE), bob.newspaper(T0 + 150 * SECOND)]
+    return events
+
+
+def test_pruning_then_replay_gives_no_false_missing() -> None:
+    """Old events are pruned (tombstoned) but the ones that decide statuses are kept."""
+    now = T0 + 3 * MINUTE
+    live = booted()
+    ledger = MemoryLedger()
+    events = scenario()
+    for event in events:
+        ledger.append(event)
+        live.apply(event, now)
+    before = {v.did: (v.status, v.last_event_id) for v in live.peers(now)}
+    dropped = ledger.prune(cutoff_ms=T0 + 60 * MINUTE, keep=live.pinned_event_ids())
+    assert dropped > 0
+    assert ledger.tombstone_count() == dropped
+    fresh = booted()
+    for event in ledger.replay():
+        fresh.apply(event, now)
+    after = {v.did: (v.status, v.last_event_id) for v in fresh.peers(now)}
+    assert after == before
+    assert Status.MISSING not in {
+        status for did, (status, _) in after.items() if did not in {Peer("dave", seed=4).did}
+    }
+
+
+# --- laws -------------------------------------------------------------------------------------
+
+PEERS = [Peer(name, seed=20 + i) for i, name in enumerate(("p0", "p1", "p2"))]
+MAKERS = ("hey_there", "newspaper", "chau", "seen", "lost")
+
+
+def _make(kind: str, who: int, other: int, offset_s: int, boot: int, session: int) -> SignedEvent:
+    peer = PEERS[who]
+    peer.boot, peer.session = f"b{boot}", session
+    at = T0 + offset_s * SECOND
+    if kind == "seen":
+        return peer.seen(PEERS[other], at)
+    return getattr(peer, kind)(at)  # type: ignore[no-any-return]
+
+
+event_lists = st.lists(
+    st.builds(
+        _make,
+        st.sampled_from(MAKERS),
+        st.integers(0, 2),
+        st.integers(0, 2),
+        st.integers(-400, 400),
+        st.integers(0, 1),
+        st.integers(0, 1),
+    ),
+    min_size=1,
+    max_size=12,
+)
+
+
+def _statuses(events: list[SignedEvent], *, booting: bool, now: int) -> object:
+    projection = Projection(started_at_ms=T0 - 10 * MINUTE, booting=booting)
+    feed(projection, events, now)
+    return projection.peers(now)
+
+
+@settings(max_examples=150, deadline=None)
+@given(events=event_lists, data=st.data(), booting=st.booleans())
+def test_any_permutation_applied_once_or_twice_gives_the_same_statuses(
+    events: list[SignedEvent], data: st.DataObject, booting: bool
+) -> None:
+    now = T0 + 200 * SECOND
+    expected = _statuses(events, booting=booting, now=now)
+    shuffled = data.draw(st.permutations(events))
+    assert _statuses(shuffled, booting=booting, now=now) == expected
+    doubled = data.draw(st.permutations(events + events))
+    assert _statuses(doubled, booting=booting, now=now) == expected
+
+
+@pytest.mark.parametrize("order", list(itertools.permutations(range(3))))
+def test_changes_settle_on_the_same_final_status(order: tuple[int, ...]) -> None:
+    events = [ALICE.hey_there(T0), ALICE.chau(T0 + SECOND), ALICE.newspaper(T0 + 2 * SECOND)]
+    projection = booted()
+    last = None
+    for index in order:
+        for change in projection.apply(events[index], T0 + 3 * SECOND):
+            last = change.new
+    assert last is Status.ONLINE
+    assert projection.status(ALICE.did, T0 + 3 * SECOND) is Status.ONLINE
