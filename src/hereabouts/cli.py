@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from hereabouts import __version__
 from hereabouts.advert.cli import register as register_advert
@@ -27,7 +28,8 @@ def _keys_show(args: argparse.Namespace) -> int:
     return 0
 
 
-Commands = argparse._SubParsersAction[argparse.ArgumentParser]  # what add_subparsers() returns
+if TYPE_CHECKING:
+    Commands = argparse._SubParsersAction[argparse.ArgumentParser]  # what add_subparsers() returns
 
 
 def home_option() -> argparse.ArgumentParser:

@@ -76,13 +76,11 @@ class HeartbeatConfig:
         if not 0 <= self.jitter_fraction < 1:
             raise ConfigError("jitter_fraction must be in [0, 1)")
 
-    @property
-    def longest_interval_s(self) -> float:
-        return self.max_interval_s * (1 + self.jitter_fraction)
 
 
-#: Every MISSING threshold must be at least this many longest heartbeat intervals. With 2.5, a
-#: peer may lose one heartbeat and have the next arrive late without being marked MISSING. The
+#: Every MISSING threshold must be at least this many quiet (longest nominal) heartbeat
+#: intervals. With 2.5, a peer may lose one heartbeat entirely and have the next one arrive
+#: late by up to the ±10% jitter without being marked MISSING (2 x 132 s = 264 s < 300 s). The
 #: seed design used a 300 s interval against a 300 s threshold and flapped quiet peers.
 THRESHOLD_FACTOR = 2.5
 
@@ -142,13 +140,13 @@ class Config:
     ledger: LedgerConfig = field(default_factory=LedgerConfig)
 
     def __post_init__(self) -> None:
-        floor = THRESHOLD_FACTOR * self.heartbeat.longest_interval_s
+        floor = THRESHOLD_FACTOR * self.heartbeat.max_interval_s
         for name in ("plaza_missing_after_s", "mesh_missing_after_s"):
             threshold = getattr(self.projection, name)
             if threshold < floor:
                 raise ConfigError(
                     f"projection.{name}={threshold:g}s is shorter than {THRESHOLD_FACTOR} x "
-                    f"the longest heartbeat interval ({self.heartbeat.longest_interval_s:g}s); "
+                    f"the quiet heartbeat interval ({self.heartbeat.max_interval_s:g}s); "
                     "quiet peers would be marked MISSING"
                 )
         if self.ledger.retention_s < self.projection.mesh_missing_after_s:

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 from hereabouts.config import ProjectionConfig
 from hereabouts.core.effects import Status, StatusChanged
-from hereabouts.events import Chau, HeyThere, Lost, Seen, SignedEvent
+from hereabouts.events import KIND_OF, Chau, HeyThere, Lost, Seen, SignedEvent
 
 # (at_ms, event id, kind): ordered by the first two, which are unique per event.
 _Mark = tuple[int, str, str]
@@ -119,39 +119,49 @@ class Projection:
 
     def apply(self, signed: SignedEvent, now_ms: int) -> list[StatusChanged]:
         """Take one verified event into account; return the status changes it causes."""
-        changes = self._close_window_if_due(now_ms)
+        changes = self._close_window_if_due(now_ms) if self._booting else []
         event = signed.event
-        mark: _Mark = (event.at_ms, signed.id, signed.kind)
-        emitter = self._subject(event.did)
-        named = (event.at_ms, signed.id, event.name)
+        event_type = type(event)
+        at_ms, event_id = event.at_ms, signed.id
+        emitter = self._subjects.get(event.did) or self._subject(event.did)
+        named = (at_ms, event_id, event.name)
         if emitter.named is None or named > emitter.named:
             emitter.named = named
-        if isinstance(event, Lost):
+        if event_type is Lost:
             held = emitter.lost.get(event.boot_id)
-            if held is None or (event.session, signed.id) > held[:2]:
-                emitter.lost[event.boot_id] = (event.session, signed.id, event.at_ms)
+            if held is None or (event.session, event_id) > held[:2]:
+                emitter.lost[event.boot_id] = (event.session, event_id, at_ms)
         else:
-            if (event.at_ms, signed.id) > emitter.own:
-                emitter.own = (event.at_ms, signed.id)
+            if (at_ms, event_id) > emitter.own:
+                emitter.own = (at_ms, event_id)
                 emitter.own_boot = event.boot_id
             if event.session > emitter.sessions.get(event.boot_id, -1):
                 emitter.sessions[event.boot_id] = event.session
-            if isinstance(event, HeyThere):
+            mark: _Mark = (at_ms, event_id, KIND_OF[event_type])
+            if event_type is HeyThere:
+                assert isinstance(event, HeyThere)
                 emitter.boots.add(event.boot_id)
                 if emitter.hey_there is None or mark > emitter.hey_there:
                     emitter.hey_there = mark
                     self._transports[emitter.did] = event.transport
                     emitter.endpoints = dict(event.endpoints)
-            self._offer(emitter, mark, isinstance(event, Chau))
-        self._refresh(emitter, now_ms, "event", signed.id, changes)
-        if isinstance(event, Seen) and event.subject_did != event.did:
-            subject = self._subject(event.subject_did)
-            named = (event.at_ms, signed.id, event.subject_name)
-            if subject.seen_name is None or named > subject.seen_name:
-                subject.seen_name = named
-            self._offer(subject, mark, False)
-            self._refresh(subject, now_ms, "event", signed.id, changes)
+            self._offer(emitter, mark, event_type is Chau)
+        self._refresh(emitter, now_ms, "event", event_id, changes)
+        if event_type is Seen:
+            assert isinstance(event, Seen)
+            if event.subject_did != event.did:
+                self._apply_seen_subject(event, signed.id, now_ms, changes)
         return changes
+
+    def _apply_seen_subject(
+        self, event: Seen, event_id: str, now_ms: int, changes: list[StatusChanged]
+    ) -> None:
+        subject = self._subject(event.subject_did)
+        named = (event.at_ms, event_id, event.subject_name)
+        if subject.seen_name is None or named > subject.seen_name:
+            subject.seen_name = named
+        self._offer(subject, (event.at_ms, event_id, "seen"), False)
+        self._refresh(subject, now_ms, "event", event_id, changes)
 
     def tick(self, now_ms: int) -> list[StatusChanged]:
         """Let time pass: report subjects that went silent, close an expired boot window."""
@@ -233,9 +243,10 @@ class Projection:
 
     @staticmethod
     def _offer(subject: _Subject, mark: _Mark, is_chau: bool) -> None:
-        if subject.best is None or mark[:2] > subject.best[:2]:
+        # Marks compare as (at_ms, event id, kind); ids are unique, so the kind never decides.
+        if subject.best is None or mark > subject.best:
             subject.best = mark
-        if not is_chau and (subject.best_not_chau is None or mark[:2] > subject.best_not_chau[:2]):
+        if not is_chau and (subject.best_not_chau is None or mark > subject.best_not_chau):
             subject.best_not_chau = mark
 
     def _threshold_ms(self, did: str) -> int:

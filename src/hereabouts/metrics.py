@@ -1,0 +1,59 @@
+"""Counters kept on the hot path as plain integers, exported to Prometheus on scrape.
+
+Incrementing a prometheus-client labelled counter costs about a microsecond; a dictionary
+increment costs a twentieth of that. Ingest runs at tens of thousands of events per second,
+so hot paths count into :class:`Counters` and a collector turns them into metric families
+only when ``/metrics`` is scraped.
+
+Every metric is named ``hereabouts_<name>_total`` and labelled with one label whose values
+are short stable slugs (event kinds, rejection reasons) — never DIDs, names or origins.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+
+from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector, CollectorRegistry
+
+
+class Counters:
+    """A set of labelled counters: ``counters.add("events_in", "hey_there")``."""
+
+    def __init__(self) -> None:
+        self._counts: dict[tuple[str, str], int] = Counter()
+        self._help: dict[str, tuple[str, str]] = {}
+
+    def describe(self, name: str, help_text: str, label: str) -> None:
+        """Declare a counter's help text and label name (for the export)."""
+        self._help[name] = (help_text, label)
+
+    def add(self, name: str, label_value: str = "", amount: int = 1) -> None:
+        self._counts[(name, label_value)] += amount
+
+    def get(self, name: str, label_value: str = "") -> int:
+        return self._counts.get((name, label_value), 0)
+
+    def by_label(self, name: str) -> dict[str, int]:
+        return {value: n for (metric, value), n in self._counts.items() if metric == name}
+
+    def collector(self) -> Collector:
+        return _CountersCollector(self)
+
+    def register(self, registry: CollectorRegistry) -> None:
+        registry.register(self.collector())
+
+
+class _CountersCollector(Collector):
+    def __init__(self, counters: Counters) -> None:
+        self._counters = counters
+
+    def collect(self) -> Iterator[Metric]:
+        names = {name for name, _ in self._counters._counts} | set(self._counters._help)
+        for name in sorted(names):
+            help_text, label = self._counters._help.get(name, (name.replace("_", " "), "kind"))
+            family = CounterMetricFamily(f"hereabouts_{name}", help_text, labels=[label])
+            for value, count in sorted(self._counters.by_label(name).items()):
+                family.add_metric([value], count)
+            yield family

@@ -1,0 +1,73 @@
+"""Config: documented defaults, presets, and the cross-field rules that keep them sane."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from hereabouts import config as config_module
+from hereabouts.config import (
+    Config,
+    HeartbeatConfig,
+    LedgerConfig,
+    ProjectionConfig,
+    WireLimits,
+    production,
+    resolve_home,
+)
+from hereabouts.errors import ConfigError
+
+
+def test_production_defaults_match_the_documentation() -> None:
+    config = production("/tmp/x")
+    assert config.wire.max_event_bytes == 16 * 1024
+    assert config.wire.max_future_skew_s == 30
+    assert config.projection.plaza_missing_after_s == 300
+    assert config.projection.mesh_missing_after_s == 3600
+    assert config.projection.boot_window_max_s == 120
+    assert config.ledger.retention_s == 24 * 3600
+    assert (config.heartbeat.min_interval_s, config.heartbeat.max_interval_s) == (30, 120)
+
+
+def test_testing_preset_is_valid_and_fast() -> None:
+    config = config_module.testing("/tmp/x")
+    assert config.projection.plaza_missing_after_s < 60
+
+
+def test_missing_threshold_must_cover_two_and_a_half_heartbeats() -> None:
+    # The seed design: a 300 s heartbeat against a 300 s threshold.
+    with pytest.raises(ConfigError, match=r"2\.5"):
+        Config(
+            heartbeat=HeartbeatConfig(min_interval_s=30, max_interval_s=300),
+            projection=ProjectionConfig(plaza_missing_after_s=300),
+        )
+
+
+def test_retention_must_cover_the_longest_threshold() -> None:
+    with pytest.raises(ConfigError, match="retention"):
+        Config(ledger=LedgerConfig(retention_s=60))
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda: WireLimits(max_event_bytes=0),
+        lambda: WireLimits(max_future_skew_s=-1),
+        lambda: HeartbeatConfig(min_interval_s=60, max_interval_s=30),
+        lambda: HeartbeatConfig(jitter_fraction=1.5),
+        lambda: ProjectionConfig(plaza_missing_after_s=0),
+        lambda: LedgerConfig(retention_s=-5),
+    ],
+)
+def test_out_of_range_values_are_config_errors(build: object) -> None:
+    with pytest.raises(ConfigError):
+        build()  # type: ignore[operator]
+
+
+def test_home_resolution_order(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("HEREABOUTS_HOME", str(tmp_path / "env"))
+    assert resolve_home(tmp_path / "flag") == tmp_path / "flag"
+    assert resolve_home() == tmp_path / "env"
+    monkeypatch.delenv("HEREABOUTS_HOME")
+    assert resolve_home() == Path("~/.hereabouts").expanduser()
