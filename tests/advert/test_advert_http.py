@@ -1,0 +1,214 @@
+"""The well-known endpoint and the relay, over a real uvicorn server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from hereabouts.advert import encode_presence
+from hereabouts.advert.errors import RelayFull
+from hereabouts.advert.http import create_app
+from hereabouts.advert.relay import RelayStore, relay_file_name
+from hereabouts.advert.store import PresenceStore
+from hereabouts.advert.timestamps import parse_time
+from hereabouts.identity import Identity
+from tests.advert.conftest import T0, Clock, serve
+
+RELAY = Identity.from_seed(b"\x42" * 32)
+
+
+def max_age(response: httpx.Response) -> int:
+    match = re.search(r"max-age=(\d+)", response.headers["cache-control"])
+    assert match is not None
+    return int(match.group(1))
+
+
+@pytest.fixture
+def node(tmp_path: Path, clock: Clock) -> Iterator[tuple[str, PresenceStore]]:
+    store = PresenceStore(tmp_path / "node")
+    with serve(create_app(store=store, clock=clock)) as url:
+        yield url, store
+
+
+@pytest.fixture
+def relay(tmp_path: Path, clock: Clock) -> Iterator[tuple[str, RelayStore]]:
+    held = RelayStore(tmp_path / "relay", RELAY.did, ttl_s=900)
+    with serve(create_app(relay=held, clock=clock)) as url:
+        yield url, held
+
+
+def test_well_known_serves_latest_unexpired(
+    node: tuple[str, PresenceStore], clock: Clock, make_doc: Any
+) -> None:
+    url, store = node
+    with httpx.Client(base_url=url) as client:
+        missing = client.get("/.well-known/hn/presence")
+        assert missing.status_code == 404 and missing.json()["error"] == "no_presence"
+        doc = make_doc(ttl_seconds=600)
+        store.save("default", doc)
+        served = 0
+        for step in range(0, 700, 25):
+            clock.now = T0 + timedelta(seconds=step)
+            response = client.get("/.well-known/hn/presence")
+            remaining = (parse_time(doc["expires_at"]) - clock.now).total_seconds()
+            if remaining <= 0:
+                assert response.status_code == 404
+                continue
+            served += 1
+            assert response.status_code == 200
+            assert response.content == encode_presence(doc)
+            assert response.json() == doc
+            assert 0 <= max_age(response) <= remaining
+            assert response.headers["etag"].startswith('"')
+        assert served == 24
+
+
+def test_well_known_etag_and_ttl(
+    node: tuple[str, PresenceStore], clock: Clock, make_doc: Any
+) -> None:
+    url, store = node
+    store.save("default", make_doc(ttl_seconds=60))
+    clock.advance(10)
+    with httpx.Client(base_url=url) as client:
+        first = client.get("/.well-known/hn/presence")
+        assert max_age(first) == 60
+        etag = first.headers["etag"]
+        again = client.get("/.well-known/hn/presence", headers={"if-none-match": etag})
+        assert again.status_code == 304 and again.headers["etag"] == etag
+        newer = make_doc(issued_at=T0 + timedelta(seconds=5))
+        store.save("default", newer)
+        changed = client.get("/.well-known/hn/presence", headers={"if-none-match": etag})
+        assert changed.status_code == 200 and changed.json() == newer
+
+
+def test_well_known_refuses_tampered_file(
+    node: tuple[str, PresenceStore], clock: Clock, make_doc: Any
+) -> None:
+    url, store = node
+    doc = make_doc()
+    path = store.save("default", doc)
+    path.write_text(json.dumps({**doc, "endpoints": {"mcp": "https://evil.example"}}))
+    clock.advance(5)
+    assert httpx.get(url + "/.well-known/hn/presence").status_code == 404
+
+
+def relayed(make_doc: Any, **kw: Any) -> dict[str, Any]:
+    entry = {"host": RELAY.did, "url": "https://relay.example"}
+    if "relay_expires_at" in kw:
+        entry["expires_at"] = kw.pop("relay_expires_at")
+    doc: dict[str, Any] = make_doc(relays=[entry], **kw)
+    return doc
+
+
+def post(client: httpx.Client, doc: Any) -> httpx.Response:
+    body = doc if isinstance(doc, bytes) else json.dumps(doc).encode()
+    return client.post("/v1/relay/presence", content=body,
+                       headers={"content-type": "application/json"})
+
+
+def test_relay_accepts_serves_and_refuses(
+    relay: tuple[str, RelayStore], clock: Clock, make_doc: Any
+) -> None:
+    url, store = relay
+    clock.advance(10)
+    doc = relayed(make_doc)
+    newer = relayed(make_doc, issued_at=T0 + timedelta(seconds=5))
+    with httpx.Client(base_url=url) as client:
+        path = f"/v1/relay/{doc['did']}/presence"
+        assert client.get(path).status_code == 404
+        assert post(client, doc).status_code == 201
+        assert post(client, doc).json() == {"stored": False, "id": doc["id"]}
+        got = client.get(path)
+        assert got.status_code == 200 and got.json() == doc
+        assert (store.directory / relay_file_name(doc["did"])).exists()
+
+        assert post(client, newer).status_code == 201
+        stale = post(client, doc)
+        assert stale.status_code == 409 and stale.json()["error"] == "presence_stale"
+        assert client.get(path).json() == newer
+
+        not_named = post(client, make_doc(issued_at=T0 + timedelta(seconds=9)))
+        assert not_named.status_code == 403 and not_named.json()["error"] == "relay_not_named"
+
+        unsigned = {k: v for k, v in newer.items() if k != "signature"}
+        assert post(client, unsigned).status_code == 400
+        bad = base64.b64encode(b"\x00" * 64).decode()
+        forged = post(client, {**relayed(make_doc, issued_at=T0 + timedelta(seconds=8)),
+                               "signature": bad})
+        assert forged.status_code == 403 and forged.json()["error"] == "presence_bad_signature"
+
+        assert post(client, b"not json").status_code == 400
+        huge = post(client, b"{" + b" " * 20_000 + b"}")
+        assert huge.status_code == 413 and huge.json()["error"] == "presence_oversize"
+        assert client.get(path).json() == newer
+
+
+def test_relay_honours_document_expiry(
+    relay: tuple[str, RelayStore], clock: Clock, make_doc: Any
+) -> None:
+    url, _ = relay
+    doc = relayed(make_doc, lifetime_s=300)
+    with httpx.Client(base_url=url) as client:
+        assert post(client, doc).status_code == 201
+        clock.now = T0 + timedelta(seconds=299)
+        response = client.get(f"/v1/relay/{doc['did']}/presence")
+        assert response.status_code == 200 and max_age(response) <= 1
+        clock.now = T0 + timedelta(seconds=300)
+        assert client.get(f"/v1/relay/{doc['did']}/presence").status_code == 404
+
+
+def test_relay_honours_delegation_expiry(
+    relay: tuple[str, RelayStore], clock: Clock, make_doc: Any
+) -> None:
+    url, _ = relay
+    doc = relayed(make_doc, relay_expires_at="2025-01-01T11:53:20Z")  # T0 + 200 s
+    with httpx.Client(base_url=url) as client:
+        assert post(client, doc).status_code == 201
+        clock.now = T0 + timedelta(seconds=100)
+        response = client.get(f"/v1/relay/{doc['did']}/presence")
+        assert response.status_code == 200 and max_age(response) <= 100
+        clock.now = T0 + timedelta(seconds=200)
+        assert client.get(f"/v1/relay/{doc['did']}/presence").status_code == 404
+        # and a delegation already over is refused on arrival
+        later = relayed(make_doc, issued_at=T0 + timedelta(seconds=1),
+                        relay_expires_at="2025-01-01T11:53:20Z")
+        assert post(client, later).json()["error"] == "relay_not_named"
+
+
+def test_relay_honours_its_own_ttl(tmp_path: Path, clock: Clock, make_doc: Any) -> None:
+    held = RelayStore(tmp_path / "relay", RELAY.did, ttl_s=100)
+    doc = relayed(make_doc)
+    clock.now = T0 + timedelta(seconds=10)
+    with serve(create_app(relay=held, clock=clock)) as url, httpx.Client(base_url=url) as client:
+        assert post(client, doc).status_code == 201
+        clock.now = T0 + timedelta(seconds=109)
+        response = client.get(f"/v1/relay/{doc['did']}/presence")
+        assert response.status_code == 200 and max_age(response) <= 1
+        clock.now = T0 + timedelta(seconds=110)
+        assert client.get(f"/v1/relay/{doc['did']}/presence").status_code == 404
+        # the newer document stopped being served, yet an older one still cannot replace it
+        older = relayed(make_doc, issued_at=T0 - timedelta(seconds=60), lifetime_s=3600)
+        assert post(client, older).status_code == 409
+
+
+def test_relay_prunes_and_is_bounded(tmp_path: Path, make_doc: Any) -> None:
+    held = RelayStore(tmp_path / "relay", RELAY.did, max_entries=2)
+    now = T0 + timedelta(seconds=1)
+    docs = [relayed(make_doc, identity=Identity.from_seed(bytes([i]) * 32), lifetime_s=60 * i)
+            for i in range(1, 4)]
+    assert held.accept(docs[0], now) and held.accept(docs[1], now)
+    with pytest.raises(RelayFull):
+        held.accept(docs[2], now)
+    later = T0 + timedelta(seconds=61)
+    assert held.get(docs[0]["did"], later) is None
+    assert held.get(docs[1]["did"], later) is not None
+    assert held.prune(T0 + timedelta(days=8)) == 2
+    assert held.count() == 0
