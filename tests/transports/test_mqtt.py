@@ -1,0 +1,222 @@
+"""MqttTransport against a real Mosquitto: round trips, wills, reconnects, client ids."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from hereabouts.core.backoff import Backoff
+from hereabouts.transports.base import Message
+from hereabouts.transports.errors import NotConnected, WillAfterConnect
+from hereabouts.transports.mqtt import MqttSettings, MqttTransport, make_client_id
+from hereabouts.transports.topics import PLAZA_ALL, plaza_topic
+from tests.fixtures.mosquitto import MosquittoServer
+
+WAIT_S = 30.0
+"""Generous: every wait below normally ends in milliseconds."""
+
+WILL_CLIENT = Path(__file__).with_name("will_client.py")
+
+
+def fast_settings(server: MosquittoServer, **overrides: object) -> MqttSettings:
+    """Short backoff so reconnect tests take well under a second of retrying."""
+    options: dict[str, object] = {
+        "port": server.port,
+        "backoff": Backoff(base_s=0.05, cap_s=0.5),
+    }
+    options.update(overrides)
+    return MqttSettings(**options)  # type: ignore[arg-type]
+
+
+async def eventually(check: Callable[[], bool], what: str, timeout: float = WAIT_S) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not check():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+async def next_message(transport: MqttTransport, timeout: float = WAIT_S) -> Message:
+    async def first() -> Message:
+        async for message in transport.messages():
+            return message
+        raise AssertionError("message stream ended")
+
+    return await asyncio.wait_for(first(), timeout)
+
+
+async def messages_until(transport: MqttTransport, topic: str) -> list[Message]:
+    """Every message received up to and including the first one on ``topic``."""
+    seen: list[Message] = []
+    while True:
+        message = await next_message(transport)
+        seen.append(message)
+        if message.topic == topic:
+            return seen
+
+
+async def test_round_trip_over_mqtt5(mosquitto: MosquittoServer) -> None:
+    settings = fast_settings(mosquitto)
+    async with (
+        MqttTransport(node_name="alice", settings=settings) as alice,
+        MqttTransport(node_name="bob", settings=settings) as bob,
+    ):
+        assert alice.state.connected
+        assert alice.state.protocol == "5"
+        await alice.subscribe(PLAZA_ALL)
+        await bob.publish(plaza_topic("hey_there"), b"\x00signed bytes\xff")
+        message = await next_message(alice)
+        assert message.topic == plaza_topic("hey_there")
+        assert message.payload == b"\x00signed bytes\xff"
+        assert bob.counters.messages_out == 1
+        assert alice.counters.messages_in == 1
+    assert not alice.state.connected
+    assert alice.state.closed
+
+
+async def test_subscriptions_made_before_connecting_are_applied(
+    mosquitto: MosquittoServer,
+) -> None:
+    settings = fast_settings(mosquitto)
+    early = MqttTransport(node_name="early", settings=settings)
+    await early.subscribe("t/#")
+    async with early, MqttTransport(node_name="pub", settings=settings) as pub:
+        await pub.publish("t/1", b"x")
+        assert (await next_message(early)).payload == b"x"
+
+
+async def test_will_is_published_when_the_process_is_killed(
+    mosquitto: MosquittoServer,
+) -> None:
+    async with MqttTransport(node_name="watcher", settings=fast_settings(mosquitto)) as watcher:
+        await watcher.subscribe(PLAZA_ALL)
+        child = await asyncio.create_subprocess_exec(
+            sys.executable,
+            str(WILL_CLIENT),
+            str(mosquitto.port),
+            plaza_topic("lost"),
+            "will-child is lost",
+            "wait",
+            stdout=asyncio.subprocess.PIPE,
+        )
+        try:
+            assert child.stdout is not None
+            line = await asyncio.wait_for(child.stdout.readline(), WAIT_S)
+            assert line.strip() == b"READY", line
+            child.send_signal(signal.SIGKILL)
+            await asyncio.wait_for(child.wait(), WAIT_S)
+            message = await next_message(watcher)
+            assert message.topic == plaza_topic("lost")
+            assert message.payload == b"will-child is lost"
+        finally:
+            if child.returncode is None:
+                child.kill()
+                await child.wait()
+
+
+async def test_will_is_not_published_after_a_clean_close(mosquitto: MosquittoServer) -> None:
+    async with MqttTransport(node_name="watcher", settings=fast_settings(mosquitto)) as watcher:
+        await watcher.subscribe(PLAZA_ALL)
+        child = await asyncio.create_subprocess_exec(
+            sys.executable,
+            str(WILL_CLIENT),
+            str(mosquitto.port),
+            plaza_topic("lost"),
+            "must not appear",
+            "close",
+            stdout=asyncio.subprocess.PIPE,
+        )
+        try:
+            output, _ = await asyncio.wait_for(child.communicate(), WAIT_S)
+        finally:
+            if child.returncode is None:
+                child.kill()
+                await child.wait()
+        assert child.returncode == 0, output
+        assert output.split() == [b"READY", b"CLOSED"]
+        # The broker handled the child's DISCONNECT before the child exited; a will would
+        # therefore reach us before this sentinel, which we publish only now.
+        await watcher.publish(plaza_topic("sentinel"), b"end")
+        seen = await messages_until(watcher, plaza_topic("sentinel"))
+        assert [m.topic for m in seen] == [plaza_topic("sentinel")]
+
+
+async def test_reconnects_and_resubscribes_after_broker_restart(
+    mosquitto: MosquittoServer,
+) -> None:
+    settings = fast_settings(mosquitto)
+    async with (
+        MqttTransport(node_name="sub", settings=settings) as sub,
+        MqttTransport(node_name="pub", settings=settings) as pub,
+    ):
+        await sub.subscribe("room/+")
+        await pub.publish("room/1", b"before")
+        assert (await next_message(sub)).payload == b"before"
+
+        mosquitto.stop()
+        await eventually(lambda: not sub.state.connected, "sub to notice the outage")
+        await eventually(lambda: not pub.state.connected, "pub to notice the outage")
+        assert sub.state.last_error
+        with pytest.raises(NotConnected):
+            await pub.publish("room/1", b"into the void")
+
+        mosquitto.start()  # same port; Mosquitto has no persistence, so subscriptions are gone
+        assert await sub.wait_connected(WAIT_S)
+        assert await pub.wait_connected(WAIT_S)
+        assert sub.state.connections == 2
+        assert sub.counters.reconnects == 1
+
+        await pub.publish("room/2", b"after")
+        message = await next_message(sub)
+        assert (message.topic, message.payload) == ("room/2", b"after")
+
+
+async def test_starts_while_the_broker_is_down(mosquitto: MosquittoServer) -> None:
+    mosquitto.stop()
+    transport = MqttTransport(node_name="patient", settings=fast_settings(mosquitto))
+    async with transport:  # never raises for an unreachable broker
+        assert not transport.state.connected
+        assert transport.state.last_error
+        mosquitto.start()
+        assert await transport.wait_connected(WAIT_S)
+        assert transport.state.connections == 1
+        assert transport.counters.reconnects == 0
+
+
+async def test_two_nodes_with_one_name_do_not_kick_each_other(
+    mosquitto: MosquittoServer,
+) -> None:
+    settings = fast_settings(mosquitto)
+    async with (
+        MqttTransport(node_name="twin", settings=settings) as first,
+        MqttTransport(node_name="twin", settings=settings) as second,
+    ):
+        assert first.client_id != second.client_id
+        assert first.client_id.startswith("hereabouts-twin-")
+        await first.subscribe("twins/first")
+        await second.subscribe("twins/second")
+        await second.publish("twins/first", b"hello first")
+        await first.publish("twins/second", b"hello second")
+        assert (await next_message(first)).payload == b"hello first"
+        assert (await next_message(second)).payload == b"hello second"
+        # Had the broker taken over a session, one of them would have reconnected.
+        assert first.state.connected and first.state.connections == 1
+        assert second.state.connected and second.state.connections == 1
+
+
+async def test_set_will_after_connect_is_refused(mosquitto: MosquittoServer) -> None:
+    async with MqttTransport(node_name="late", settings=fast_settings(mosquitto)) as node:
+        with pytest.raises(WillAfterConnect):
+            node.set_will(plaza_topic("lost"), b"too late")
+
+
+def test_client_ids_are_safe_and_labelled() -> None:
+    assert make_client_id("node 1/α", "ab12") == "hereabouts-node_1__-ab12"
+    assert make_client_id("", "ab12") == "hereabouts-node-ab12"
+    assert len(make_client_id("x" * 500, "ab12")) <= 60
