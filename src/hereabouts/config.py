@@ -130,6 +130,97 @@ class LedgerConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class HowdyConfig:
+    """Welcoming newcomers without a thundering herd (see :mod:`hereabouts.core.howdy`)."""
+
+    max_howdys: int = 10
+    """A node stops planning a reply once it has seen this many *verified* howdys for the
+    same hey_there. Ten replies of ten neighbours each let a newcomer learn up to a hundred
+    peers in its first seconds; more only floods it (the seed design allowed 10·N² after a
+    broker outage)."""
+
+    max_neighbours: int = 10
+    """Most neighbours one howdy lists, each as that neighbour's own signed hey_there."""
+
+    jitter_max_s: float = 3.0
+    """Replies are spread over ``[0, jitter_max_s)``, so the first few replies are seen by
+    everyone else before their own timers fire. Longer spreads mean fewer surplus replies
+    but a slower welcome; 3 s against millisecond broker latency keeps the surplus small."""
+
+    fresh_within_s: float = 60.0
+    """A hey_there older than this on arrival is history (replayed or gossiped late), not an
+    arrival, and is never answered."""
+
+    remember: int = 4096
+    """How many hey_there ids the coordinator remembers (answered, suppressed or pending), so
+    a replayed hey_there triggers nothing. Bounded: the oldest are forgotten first."""
+
+    def __post_init__(self) -> None:
+        _positive("max_howdys", self.max_howdys)
+        _positive("max_neighbours", self.max_neighbours)
+        _positive("remember", self.remember)
+        _positive("fresh_within_s", self.fresh_within_s)
+        if self.jitter_max_s < 0:
+            raise ConfigError("jitter_max_s must not be negative")
+
+
+@dataclass(frozen=True, slots=True)
+class NodeConfig:
+    """The asyncio node runtime (see :mod:`hereabouts.node`)."""
+
+    name: str | None = None
+    """Display name; default: the machine's host name."""
+
+    broker_url: str | None = None
+    """``mqtt://host:port`` of the plaza broker. None runs the embedded broker on
+    127.0.0.1:``embedded_broker_port``, or joins the one already listening there."""
+
+    embedded_broker_port: int = 1883
+    """The standard MQTT port, bound to 127.0.0.1 only."""
+
+    http_host: str = "127.0.0.1"
+    """Where the node's HTTP API and dashboard listen; loopback unless you choose otherwise."""
+
+    http_port: int = 8765
+    """HTTP port; 0 picks a free one."""
+
+    discovery_jitter_max_s: float = 5.0
+    """Wait uniform ``[0, this)`` before the first hey_there, so machines booted together
+    (a rack after a power cut) do not announce in the same instant."""
+
+    keepalive_s: int = 10
+    """MQTT keepalive. The broker declares a silent connection dead after 1.5x this and
+    publishes its ``lost`` will, which is how partitions are caught within seconds."""
+
+    stealth: bool = False
+    """Listen and build the full view, but publish nothing at all, not even a will."""
+
+    rate_limit_per_s: float = 5.0
+    """Sustained events per second accepted from one emitter; a heartbeat every 30 s plus
+    a burst of howdys stays far below it."""
+
+    rate_limit_burst: int = 50
+    """Events one emitter may send at once before the rate limit applies."""
+
+    first_sync_s: float = 5.0
+    """The boot window ends this long after our hey_there if the first sync (howdys) has not
+    completed it earlier; never past ``ProjectionConfig.boot_window_max_s``."""
+
+    prune_every_s: float = 600.0
+    """How often retention runs over the ledger."""
+
+    def __post_init__(self) -> None:
+        if self.discovery_jitter_max_s < 0:
+            raise ConfigError("discovery_jitter_max_s must not be negative")
+        _positive("keepalive_s", self.keepalive_s)
+        _positive("rate_limit_per_s", self.rate_limit_per_s)
+        _positive("rate_limit_burst", self.rate_limit_burst)
+        _positive("prune_every_s", self.prune_every_s)
+        if not 0 <= self.http_port < 65536 or not 0 < self.embedded_broker_port < 65536:
+            raise ConfigError("ports must be in 0-65535")
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     """The whole configuration of one node."""
 
@@ -138,6 +229,8 @@ class Config:
     heartbeat: HeartbeatConfig = field(default_factory=HeartbeatConfig)
     projection: ProjectionConfig = field(default_factory=ProjectionConfig)
     ledger: LedgerConfig = field(default_factory=LedgerConfig)
+    howdy: HowdyConfig = field(default_factory=HowdyConfig)
+    node: NodeConfig = field(default_factory=NodeConfig)
 
     def __post_init__(self) -> None:
         floor = THRESHOLD_FACTOR * self.heartbeat.max_interval_s
@@ -171,4 +264,6 @@ def testing(home: str | os.PathLike[str] | None = None) -> Config:
             plaza_missing_after_s=6.0, mesh_missing_after_s=30.0, boot_window_max_s=2.0
         ),
         ledger=LedgerConfig(retention_s=3600.0),
+        howdy=HowdyConfig(jitter_max_s=0.5),
+        node=NodeConfig(discovery_jitter_max_s=0.0, http_port=0, first_sync_s=1.0),
     )
