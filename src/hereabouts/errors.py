@@ -147,6 +147,18 @@ class Replayed(EventRejected):
     reason = "replayed"
 
 
+class RateLimited(EventRejected):
+    """The emitter sent more events than its rate limit allows."""
+
+    reason = "rate_limited"
+
+
+class TopicMismatch(EventRejected):
+    """The event arrived on a topic meant for another kind of event."""
+
+    reason = "topic_mismatch"
+
+
 class TofuViolation(EventRejected):
     """A name pinned to one key was used with another key and no valid rotation statement."""
 

@@ -15,7 +15,7 @@ reaches the ledger or the projection.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from hereabouts.config import LedgerConfig, WireLimits
@@ -47,6 +47,7 @@ class Rejected:
 
 
 Outcome = Accepted | Rejected
+Gate = Callable[[SignedEvent], None]
 
 
 class Ingestor:
@@ -68,20 +69,23 @@ class Ingestor:
         self._limits = limits or WireLimits()
         self._retention_ms = int(retention_s * 1000)
         self.counters = counters or Counters()
+        self._known = ledger.__contains__
         self.counters.describe("events_in", "Events accepted, by kind.", "kind")
         self.counters.describe(
             "events_rejected", "Events refused at the edge, by reason.", "reason"
         )
         self.counters.describe("events_duplicate", "Events already in the ledger, by kind.", "kind")
 
-    def _check(self, data: bytes, now_ms: int) -> SignedEvent:
-        signed = unseal(data, now_ms=now_ms, limits=self._limits)
+    def _check(self, data: bytes, now_ms: int, gate: Gate | None) -> SignedEvent:
+        signed = unseal(data, now_ms=now_ms, limits=self._limits, known=self._known)
         if signed.at_ms < now_ms - self._retention_ms:
             raise TooOld(
                 f"{signed.kind} is {(now_ms - signed.at_ms) / 3_600_000:.1f}h old; events older "
                 f"than the retention window ({self._retention_ms / 3_600_000:g}h) are refused"
             )
         self.ledger.admit(signed)
+        if gate is not None:
+            gate(signed)
         self.keyring.check(signed)
         return signed
 
@@ -89,18 +93,24 @@ class Ingestor:
         self.counters.add("events_rejected", error.reason)
         return Rejected(error)
 
-    def ingest(self, data: bytes, now_ms: int) -> Outcome:
+    def ingest(self, data: bytes, now_ms: int, *, gate: Gate | None = None) -> Outcome:
         """Verify one sealed event and take it in; never raises on bad input."""
-        return self.ingest_batch([data], now_ms)[0]
+        return self.ingest_batch([data], now_ms, gate=gate)[0]
 
-    def ingest_batch(self, items: Sequence[bytes], now_ms: int) -> list[Outcome]:
-        """Verify several sealed events and store the good ones in one ledger transaction."""
+    def ingest_batch(
+        self, items: Sequence[bytes], now_ms: int, *, gate: Gate | None = None
+    ) -> list[Outcome]:
+        """Verify several sealed events and store the good ones in one ledger transaction.
+
+        ``gate`` runs on each verified event before the keyring and the ledger; it raises an
+        :class:`~hereabouts.errors.EventRejected` to refuse one (rate limits, topic checks).
+        """
         outcomes: list[Outcome | None] = [None] * len(items)
         good: list[tuple[int, SignedEvent]] = []
         seen_ids: set[str] = set()
         for index, data in enumerate(items):
             try:
-                signed = self._check(data, now_ms)
+                signed = self._check(data, now_ms, gate)
             except LocalError:
                 raise  # our own storage failing is not the sender's fault
             except HereaboutsError as exc:

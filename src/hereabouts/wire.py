@@ -28,6 +28,7 @@ import base64
 import binascii
 import hashlib
 import time
+from collections.abc import Callable
 
 import msgspec
 
@@ -148,12 +149,16 @@ def unseal(
     now_ms: int | None = None,
     limits: WireLimits = DEFAULT_LIMITS,
     check_clock: bool = True,
+    known: Callable[[str], bool] | None = None,
 ) -> SignedEvent:
     """Verify and decode a sealed event, or raise the typed error that says why not.
 
     ``now_ms`` is the receiver's clock in Unix milliseconds (read from the system clock when
     omitted). ``check_clock=False`` skips the future-timestamp check, for re-reading events
-    already accepted (ledger replay).
+    already accepted (ledger replay). ``known(event_id)`` may say that an event with these
+    exact body bytes was verified before (it is in the ledger); its signature is then not
+    checked again — the same signed bytes mean the same thing — which makes the duplicates
+    that gossip and howdys carry cost a hash instead of a signature check.
     """
     if len(data) > limits.max_event_bytes:
         raise Oversize(f"{len(data)} bytes; the limit is {limits.max_event_bytes}")
@@ -181,5 +186,7 @@ def unseal(
                 f"{kind_of(event)} is dated {ahead_ms / 1000:.1f}s ahead of our clock "
                 f"(allowed skew: {limits.max_future_skew_s:g}s)"
             )
-    verify(envelope.signer, SIGNING_TAG + body, signature)
-    return SignedEvent(id=event_id(body), event=event, raw=bytes(data))
+    identifier = event_id(body)
+    if known is None or not known(identifier):
+        verify(envelope.signer, SIGNING_TAG + body, signature)
+    return SignedEvent(id=identifier, event=event, raw=bytes(data))
