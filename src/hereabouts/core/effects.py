@@ -35,3 +35,31 @@ class StatusChanged:
     ``boot_window_closed`` (a held chau was judged again)."""
     event_id: str | None = None
     """The event that caused the change, when one did."""
+
+
+# --- howdy coordination (see hereabouts.core.howdy) ----------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyDue:
+    """Call :meth:`HowdyCoordinator.on_timer` for this hey_there at ``at_ms`` (our clock).
+
+    The coordinator decides *then* whether to reply, because by then others may already
+    have welcomed the newcomer; the timer costs nothing on the network.
+    """
+
+    hey_there_id: str
+    at_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class SendHowdy:
+    """Publish a howdy answering ``hey_there_id``, addressed to ``to_did``.
+
+    ``neighbours`` are sealed hey_there events exactly as their emitters signed them, to be
+    carried verbatim (``msgspec.Raw``), so the newcomer verifies each one itself.
+    """
+
+    hey_there_id: str
+    to_did: str
+    neighbours: tuple[bytes, ...]
