@@ -29,7 +29,7 @@ import collections
 import dataclasses
 import time
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import ClassVar, Self
@@ -146,6 +146,12 @@ class IncomingQueue:
         self._counters.messages_in += 1
         self._ready.set()
 
+    def take_all(self) -> list[Message]:
+        """Every waiting message, oldest first, removed from the queue; never blocks."""
+        items = list(self._items)
+        self._items.clear()
+        return items
+
     async def get(self) -> Message | None:
         """The next message, or ``None`` once the queue is closed and drained."""
         while True:
@@ -188,6 +194,8 @@ class Transport(ABC):
         self.max_payload_bytes = max_payload_bytes
         self._incoming = IncomingQueue(capacity=incoming_capacity, counters=self.counters)
         self._will: Message | None = None
+        self._will_source: Callable[[int], Message] | None = None
+        self._on_connect: list[Callable[[int], None]] = []
         self._started = False
         self._closed = False
         self._connected = asyncio.Event()
@@ -214,6 +222,31 @@ class Transport(ABC):
         validate_topic(topic)
         self._check_size(payload)
         self._will = Message(topic=topic, payload=bytes(payload), retain=retain)
+
+    def set_will_source(self, source: Callable[[int], Message]) -> None:
+        """Like :meth:`set_will`, but ask ``source(n)`` for the will of the n-th connection.
+
+        A presence node signs a will per connection (its ``lost`` event names the session),
+        so a will from an old connection can never outrank what the node said since.
+        """
+        if not self.supports_will:
+            raise WillNotSupported(f"{type(self).__name__} cannot carry a will")
+        if self._started:
+            raise WillAfterConnect("set_will_source must be called before the transport connects")
+        self._will_source = source
+
+    def on_connect(self, listener: Callable[[int], None]) -> None:
+        """Call ``listener(n)`` each time the n-th connection is established (reconnects too)."""
+        self._on_connect.append(listener)
+
+    def _will_for_next_connection(self) -> Message | None:
+        if self._will_source is None:
+            return self._will
+        will = self._will_source(self._state.connections + 1)
+        validate_topic(will.topic)
+        self._check_size(will.payload)
+        self._will = will
+        return will
 
     async def publish(
         self, topic: str, payload: bytes, *, qos: int = DEFAULT_QOS, retain: bool = False
@@ -242,6 +275,14 @@ class Transport(ABC):
         """
         while (message := await self._incoming.get()) is not None:
             yield message
+
+    def take_waiting(self) -> list[Message]:
+        """Messages already received but not yet read, removed from the queue.
+
+        For a reader that must catch up before a decision (a node about to send a howdy
+        first counts the howdys that already arrived); :meth:`messages` goes on after.
+        """
+        return self._incoming.take_all()
 
     async def connect(self) -> None:
         """Connect (or start connecting); called by ``async with``. Use at most once."""
@@ -326,6 +367,8 @@ class Transport(ABC):
             changed_at=time.time(),
         )
         self._connected.set()
+        for listener in self._on_connect:
+            listener(connections)
 
     def _set_disconnected(self, error: str | None) -> None:
         self._connected.clear()

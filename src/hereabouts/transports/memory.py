@@ -112,6 +112,7 @@ class MemoryTransport(Transport):
         return any(topic_matches(f, topic) for f in self._filters)
 
     async def _connect(self) -> None:
+        self._will_for_next_connection()
         self._bus._attach(self)
         self._set_connected(protocol=MEMORY_PROTOCOL)
         # Filters recorded before connecting are "sent" now, as MQTT does on CONNECT.

@@ -233,6 +233,15 @@ class MqttTransport(Transport):
                     break
                 if established:
                     attempt = 0
+                elif self._may_fall_back and self.state.connections == 0:
+                    # Some 3.1.1-only brokers (amqtt) drop an MQTT 5 CONNECT that carries a
+                    # will instead of refusing it, so a silent failure before we ever got in
+                    # may mean "wrong version" too: alternate until one attempt succeeds.
+                    self._protocol = (
+                        ProtocolVersion.V311
+                        if self._protocol == ProtocolVersion.V5
+                        else ProtocolVersion.V5
+                    )
                 try:
                     delay = self.settings.backoff.delay_from(self._rng, attempt)
                     self._log_retry(
@@ -338,9 +347,10 @@ class MqttTransport(Transport):
     def _new_client(self) -> aiomqtt.Client:
         s = self.settings
         will = None
-        if self._will is not None:
+        message = self._will_for_next_connection()
+        if message is not None:
             will = aiomqtt.Will(
-                topic=self._will.topic, payload=self._will.payload, qos=1, retain=self._will.retain
+                topic=message.topic, payload=message.payload, qos=1, retain=message.retain
             )
         return aiomqtt.Client(
             s.host,
