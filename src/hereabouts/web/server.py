@@ -1,0 +1,189 @@
+"""Serve an ASGI app with uvicorn from inside a running asyncio program.
+
+``async with HttpServer(app, port=0) as server: ... server.url`` starts uvicorn as a task
+of the caller's event loop, returns once it is listening, and stops it on the way out.
+
+Choices, and why:
+
+* The socket is bound here, before uvicorn starts, so ``port=0`` yields one known free port
+  (uvicorn binding ``localhost`` itself may pick a different port per address family) and a
+  bind error surfaces as an ``OSError`` in the caller instead of uvicorn's ``sys.exit``.
+* No signal handlers: uvicorn normally takes SIGINT and SIGTERM; inside the node, the node
+  owns signals and decides the order of shutdown.
+* Logging stays the program's: uvicorn's own logging configuration is not applied, its
+  loggers are set to ``log_level`` (default ``warning``) and access logs are off.
+* Endless responses (the event stream) would keep uvicorn's graceful shutdown waiting
+  forever, so stopping first ends the app's live streams
+  (:meth:`~hereabouts.web.stream.EventStreams.close_all`), then lets uvicorn finish, and
+  after ``shutdown_timeout_s`` cancels whatever request is still running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import socket
+from collections.abc import Generator
+from types import TracebackType
+from typing import Final
+
+import uvicorn
+from starlette.types import ASGIApp
+
+from hereabouts.web.stream import EventStreams
+
+DEFAULT_SHUTDOWN_TIMEOUT_S: Final = 5.0
+"""How long requests still running at shutdown may take to finish before they are
+cancelled. Ordinary requests here take milliseconds; this bounds a stuck one."""
+
+DEFAULT_START_TIMEOUT_S: Final = 10.0
+"""How long to wait for uvicorn to report that it is listening."""
+
+_POLL_S: Final = 0.01  # uvicorn exposes "started" as a flag, not an event
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server without its signal handlers."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+class HttpServer:
+    """A uvicorn server running as a task on the current event loop."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        log_level: str = "warning",
+        shutdown_timeout_s: float = DEFAULT_SHUTDOWN_TIMEOUT_S,
+        start_timeout_s: float = DEFAULT_START_TIMEOUT_S,
+    ) -> None:
+        """``host`` defaults to loopback: exposing a node beyond the machine is a decision
+        the operator makes. ``port=0`` picks a free port; read it back from :attr:`port`."""
+        self.app = app
+        self.host = host
+        self._requested_port = port
+        self._log_level = log_level
+        self._shutdown_timeout_s = shutdown_timeout_s
+        self._start_timeout_s = start_timeout_s
+        self._server: _Server | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._port: int | None = None
+
+    @property
+    def port(self) -> int:
+        """The port actually bound."""
+        if self._port is None:
+            raise RuntimeError("the server is not running")
+        return self._port
+
+    @property
+    def url(self) -> str:
+        """``http://host:port``, with an IPv6 host in brackets."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    async def start(self) -> None:
+        if self._task is not None:
+            raise RuntimeError("the server was already started")
+        sock = _bind(self.host, self._requested_port)
+        self._port = sock.getsockname()[1]
+        config = uvicorn.Config(
+            self.app,
+            log_config=None,
+            log_level=self._log_level,
+            access_log=False,
+            lifespan="auto",
+            # uvicorn takes whole seconds here; the margin in stop() covers the rounding.
+            timeout_graceful_shutdown=math.ceil(self._shutdown_timeout_s),
+        )
+        server = self._server = _Server(config)
+        self._task = asyncio.create_task(
+            _serve(server, sock), name=f"hereabouts-web-http:{self._port}"
+        )
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._start_timeout_s
+        try:
+            while not server.started:
+                if self._task.done():
+                    raise RuntimeError("the HTTP server stopped while starting") from (
+                        _failure(self._task)
+                    )
+                if loop.time() > deadline:
+                    raise TimeoutError("the HTTP server did not start in time")
+                await asyncio.sleep(_POLL_S)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await self.stop()
+            sock.close()
+            raise
+
+    async def stop(self) -> None:
+        """End live event streams, let uvicorn shut down, cancel it if it will not."""
+        server, task = self._server, self._task
+        if server is None or task is None:
+            return
+        streams = getattr(getattr(self.app, "state", None), "event_streams", None)
+        if isinstance(streams, EventStreams):
+            streams.close_all()
+        server.should_exit = True
+        # uvicorn's own time-out covers running requests; the margin covers the rest of
+        # its shutdown (0.1 s pause, a 0.1 s tick, the lifespan).
+        done, _ = await asyncio.wait({task}, timeout=math.ceil(self._shutdown_timeout_s) + 2.0)
+        if not done:
+            server.force_exit = True
+            task.cancel()
+            await asyncio.wait({task}, timeout=2.0)
+        self._server = None
+        self._task = None
+        self._port = None
+        failure = _failure(task) if task.done() else None
+        if failure is not None:
+            raise failure
+
+    async def __aenter__(self) -> HttpServer:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """A listening-ready TCP socket bound to ``host:port`` (the first address it resolves to)."""
+    family, kind, proto, _, address = socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        # Rebinding right after a restart must not fail on connections in TIME_WAIT.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+async def _serve(server: uvicorn.Server, sock: socket.socket) -> None:
+    try:
+        await server.serve(sockets=[sock])
+    except SystemExit as exc:
+        # uvicorn exits the process when the app's startup fails; in a task, SystemExit
+        # would escape the event loop and take the whole node down with it.
+        raise RuntimeError(f"the HTTP server could not start (exit code {exc.code})") from None
+
+
+def _failure(task: asyncio.Task[None]) -> BaseException | None:
+    return None if task.cancelled() else task.exception()
