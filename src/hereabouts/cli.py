@@ -17,6 +17,8 @@ from hereabouts.advert.cli import register as register_advert
 from hereabouts.config import resolve_home
 from hereabouts.errors import HereaboutsError
 from hereabouts.identity import key_file_path, load_or_create_identity
+from hereabouts.up import register as register_up
+from hereabouts.web.cli import register as register_status
 
 
 def _keys_show(args: argparse.Namespace) -> int:
@@ -66,6 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
     )  # also accepted after the command; the later one wins
     commands = parser.add_subparsers(dest="command", required=True)
     _add_keys(commands)
+    register_up(commands, home_option())
+    register_status(commands)
     register_advert(commands)
     return parser
 

@@ -1,0 +1,72 @@
+"""A node's Prometheus view: peers by status, plaza traffic, howdys, computed on scrape.
+
+The hot paths count into plain integers (:class:`~hereabouts.metrics.Counters` and the
+transport's counters); this collector reads them only when ``/metrics`` is scraped. Labels
+are statuses, kinds and reasons, never DIDs or names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector, CollectorRegistry
+
+from hereabouts.core.effects import Status
+
+if TYPE_CHECKING:
+    from hereabouts.node import Node
+
+
+class NodeCollector(Collector):
+    """Exports what a node knows at scrape time."""
+
+    def __init__(self, node: Node) -> None:
+        self._node = node
+
+    def register(self, registry: CollectorRegistry) -> None:
+        registry.register(self)
+
+    def collect(self) -> Iterator[Metric]:
+        node = self._node
+        peers = GaugeMetricFamily(
+            "hereabouts_peers", "Known peers by status (this node included).", labels=["status"]
+        )
+        counts = {status: 0 for status in Status}
+        for view in node.peers():
+            counts[view.status] += 1
+        for status, count in counts.items():
+            peers.add_metric([status.value], count)
+        yield peers
+
+        transport = node.transport
+        connected = GaugeMetricFamily(
+            "hereabouts_plaza_connected", "1 while connected to the plaza broker."
+        )
+        connected.add_metric([], 1 if transport.state.connected else 0)
+        yield connected
+        traffic = transport.counters
+        for name, help_text, value in (
+            ("plaza_messages_in", "Messages received from the plaza.", traffic.messages_in),
+            ("plaza_messages_out", "Messages published to the plaza.", traffic.messages_out),
+            ("plaza_reconnects", "Connections to the plaza after the first.", traffic.reconnects),
+        ):
+            family = CounterMetricFamily(f"hereabouts_{name}", help_text)
+            family.add_metric([], value)
+            yield family
+        drops = CounterMetricFamily(
+            "hereabouts_plaza_dropped", "Incoming plaza messages dropped, by reason.",
+            labels=["reason"],
+        )
+        for reason, value in sorted(traffic.drops.items()):
+            drops.add_metric([reason], value)
+        yield drops
+
+        howdys = CounterMetricFamily(
+            "hereabouts_howdys", "Howdy replies by outcome (sent, suppressed, ...).",
+            labels=["outcome"],
+        )
+        for outcome, value in sorted(node.howdy.stats().items()):
+            howdys.add_metric([outcome], value)
+        yield howdys

@@ -1,0 +1,185 @@
+"""``hereabouts up``: run a node, its HTTP API and dashboard, and optionally demo peers.
+
+Everything one operator needs on one machine, in one process:
+
+* the plaza: ``--broker mqtt://host:port``, or by default the embedded broker on
+  127.0.0.1 (started here, or joined if another ``hereabouts up`` already runs one);
+* the node, with its identity, ledger and keyring in the home directory;
+* the HTTP server (peers, stream, health, metrics, dashboard, presence@2 and relay);
+* a re-publisher keeping this node's latest presence@2 document fresh, if it has one;
+* ``--peers N`` demo nodes in the same process (in-memory ledgers, fresh identities), so a
+  newcomer sees a live neighbourhood at once.
+
+SIGINT and SIGTERM stop everything in order: every node says ``chau`` first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import signal
+from typing import TYPE_CHECKING
+
+from hereabouts import config as config_module
+from hereabouts.config import Config, NodeConfig
+from hereabouts.errors import ConfigError
+
+if TYPE_CHECKING:  # the runtime pieces load only when a node really starts (fast --help)
+    from starlette.routing import BaseRoute
+
+    from hereabouts.advert.republish import Republisher
+    from hereabouts.identity import Identity
+    from hereabouts.node import Node
+
+log = logging.getLogger(__name__)
+
+RELAY_DIR = "relay"
+
+
+def parse_http(value: str) -> tuple[str, int]:
+    """``HOST:PORT`` (or ``:PORT``) → (host, port)."""
+    host, _, port = value.rpartition(":")
+    try:
+        number = int(port)
+    except ValueError:
+        raise ConfigError(f"--http needs HOST:PORT, got {value!r}") from None
+    return host or "127.0.0.1", number
+
+
+def config_from_args(args: argparse.Namespace) -> Config:
+    preset = config_module.testing if args.fast else config_module.production
+    base = preset(getattr(args, "home", None))
+    node: NodeConfig = base.node
+    changes: dict[str, object] = {"stealth": args.stealth}
+    if args.name:
+        changes["name"] = args.name
+    if args.broker:
+        from hereabouts.node import parse_broker_url
+
+        parse_broker_url(args.broker)  # fail early on a malformed URL
+        changes["broker_url"] = args.broker
+    if args.http:
+        changes["http_host"], changes["http_port"] = parse_http(args.http)
+    return base.replace(node=dataclasses.replace(node, **changes))  # type: ignore[arg-type]
+
+
+def _advert_routes(config: Config, node: Node) -> list[BaseRoute]:
+    from hereabouts.advert.http import build_advert_routes
+    from hereabouts.advert.relay import RelayStore
+    from hereabouts.advert.store import PresenceStore
+
+    store = PresenceStore(config.home)
+    relay = RelayStore(config.home / RELAY_DIR, node.did)
+    return list(build_advert_routes(store=store, relay=relay))
+
+
+def _republisher(config: Config, identity: Identity) -> Republisher | None:
+    """Keep the default alias's document fresh, if this node has published one."""
+    from hereabouts.advert.republish import Republisher
+    from hereabouts.advert.store import DEFAULT_ALIAS, PresenceStore
+
+    store = PresenceStore(config.home)
+    latest = store.latest(DEFAULT_ALIAS) if DEFAULT_ALIAS in store.aliases() else None
+    if latest is None:
+        return None
+    return Republisher(
+        identity=identity,
+        store=store,
+        endpoints=latest["endpoints"],
+        relays=latest.get("relays", ()),
+        merkle_root=latest["merkle_root"],
+        ttl_seconds=latest.get("ttl_seconds"),
+    )
+
+
+async def run(config: Config, *, demo_peers: int = 0) -> int:
+    from hereabouts.identity import Identity
+    from hereabouts.keyring import Keyring
+    from hereabouts.ledger import MemoryLedger
+    from hereabouts.node import Node
+    from hereabouts.web.app import create_app
+    from hereabouts.web.server import HttpServer
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(signum, stop.set)
+    async with contextlib.AsyncExitStack() as stack:
+        node = await stack.enter_async_context(Node(config))
+        app = create_app(node, extra_routes=_advert_routes(config, node))
+        server = await stack.enter_async_context(
+            HttpServer(app, host=config.node.http_host, port=config.node.http_port)
+        )
+        for number in range(1, demo_peers + 1):
+            await stack.enter_async_context(
+                Node(
+                    config,
+                    name=f"demo-{number}",
+                    identity=Identity.generate(),
+                    ledger=MemoryLedger(),
+                    keyring=Keyring(),
+                    stealth=False,
+                    log_changes=False,
+                )
+            )
+        republisher = _republisher(config, node.identity)
+        tasks = []
+        if republisher is not None:
+            tasks.append(asyncio.create_task(republisher.run(), name="presence-republisher"))
+        print(f"hereabouts: {node.name} ({node.did})", flush=True)
+        print(f"hereabouts: plaza {node.transport.state.endpoint}", flush=True)
+        print(f"hereabouts: dashboard {server.url}/", flush=True)
+        await stop.wait()
+        print("hereabouts: stopping (saying chau)…", flush=True)
+        for task in tasks:
+            task.cancel()
+    return 0
+
+
+def command(args: argparse.Namespace) -> int:
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if args.peers < 0:
+        raise ConfigError("--peers must not be negative")
+    config = config_from_args(args)
+    return asyncio.run(run(config, demo_peers=args.peers))
+
+
+def register(
+    commands: argparse._SubParsersAction,  # type: ignore[type-arg]
+    home_parent: argparse.ArgumentParser,
+) -> None:
+    up = commands.add_parser(
+        "up",
+        parents=[home_parent],
+        help="run a presence node with its HTTP API and dashboard",
+        description=__doc__.split("\n\n")[0] if __doc__ else None,
+    )
+    up.add_argument("--name", help="this node's name (default: the host name)")
+    up.add_argument(
+        "--broker",
+        metavar="URL",
+        help="mqtt://host:port of the plaza (default: the embedded broker on 127.0.0.1:1883)",
+    )
+    up.add_argument(
+        "--http", metavar="HOST:PORT", help="where to serve the API (default: 127.0.0.1:8765)"
+    )
+    up.add_argument(
+        "--stealth", action="store_true", help="listen only: publish nothing, not even a will"
+    )
+    up.add_argument(
+        "--peers", type=int, default=0, metavar="N", help="also run N demo nodes (default: 0)"
+    )
+    up.add_argument(
+        "--fast",
+        action="store_true",
+        help="short heartbeats and thresholds (seconds, not minutes): for demos and tests",
+    )
+    up.add_argument("--verbose", action="store_true", help="debug logging")
+    up.set_defaults(func=command)
