@@ -6,8 +6,9 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: run test install system-deps lint typecheck unit bench clean
 
+# The main job: a node on the embedded broker with three demo peers; Ctrl-C says chau.
 run: $(STAMP)
-	$(BIN)/hereabouts keys show
+	$(BIN)/hereabouts up --peers 3
 
 test: $(STAMP) system-deps lint typecheck unit
 
@@ -33,8 +34,9 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest
 
-bench: $(STAMP)
+bench: $(STAMP) system-deps
 	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/liveness.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -61,6 +61,8 @@ def config_from_args(args: argparse.Namespace) -> Config:
 
         parse_broker_url(args.broker)  # fail early on a malformed URL
         changes["broker_url"] = args.broker
+    if args.broker_port is not None:
+        changes["embedded_broker_port"] = args.broker_port
     if args.http:
         changes["http_host"], changes["http_port"] = parse_http(args.http)
     return base.replace(node=dataclasses.replace(node, **changes))  # type: ignore[arg-type]
@@ -166,6 +168,12 @@ def register(
         "--broker",
         metavar="URL",
         help="mqtt://host:port of the plaza (default: the embedded broker on 127.0.0.1:1883)",
+    )
+    up.add_argument(
+        "--broker-port",
+        type=int,
+        metavar="PORT",
+        help="port of the embedded broker on 127.0.0.1, when no --broker (default: 1883)",
     )
     up.add_argument(
         "--http", metavar="HOST:PORT", help="where to serve the API (default: 127.0.0.1:8765)"
