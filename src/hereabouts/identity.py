@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import stat
 from functools import lru_cache
 from pathlib import Path
@@ -27,6 +26,7 @@ import nacl.exceptions
 import nacl.signing
 
 from hereabouts.errors import BadSignature, InvalidDID, KeyFileCorrupt, KeyFileInsecure
+from hereabouts.files import write_atomically
 
 DID_KEY_PREFIX = "did:key:"
 ED25519_PUB_MULTICODEC = b"\xed\x01"
@@ -203,29 +203,16 @@ def load_identity(path: Path) -> Identity:
 
 def save_identity(identity: Identity, path: Path) -> None:
     """Write the key file atomically with mode 0600; never overwrites an existing file."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     record = {
         "type": "ed25519-seed",
         "did": identity.did,
         "seed": base64.b64encode(identity.seed).decode("ascii"),
     }
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(json.dumps(record, indent=2).encode() + b"\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        # link() fails if the target exists, so two processes racing to create an identity
-        # cannot overwrite each other's key: the loser reads the winner's.
-        os.link(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    # Never replace: two processes racing to create an identity must not overwrite each
+    # other's key; the loser reads the winner's.
+    write_atomically(
+        path, json.dumps(record, indent=2).encode() + b"\n", mode=0o600, replace=False
+    )
 
 
 def load_or_create_identity(home: Path) -> tuple[Identity, bool]:

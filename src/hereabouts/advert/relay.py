@@ -38,9 +38,9 @@ from hereabouts.advert.document import (
     encode_presence,
 )
 from hereabouts.advert.errors import PresenceRejected, PresenceStale, RelayFull, RelayNotNamed
-from hereabouts.advert.store import write_atomically
 from hereabouts.advert.timestamps import format_time, parse_time
 from hereabouts.errors import StorageError
+from hereabouts.files import write_atomically
 
 #: How long a relay keeps a document at most, whatever the document says: 15 minutes. Longer
 #: than the default 600 s document lifetime so the relay's own limit rarely bites, short

@@ -13,7 +13,6 @@ are checked so that no alias can name a path outside ``<home>/presence``.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterator
 from datetime import datetime
@@ -24,6 +23,7 @@ from hereabouts.advert.document import decode_presence, encode_presence
 from hereabouts.advert.errors import BadAlias, PresenceExists, PresenceRejected
 from hereabouts.advert.timestamps import file_stamp, parse_file_stamp, parse_time
 from hereabouts.errors import StorageError
+from hereabouts.files import write_atomically
 
 PRESENCE_DIR = "presence"
 
@@ -43,25 +43,6 @@ def check_alias(alias: str) -> str:
         raise BadAlias(f"alias {alias!r} must be 1-64 characters of A-Z a-z 0-9 _ . - "
                        "and start with a letter or digit")
     return alias
-
-
-def write_atomically(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data`` so readers see the whole old or the whole new file."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with tmp.open("wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 class PresenceStore:
