@@ -113,9 +113,14 @@ async def run(config: Config, *, demo_peers: int = 0) -> int:
     async with contextlib.AsyncExitStack() as stack:
         node = await stack.enter_async_context(Node(config))
         app = create_app(node, extra_routes=_advert_routes(config, node))
-        server = await stack.enter_async_context(
-            HttpServer(app, host=config.node.http_host, port=config.node.http_port)
-        )
+        host, port = config.node.http_host, config.node.http_port
+        try:
+            server = await stack.enter_async_context(HttpServer(app, host=host, port=port))
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot serve HTTP on {host}:{port} ({exc.strerror or exc}); "
+                "choose another with --http HOST:PORT"
+            ) from None
         for number in range(1, demo_peers + 1):
             await stack.enter_async_context(
                 Node(

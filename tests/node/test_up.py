@@ -7,6 +7,7 @@ import dataclasses
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -157,3 +158,20 @@ def test_status_against_nothing_fails_cleanly() -> None:
     result = status(f"http://127.0.0.1:{free_port()}")
     assert result.returncode == 1
     assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_up_on_a_taken_http_port_says_so_in_one_line(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [
+                sys.executable, "-m", "hereabouts.cli", "up", "--fast", "--home", str(tmp_path),
+                "--broker-port", str(free_port()), "--http", f"127.0.0.1:{port}",
+            ],
+            capture_output=True, text=True, timeout=60,
+        )
+    assert result.returncode == 2
+    assert "cannot serve HTTP" in result.stderr
+    assert "Traceback" not in result.stderr
