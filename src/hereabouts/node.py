@@ -244,6 +244,8 @@ class Node:
             self._spawn(self._announce_then_heartbeat(), "announce")
         else:
             self._announced.set()
+            first_sync_ms = int(config.node.first_sync_s * 1000)
+            self._schedule_boot_end(self._now_ms() + first_sync_ms)
 
     async def stop(self) -> None:
         """Say chau (unless stealthy), disconnect cleanly, stop tasks, close what we own."""

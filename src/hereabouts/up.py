@@ -121,8 +121,9 @@ async def run(config: Config, *, demo_peers: int = 0) -> int:
                 f"cannot serve HTTP on {host}:{port} ({exc.strerror or exc}); "
                 "choose another with --http HOST:PORT"
             ) from None
+        nodes = [node]
         for number in range(1, demo_peers + 1):
-            await stack.enter_async_context(
+            demo = await stack.enter_async_context(
                 Node(
                     config,
                     name=f"demo-{number}",
@@ -133,6 +134,7 @@ async def run(config: Config, *, demo_peers: int = 0) -> int:
                     log_changes=False,
                 )
             )
+            nodes.append(demo)
         republisher = _republisher(config, node.identity)
         tasks = []
         if republisher is not None:
@@ -144,6 +146,8 @@ async def run(config: Config, *, demo_peers: int = 0) -> int:
         print("hereabouts: stopping (saying chau)…", flush=True)
         for task in tasks:
             task.cancel()
+        # Goodbyes first: the HTTP server's shutdown must not delay anyone's chau.
+        await asyncio.gather(*(each.stop() for each in nodes))
     return 0
 
 

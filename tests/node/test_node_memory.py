@@ -1,0 +1,54 @@
+"""Node behaviour on the in-memory bus: quick checks that need no broker."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from hereabouts.config import ProjectionConfig
+from hereabouts.core.effects import Status
+from hereabouts.transports.memory import MemoryBus
+from tests.node.support import light_node, sees, test_config, wait_until
+
+
+async def test_every_node_ends_its_boot_window_after_the_first_sync(tmp_path: Path) -> None:
+    """Even a stealth node, which never announces: otherwise it would hold back every chau
+    for the full boot window (120 s in production)."""
+    base = test_config(tmp_path)
+    config = base.replace(
+        projection=dataclasses.replace(ProjectionConfig(), boot_window_max_s=120.0)
+    )
+    bus = MemoryBus()
+    lurker = light_node(config, "lurker", stealth=True, transport=bus.transport(name="l"))
+    talker = light_node(config, "talker", transport=bus.transport(name="t"))
+    leaver = light_node(config, "leaver", transport=bus.transport(name="x"))
+    for node in (lurker, talker, leaver):
+        await node.start()
+    try:
+        await wait_until(lambda: not lurker.projection.booting and not talker.projection.booting)
+        await wait_until(lambda: sees(lurker, leaver.did, Status.ONLINE))
+        await leaver.stop()
+        await wait_until(lambda: sees(lurker, leaver.did, Status.OFFLINE))
+        await wait_until(lambda: sees(talker, leaver.did, Status.OFFLINE))
+    finally:
+        for node in (lurker, talker, leaver):
+            await node.stop()
+
+
+async def test_a_killed_transport_makes_its_will_mark_the_node_missing(tmp_path: Path) -> None:
+    bus = MemoryBus()
+    config = test_config(tmp_path)
+    watcher = light_node(config, "watcher", transport=bus.transport(name="w"))
+    doomed_transport = bus.transport(name="d")
+    doomed = light_node(config, "doomed", transport=doomed_transport)
+    await watcher.start()
+    await doomed.start()
+    try:
+        await wait_until(lambda: sees(watcher, doomed.did, Status.ONLINE))
+        doomed_transport.kill()
+        await wait_until(lambda: sees(watcher, doomed.did, Status.MISSING))
+        view = next(v for v in watcher.peers() if v.did == doomed.did)
+        assert view.last_event == "lost"
+    finally:
+        await doomed.stop()
+        await watcher.stop()
