@@ -1,0 +1,348 @@
+"""Liveness: how fast a network of node processes notices crashes, leaves and newcomers.
+
+What it measures, for each network size N, on a Mosquitto it starts on a free 127.0.0.1 port
+(every node a separate process running ``hereabouts up``'s ``run()``, discovery jitter off):
+
+* **baseline**: the broker's own latency in the same run, once the N nodes are up: publish
+  (QoS 1) with one MQTT client, receive with another, one message at a time.
+* **crash**: ``kill -9`` of a node process, until every observer shows it MISSING (the
+  broker publishes the node's pre-signed ``lost`` will when its socket dies).
+* **leave**: SIGTERM to a node process (it says ``chau``, then disconnects), until every
+  observer shows it OFFLINE.
+* **newcomer**: a new node process, from its node's start until it knows 10 peers ONLINE
+  (and, for information, from the process spawn, which adds the interpreter's start-up).
+* **howdys per join**: howdy messages answering each newcomer's hey_there, counted by a
+  plain MQTT subscriber (each howdy's ``answers`` is the hey_there's event id).
+
+Observers are every other node process (each prints the status changes it sees, stamped
+with ``time.monotonic()``, one clock for all processes of a Linux host) and a stealth node
+inside the benchmark (it publishes nothing, so it disturbs no count). Nodes start in waves;
+measuring begins once every node sees every other ONLINE and the welcomes are over. Each
+round is: a newcomer joins, a node is killed, a newcomer joins, a node leaves.
+
+The nodes run the production configuration (30-120 s heartbeats, the 3 s howdy spread)
+without discovery jitter, so a newcomer learns its peers from howdys, not heartbeats; its
+time to know 10 peers therefore depends on the howdy spread. ``--preset fast`` runs the
+``testing()`` preset (``hereabouts up --fast``: 1-2 s heartbeats, 0.5 s spread) instead.
+
+Targets: crash p95 ≤ 1 s, leave p95 ≤ 0.5 s, newcomer ≤ 1 s. Misses are reported, not
+failed. Progress goes to stderr, figures to stdout.
+
+Run: ``.venv/bin/python bench/liveness.py [--sizes 20,50] [--rounds R] [--json]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import dataclasses
+import json
+import random
+import signal
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from hereabouts.config import HowdyConfig
+from hereabouts.core.howdy import expected_replies
+from liveness_support import (
+    Mosquitto,
+    NodeProcess,
+    Observer,
+    PlazaTap,
+    broker_round_trip,
+    observer_config,
+    percentile,
+    wait_until,
+)
+
+TARGETS_S = {"crash": 1.0, "leave": 0.5, "newcomer": 1.0}
+DETECT_TIMEOUT_S = 30.0
+"""Longest wait for a crash or a leave to be seen everywhere before it counts as a miss.
+Far below the production silence threshold (300 s): a miss means a will or a chau was lost."""
+SETTLE_TIMEOUT_S = 120.0
+"""Longest wait for every node to see every other; production heartbeats (30 s at first)
+fill any gap the howdys left well within it."""
+
+
+def log(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+@dataclasses.dataclass
+class Figures:
+    """Every sample of one network size, in seconds (howdys: messages per join)."""
+
+    size: int
+    broker: list[float] = dataclasses.field(default_factory=list)
+    crash: list[float] = dataclasses.field(default_factory=list)
+    leave: list[float] = dataclasses.field(default_factory=list)
+    newcomer: list[float] = dataclasses.field(default_factory=list)
+    newcomer_spawn: list[float] = dataclasses.field(default_factory=list)
+    hey_there_on_wire: list[float] = dataclasses.field(default_factory=list)
+    first_howdy: list[float] = dataclasses.field(default_factory=list)
+    lost_on_wire: list[float] = dataclasses.field(default_factory=list)
+    chau_on_wire: list[float] = dataclasses.field(default_factory=list)
+    howdys: list[int] = dataclasses.field(default_factory=list)
+    misses: list[str] = dataclasses.field(default_factory=list)
+
+
+class Network:
+    """The node processes of one size, the observer, the howdy tap, and the measurements."""
+
+    def __init__(
+        self, args: argparse.Namespace, workdir: Path, broker: Mosquitto, figures: Figures
+    ) -> None:
+        self.args = args
+        self.workdir = workdir
+        self.broker = broker
+        self.figures = figures
+        self.spread = args.howdy_spread
+        self.observer = Observer(observer_config(args.preset, broker.url))
+        self.tap = PlazaTap(broker.port)
+        self.members: list[NodeProcess] = []
+        self.spawned: list[NodeProcess] = []
+        self.rng = random.Random(args.seed)
+
+    async def spawn(self) -> NodeProcess:
+        node = NodeProcess(f"n{self.figures.size}-{len(self.spawned) + 1:03d}", self.workdir)
+        self.spawned.append(node)
+        await node.spawn(self.broker.url, self.args.preset, self.spread)
+        return node
+
+    def check_alive(self) -> None:
+        for node in self.members:
+            if not node.running:
+                tail = node.log_path.read_text(errors="replace")[-2000:]
+                raise RuntimeError(f"{node.name} exited unexpectedly; its log ends:\n{tail}")
+
+    def settled(self) -> bool:
+        self.check_alive()
+        dids = [m.did for m in self.members]
+        return all(dids) and all(
+            self.observer.sees(did, "ONLINE")
+            and all(m.sees(did, "ONLINE") for m in self.members if m.did != did)
+            for did in dids
+        )
+
+    async def grow(self, size: int) -> None:
+        """Start nodes in waves of ``--wave``, each announced before the next starts."""
+        while len(self.members) < size:
+            count = min(self.args.wave, size - len(self.members))
+            wave = [await self.spawn() for _ in range(count)]
+            self.members += wave
+            await wait_until(
+                lambda wave=wave: all(self.observer.sees(n.did, "ONLINE") for n in wave),
+                SETTLE_TIMEOUT_S,
+                "a wave of nodes to announce itself",
+            )
+            log(f"  {len(self.members)}/{size} nodes up")
+        await self.settle()
+        await asyncio.sleep(2 * self.spread + 1.0)  # every howdy timer has fired
+
+    async def settle(self) -> None:
+        """Until every node sees every other ONLINE."""
+        started = time.monotonic()
+        await wait_until(self.settled, SETTLE_TIMEOUT_S, "every node to see every other")
+        log(f"  settled in {time.monotonic() - started:.1f} s")
+
+    async def join(self) -> None:
+        node = await self.spawn()
+        if await wait_until(lambda: node.ten_online_at is not None, 60, "a newcomer's 10 peers"):
+            assert node.ten_online_at is not None and node.started_at is not None
+            self.figures.newcomer.append(node.ten_online_at - node.started_at)
+            self.figures.newcomer_spawn.append(node.ten_online_at - node.spawned_at)
+        else:
+            self.figures.misses.append(f"{node.name} did not know 10 peers within 60 s")
+        await asyncio.sleep(2 * self.spread + 1.0)  # both reply windows are over everywhere
+        hey_there = self.tap.first("hey_there", node.did)
+        if hey_there is None:
+            self.figures.misses.append(f"the tap never saw {node.name}'s hey_there")
+        else:
+            replies = self.tap.howdys_answering(hey_there[1].id, node.did)
+            self.figures.howdys.append(len(replies))
+            if node.started_at is not None and replies:
+                self.figures.hey_there_on_wire.append(hey_there[0] - node.started_at)
+                self.figures.first_howdy.append(min(at for at, _ in replies) - hey_there[0])
+        self.members.append(node)
+        await self.settle()
+
+    async def depart(
+        self, signum: int, status: str, samples: list[float], on_wire: list[float]
+    ) -> None:
+        """Kill (SIGKILL) or stop (SIGTERM) one node; time until every observer sees
+        ``status``. Observers are the nodes that saw it ONLINE, and the stealth observer.
+        ``on_wire`` gets the time until its will (``lost``) or ``chau`` reached the tap."""
+        victim = self.members.pop(self.rng.randrange(len(self.members)))
+        watchers = [m for m in self.members if m.sees(victim.did, "ONLINE")] + [self.observer]
+        sent = victim.signal(signum)
+        what = f"{victim.name} to be seen {status} ({signal.Signals(signum).name})"
+        await wait_until(
+            lambda: all(w.first_sighting(victim.did, status, sent) for w in watchers),
+            DETECT_TIMEOUT_S,
+            what,
+        )
+        seen = [w.first_sighting(victim.did, status, sent) for w in watchers]
+        times = [t for t in seen if t is not None]
+        if len(times) == len(watchers):
+            samples.append(max(times) - sent)
+        else:
+            self.figures.misses.append(f"{len(watchers) - len(times)} observers missed {what}")
+        kind = "lost" if signum == signal.SIGKILL else "chau"
+        arrival = self.tap.first(kind, victim.did, since=sent)
+        if arrival is not None:
+            on_wire.append(arrival[0] - sent)
+        code = await victim.wait_exit()
+        if signum == signal.SIGTERM and code != 0:
+            self.figures.misses.append(f"{victim.name} exited with {code} after SIGTERM")
+
+    async def close(self) -> None:
+        await asyncio.gather(*(node.stop() for node in self.spawned))
+
+
+async def measure(size: int, args: argparse.Namespace, workdir: Path, figures: Figures) -> None:
+    log(f"N={size}: starting Mosquitto and {size} node processes in waves of {args.wave}")
+    broker = Mosquitto(workdir)
+    network: Network | None = None
+    try:
+        await broker.wait_listening()
+        network = Network(args, workdir, broker, figures)
+        await network.observer.start()
+        async with network.tap:
+            await network.grow(size)
+            log(f"N={size}: broker round trip, {args.pings} messages")
+            figures.broker = await broker_round_trip(broker.port, args.pings)
+            for round_no in range(1, args.rounds + 1):
+                await network.join()
+                await network.depart(
+                    signal.SIGKILL, "MISSING", figures.crash, figures.lost_on_wire
+                )
+                await network.join()
+                await network.depart(
+                    signal.SIGTERM, "OFFLINE", figures.leave, figures.chau_on_wire
+                )
+                log(
+                    f"N={size} round {round_no}/{args.rounds}: newcomer "
+                    + ", ".join(f"{t * 1000:.0f}" for t in figures.newcomer[-2:])
+                    + f" ms, crash {figures.crash[-1] * 1000 if figures.crash else 0:.0f} ms, "
+                    + f"leave {figures.leave[-1] * 1000 if figures.leave else 0:.0f} ms, "
+                    + f"howdys {figures.howdys[-2:]}"
+                )
+    finally:
+        if network is not None:
+            await network.close()
+            with contextlib.suppress(Exception):
+                await network.observer.stop()
+        broker.stop()
+
+
+def summary(figures: Figures) -> dict[str, object]:
+    def stats(values: list[float]) -> dict[str, object]:
+        return {"p50": percentile(values, 50), "p95": percentile(values, 95), "n": len(values)}
+
+    return {
+        "size": figures.size,
+        **{
+            name: stats(getattr(figures, name))
+            for name in (
+                "broker", "crash", "lost_on_wire", "leave", "chau_on_wire", "newcomer",
+                "newcomer_spawn", "hey_there_on_wire", "first_howdy",
+            )
+        },
+        "howdys_per_join": figures.howdys,
+        "misses": figures.misses,
+    }
+
+
+def report(figures: Figures, args: argparse.Namespace) -> None:
+    ms = lambda s: f"{s * 1000:9.1f} ms"  # noqa: E731
+    broker = (percentile(figures.broker, 50), percentile(figures.broker, 95))
+    print(
+        f"\nN = {figures.size} node processes, {args.preset} config, howdy spread "
+        f"{args.howdy_spread:g} s, {args.rounds} rounds"
+    )
+    print(f"{'measure':<44}{'p50':>12}{'p95':>12}  {'target':<12}{'÷ broker p50 / p95':>20}")
+    print(f"{'broker round trip (baseline)':<44}{ms(broker[0])}{ms(broker[1])}")
+    rows = (
+        ("crash → MISSING everywhere", figures.crash, "crash"),
+        ("  (kill → its lost will at a client)", figures.lost_on_wire, None),
+        ("leave → OFFLINE everywhere", figures.leave, "leave"),
+        ("  (SIGTERM → its chau at a client)", figures.chau_on_wire, None),
+        ("newcomer start → 10 peers ONLINE", figures.newcomer, "newcomer"),
+        ("  (start → its hey_there at a client)", figures.hey_there_on_wire, None),
+        ("  (hey_there → first howdy at a client)", figures.first_howdy, None),
+        ("  (from process spawn)", figures.newcomer_spawn, None),
+    )
+    for label, values, target_key in rows:
+        p50, p95 = percentile(values, 50), percentile(values, 95)
+        verdict = ""
+        if target_key is not None and values:
+            limit = TARGETS_S[target_key]
+            verdict = f"≤ {limit:g} s " + ("met" if p95 <= limit else "MISSED")
+        ratios = f"{p50 / broker[0]:8.0f}x / {p95 / broker[1]:.0f}x" if verdict else ""
+        print(f"{label + f' (n={len(values)})':<44}{ms(p50)}{ms(p95)}  {verdict:<12}{ratios:>20}")
+    if figures.howdys:
+        bound = expected_replies(
+            figures.size, latency_s=broker[0], config=HowdyConfig(jitter_max_s=args.howdy_spread)
+        )
+        mean = sum(figures.howdys) / len(figures.howdys)
+        print(
+            f"howdys per join: mean {mean:.1f}, min {min(figures.howdys)}, "
+            f"max {max(figures.howdys)} (n={len(figures.howdys)}; design: about 10, "
+            f"bound M + R·L/J = {bound:.2f} at the broker's p50)"
+        )
+    for miss in figures.misses:
+        print(f"miss: {miss}")
+
+
+async def run_all(args: argparse.Namespace, results: list[Figures]) -> None:
+    with tempfile.TemporaryDirectory(prefix="liveness-") as tmp:
+        for size in args.sizes:
+            workdir = Path(tmp) / f"n{size}"
+            workdir.mkdir()
+            figures = Figures(size)
+            results.append(figures)
+            await measure(size, args, workdir, figures)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", default="20,50", help="network sizes, comma-separated (20,50)")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds per size (5); a round "
+                        "is two joins, one crash and one leave")
+    parser.add_argument("--preset", choices=("production", "fast"), default="production",
+                        help="node configuration (production; fast = hereabouts up --fast)")
+    parser.add_argument("--howdy-spread", type=float, default=None, metavar="S",
+                        help="howdy reply spread (default: the preset's: 3 s, fast 0.5 s)")
+    parser.add_argument("--wave", type=int, default=5, help="nodes started at once (5)")
+    parser.add_argument("--pings", type=int, default=200, help="baseline messages (200)")
+    parser.add_argument("--seed", type=int, default=1, help="picks who crashes and leaves")
+    parser.add_argument("--timeout", type=float, default=900.0, help="whole run, seconds (900)")
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    args = parser.parse_args(argv)
+    args.sizes = [int(s) for s in args.sizes.split(",")]
+    if min(args.sizes) < 11:
+        parser.error("every size must exceed 10: a newcomer must be able to know 10 peers")
+    if args.howdy_spread is None:
+        args.howdy_spread = 0.5 if args.preset == "fast" else HowdyConfig().jitter_max_s
+
+    results: list[Figures] = []
+    started = time.monotonic()
+    try:
+        asyncio.run(asyncio.wait_for(run_all(args, results), args.timeout))
+    except TimeoutError:
+        log(f"timed out after {args.timeout:.0f} s; the figures below are partial")
+    log(f"done in {time.monotonic() - started:.0f} s")
+    if args.json:
+        print(json.dumps({"preset": args.preset, "howdy_spread_s": args.howdy_spread,
+                          "targets_s": TARGETS_S, "sizes": [summary(f) for f in results]}))
+    else:
+        for figures in results:
+            report(figures, args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
