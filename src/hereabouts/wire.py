@@ -17,6 +17,11 @@ Design rules:
   malleable, so one body has one valid signature per key.
 * **Cheap checks first.** Size, JSON shape, signature format, the emitter/signer match and
   the clock are checked before the (expensive) signature, so junk is refused cheaply.
+* **One envelope, several vocabularies.** Peer events (:mod:`hereabouts.events`) and site
+  presence events (:mod:`hereabouts.sites.events`) share the envelope, the tag and this code
+  path; each is a :class:`Vocabulary` (a decoder and its kinds). Kinds are unique across
+  vocabularies, so a body decodes in exactly one of them and a signature made for one
+  vocabulary is refused by the other as an unknown kind.
 * **Every refusal has its own type** (see :mod:`hereabouts.errors`): ``Oversize``,
   ``NotJSON``, ``MalformedEvent``, ``UnknownKind``, ``MissingSignature``, ``BadSignature``,
   ``EmitterMismatch``, ``FromTheFuture`` and ``InvalidDID``.
@@ -29,6 +34,8 @@ import binascii
 import hashlib
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Generic, Protocol, TypeVar
 
 import msgspec
 
@@ -44,7 +51,7 @@ from hereabouts.errors import (
     Oversize,
     UnknownKind,
 )
-from hereabouts.events import KINDS, AnyEvent, SignedEvent, kind_of
+from hereabouts.events import KINDS, AnyEvent, SignedEvent
 from hereabouts.identity import Identity, verify
 
 SIGNING_TAG = b"hereabouts/v1/event\n"
@@ -78,21 +85,70 @@ def event_id(body: bytes) -> str:
     return hashlib.sha256(body).hexdigest()
 
 
+class Emitted(Protocol):
+    """What the envelope needs of any event: who emitted it and when."""
+
+    @property
+    def did(self) -> str: ...
+
+    @property
+    def at_ms(self) -> int: ...
+
+
+E = TypeVar("E", bound=Emitted)
+
+
+@dataclass(frozen=True, slots=True)
+class Vocabulary(Generic[E]):
+    """A family of event kinds sealed with the common envelope: its decoder and kind names."""
+
+    decoder: msgspec.json.Decoder[E]
+    kinds: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
+class Opened(Generic[E]):
+    """A verified event of some vocabulary, its id and the exact bytes it arrived in."""
+
+    id: str
+    event: E
+    raw: bytes
+
+
+PEER_EVENTS: Vocabulary[AnyEvent] = Vocabulary(_event_decoder, KINDS)
+
+
+def _kind(event: object) -> str:
+    config = type(event).__struct_config__  # type: ignore[attr-defined]
+    return str(config.tag)
+
+
 def seal(event: AnyEvent, identity: Identity, *, limits: WireLimits = DEFAULT_LIMITS) -> bytes:
     """Sign ``event`` with ``identity`` and return the bytes to transmit.
 
     The event must name ``identity`` as its emitter and pass the same validation receivers
     apply; otherwise :class:`InvalidOutgoingEvent` is raised and nothing is signed.
     """
+    return seal_as(PEER_EVENTS, event, identity, limits=limits)
+
+
+def seal_as(
+    vocabulary: Vocabulary[E],
+    event: E,
+    identity: Identity,
+    *,
+    limits: WireLimits = DEFAULT_LIMITS,
+) -> bytes:
+    """:func:`seal` for an event of any :class:`Vocabulary`."""
     if event.did != identity.did:
         raise InvalidOutgoingEvent(
             f"event names emitter {event.did}, but the key is {identity.did}"
         )
     body = _encoder.encode(event)
     try:
-        _event_decoder.decode(body)
+        vocabulary.decoder.decode(body)
     except msgspec.ValidationError as exc:
-        raise InvalidOutgoingEvent(f"{kind_of(event)} event is invalid: {exc}") from None
+        raise InvalidOutgoingEvent(f"{_kind(event)} event is invalid: {exc}") from None
     signature = identity.sign(SIGNING_TAG + body)
     sealed = _encoder.encode(
         _Envelope(
@@ -103,7 +159,7 @@ def seal(event: AnyEvent, identity: Identity, *, limits: WireLimits = DEFAULT_LI
     )
     if len(sealed) > limits.max_event_bytes:
         raise InvalidOutgoingEvent(
-            f"sealed {kind_of(event)} is {len(sealed)} bytes; receivers refuse more than "
+            f"sealed {_kind(event)} is {len(sealed)} bytes; receivers refuse more than "
             f"{limits.max_event_bytes}"
         )
     return sealed
@@ -127,16 +183,15 @@ def _decode_signature(text: str) -> bytes:
         raise BadSignature("signature is not valid base64") from None
 
 
-def _decode_body(body: bytes) -> AnyEvent:
+def _decode_body(body: bytes, vocabulary: Vocabulary[E]) -> E:
     try:
-        event: AnyEvent = _event_decoder.decode(body)
-        return event
+        return vocabulary.decoder.decode(body)
     except msgspec.ValidationError as exc:
         try:
             kind = _head_decoder.decode(body).kind
         except (msgspec.DecodeError, UnicodeDecodeError):
             kind = None
-        if kind is not None and kind not in KINDS:
+        if kind is not None and kind not in vocabulary.kinds:
             raise UnknownKind(f"unknown event kind {kind[:40]!r}") from None
         raise MalformedEvent(f"event body: {exc}") from None
     except (msgspec.DecodeError, UnicodeDecodeError) as exc:
@@ -160,6 +215,34 @@ def unseal(
     checked again — the same signed bytes mean the same thing — which makes the duplicates
     that gossip and howdys carry cost a hash instead of a signature check.
     """
+    identifier, event = _open(PEER_EVENTS, data, now_ms, limits, check_clock, known)
+    return SignedEvent(id=identifier, event=event, raw=bytes(data))
+
+
+def unseal_as(
+    vocabulary: Vocabulary[E],
+    data: bytes,
+    *,
+    now_ms: int | None = None,
+    limits: WireLimits = DEFAULT_LIMITS,
+    check_clock: bool = True,
+    known: Callable[[str], bool] | None = None,
+) -> Opened[E]:
+    """:func:`unseal` for an event of any :class:`Vocabulary`; same checks, same errors."""
+    identifier, event = _open(vocabulary, data, now_ms, limits, check_clock, known)
+    return Opened(id=identifier, event=event, raw=bytes(data))
+
+
+def _open(
+    vocabulary: Vocabulary[E],
+    data: bytes,
+    now_ms: int | None,
+    limits: WireLimits,
+    check_clock: bool,
+    known: Callable[[str], bool] | None,
+) -> tuple[str, E]:
+    """Every check of :func:`unseal`; returns (event id, event). Shared by both entry points
+    without an intermediate object, since it runs once per event on the ingest hot path."""
     if len(data) > limits.max_event_bytes:
         raise Oversize(f"{len(data)} bytes; the limit is {limits.max_event_bytes}")
     try:
@@ -172,10 +255,10 @@ def unseal(
         raise MissingSignature("the envelope carries no signature")
     signature = _decode_signature(envelope.sig)
     body = bytes(envelope.body)
-    event = _decode_body(body)
+    event = _decode_body(body, vocabulary)
     if event.did != envelope.signer:
         raise EmitterMismatch(
-            f"{kind_of(event)} claims emitter {event.did[:80]} but is signed by "
+            f"{_kind(event)} claims emitter {event.did[:80]} but is signed by "
             f"{envelope.signer[:80]}"
         )
     if check_clock:
@@ -183,10 +266,10 @@ def unseal(
         ahead_ms = event.at_ms - now
         if ahead_ms > limits.max_future_skew_s * 1000:
             raise FromTheFuture(
-                f"{kind_of(event)} is dated {ahead_ms / 1000:.1f}s ahead of our clock "
+                f"{_kind(event)} is dated {ahead_ms / 1000:.1f}s ahead of our clock "
                 f"(allowed skew: {limits.max_future_skew_s:g}s)"
             )
     identifier = event_id(body)
     if known is None or not known(identifier):
         verify(envelope.signer, SIGNING_TAG + body, signature)
-    return SignedEvent(id=identifier, event=event, raw=bytes(data))
+    return identifier, event
