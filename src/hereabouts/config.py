@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -220,6 +221,138 @@ class NodeConfig:
             raise ConfigError("ports must be in 0-65535")
 
 
+def _env_seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number of seconds, got {raw!r}") from None
+
+
+def _env_bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be true or false, got {raw!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class SitesConfig:
+    """Site presence: visitors counted per room under rotating ephemeral DIDs.
+
+    See ``docs/site-presence.md`` and :mod:`hereabouts.core.sites` for the maths. Every
+    participant of a room must use the same ``did_duration_s``: epochs are
+    ``floor(unix time / did_duration_s)`` and heartbeats of another epoch length are refused.
+    """
+
+    did_duration_s: float = 300.0
+    """``PRESENCE_DID_DURATION``: length of an epoch; each visitor uses a fresh key per room
+    per epoch. Shorter limits how long one pseudonym can be followed; longer costs fewer
+    rotations. Every room rotates at the same wall-clock instants, so old and new DIDs cannot
+    be linked by *when* they changed."""
+
+    heartbeat_interval_s: float = 10.0
+    """``PRESENCE_HEARTBEAT_INTERVAL``: a visitor re-announces itself this often. A room of N
+    visitors costs N/10 messages per second to every watcher."""
+
+    stale_timeout_s: float = 30.0
+    """``PRESENCE_STALE_TIMEOUT``: a DID silent this long is no longer counted (a visitor who
+    vanished without a signed leave). Three heartbeats: one lost heartbeat does not flap."""
+
+    ghost_mode_default: bool = False
+    """``PRESENCE_GHOST_MODE_DEFAULT``: ghost mode for a home that has never set it. Once the
+    visitor sets it, the persisted choice wins."""
+
+    min_count: int = 0
+    """``PRESENCE_MIN_COUNT``: k-anonymity floor. Counts below it leave the process only as
+    "fewer than k". 0 or 1 disables the floor."""
+
+    rotation_spread_s: float = 1.0
+    """``PRESENCE_ROTATION_SPREAD``: after an epoch boundary each visitor sends its first new
+    heartbeat after a uniform random delay in ``[0, this)``. The order of new DIDs then says
+    nothing about the order of old ones, and the new heartbeat phase is fresh."""
+
+    max_clock_skew_s: float = 3.0
+    """``PRESENCE_MAX_CLOCK_SKEW``: clock disagreement (plus delivery latency) between
+    visitors that counts stay exact through. Counters fall back to the previous epoch's
+    count for ``rotation_spread_s + max_clock_skew_s`` after each boundary (the settle
+    window). It is also how far ahead of our clock a heartbeat may be dated."""
+
+    max_room_participants: int = 100_000
+    """Most DIDs one room's epoch holds; more are refused (``room_full``). Keys are free, so
+    this bounds memory, not Sybil counts (see the docs)."""
+
+    @property
+    def settle_s(self) -> float:
+        """After a boundary, how long the previous epoch's count still stands in."""
+        return self.rotation_spread_s + self.max_clock_skew_s
+
+    def __post_init__(self) -> None:
+        _positive("did_duration_s", self.did_duration_s)
+        _positive("heartbeat_interval_s", self.heartbeat_interval_s)
+        _positive("stale_timeout_s", self.stale_timeout_s)
+        _positive("max_room_participants", self.max_room_participants)
+        if self.min_count < 0:
+            raise ConfigError("min_count must not be negative")
+        if self.rotation_spread_s < 0 or self.max_clock_skew_s < 0:
+            raise ConfigError("rotation_spread_s and max_clock_skew_s must not be negative")
+        if self.stale_timeout_s <= self.heartbeat_interval_s:
+            raise ConfigError("stale_timeout_s must exceed heartbeat_interval_s")
+        if self.rotation_spread_s > self.heartbeat_interval_s:
+            raise ConfigError("rotation_spread_s must not exceed heartbeat_interval_s")
+        # Old DIDs must still be fresh when the settle window ends, even those of visitors
+        # whose clocks run ahead and stopped early, or the fallback count would sag; and the
+        # window must close well inside the epoch it opens.
+        if self.settle_s + self.max_clock_skew_s > self.stale_timeout_s - self.heartbeat_interval_s:
+            raise ConfigError(
+                "rotation_spread_s + 2 x max_clock_skew_s must not exceed "
+                "stale_timeout_s - heartbeat_interval_s"
+            )
+        if self.settle_s >= self.did_duration_s / 2:
+            raise ConfigError("the settle window must be shorter than half an epoch")
+        if self.heartbeat_interval_s > self.did_duration_s:
+            raise ConfigError("heartbeat_interval_s must not exceed did_duration_s")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> SitesConfig:
+        """Read the ``PRESENCE_*`` variables (unset or empty means the default)."""
+        source = os.environ if env is None else env
+        default = cls()
+        raw_min = source.get("PRESENCE_MIN_COUNT", "").strip()
+        try:
+            min_count = int(raw_min) if raw_min else default.min_count
+        except ValueError:
+            raise ConfigError(f"PRESENCE_MIN_COUNT must be an integer, got {raw_min!r}") from None
+        values: dict[str, object] = {
+            "did_duration_s": _env_seconds(source, "PRESENCE_DID_DURATION", default.did_duration_s),
+            "heartbeat_interval_s": _env_seconds(
+                source, "PRESENCE_HEARTBEAT_INTERVAL", default.heartbeat_interval_s
+            ),
+            "stale_timeout_s": _env_seconds(
+                source, "PRESENCE_STALE_TIMEOUT", default.stale_timeout_s
+            ),
+            "ghost_mode_default": _env_bool(
+                source, "PRESENCE_GHOST_MODE_DEFAULT", default.ghost_mode_default
+            ),
+            "min_count": min_count,
+            "rotation_spread_s": _env_seconds(
+                source, "PRESENCE_ROTATION_SPREAD", default.rotation_spread_s
+            ),
+            "max_clock_skew_s": _env_seconds(
+                source, "PRESENCE_MAX_CLOCK_SKEW", default.max_clock_skew_s
+            ),
+        }
+        values.update(overrides)
+        return cls(**values)  # type: ignore[arg-type]
+
+
 @dataclass(frozen=True, slots=True)
 class Config:
     """The whole configuration of one node."""
@@ -231,6 +364,7 @@ class Config:
     ledger: LedgerConfig = field(default_factory=LedgerConfig)
     howdy: HowdyConfig = field(default_factory=HowdyConfig)
     node: NodeConfig = field(default_factory=NodeConfig)
+    sites: SitesConfig = field(default_factory=SitesConfig)
 
     def __post_init__(self) -> None:
         floor = THRESHOLD_FACTOR * self.heartbeat.max_interval_s

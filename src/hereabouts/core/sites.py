@@ -1,0 +1,238 @@
+"""The site-room counter: verified heartbeats and leaves and the time in, counts out.
+
+Why per-epoch buckets: at every epoch boundary each visitor of a room switches to a new
+DID, and the two DIDs cannot (and must not) be linked. A counter that kept one set of DIDs
+would count both for a whole stale timeout after every boundary — the seed design doubled
+its counts every five minutes. So DIDs are kept per ``(room, epoch)`` and the reported
+count is, at our time ``now`` in epoch ``e`` and ``τ = now - start(e)``:
+
+* ``live(e)`` once ``τ >= settle`` (``settle = spread + max skew``): by then every visitor
+  present has sent its first heartbeat of ``e``;
+* ``max(live(e), live(e-1))`` during the settle window: the old DIDs stopped at the boundary
+  but are still fresh, so ``live(e-1)`` is the room as it was, while ``live(e)`` fills up
+  and takes over. ``max`` never double-counts: each visitor is in each set at most once.
+
+``live(x)`` is the number of DIDs of epoch ``x`` that have not left and were heard within
+the stale timeout. A DID's freshness runs from ``min(receipt, at_ms + skew)``, so replaying
+an old captured heartbeat cannot keep a departed visitor counted.
+
+Exactness: with no arrivals or departures for one stale timeout, the count equals the
+number of visitors at every instant, rotations included, provided clocks agree within
+``max_skew`` (see :class:`~hereabouts.config.SitesConfig` for the inequalities the config
+enforces). A signed leave is counted at once; a visitor arriving is counted with its first
+heartbeat. During a settle window the count can miss only visitors who arrived or left in
+that window (at most one heartbeat interval long).
+
+Refusals raise the typed :class:`~hereabouts.errors.EventRejected` subclasses; they change
+nothing. Time must not run backwards between calls (a wall-clock step back only delays
+expiry).
+"""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass, field
+
+from hereabouts.config import SitesConfig
+from hereabouts.core.rotation import epoch_of, epoch_start_ms
+from hereabouts.errors import EventRejected, FromTheFuture, Replayed, TooOld
+
+
+class EpochMismatch(EventRejected):
+    """A site event's epoch disagrees with its own timestamp (another epoch length?)."""
+
+    reason = "epoch_mismatch"
+
+
+class RoomFull(EventRejected):
+    """A room's epoch already holds the most DIDs a counter keeps."""
+
+    reason = "room_full"
+
+
+@dataclass(frozen=True, slots=True)
+class SiteTiming:
+    """The config in integer milliseconds, as the counter uses it."""
+
+    duration_ms: int
+    stale_ms: int
+    settle_ms: int
+    skew_ms: int
+    max_participants: int
+
+    @classmethod
+    def from_config(cls, config: SitesConfig) -> SiteTiming:
+        return cls(
+            duration_ms=round(config.did_duration_s * 1000),
+            stale_ms=round(config.stale_timeout_s * 1000),
+            settle_ms=round(config.settle_s * 1000),
+            skew_ms=round(config.max_clock_skew_s * 1000),
+            max_participants=config.max_room_participants,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class CountChanged:
+    """The count of a room moved from ``old`` to ``new`` at our time ``at_ms``."""
+
+    room_key: str
+    old: int
+    new: int
+    at_ms: int
+
+
+@dataclass(slots=True)
+class _Epoch:
+    expiry: dict[str, int] = field(default_factory=dict)
+    """DID -> the instant it stops being fresh."""
+    heap: list[tuple[int, str]] = field(default_factory=list)
+    """(expiry, DID) pushed on every refresh; outdated entries are skipped when popped."""
+    left: set[str] = field(default_factory=set)
+
+    def prune(self, now_ms: int) -> None:
+        while self.heap and self.heap[0][0] <= now_ms:
+            expiry, did = heapq.heappop(self.heap)
+            if self.expiry.get(did) == expiry:
+                del self.expiry[did]
+
+    def live(self, now_ms: int) -> int:
+        self.prune(now_ms)
+        return len(self.expiry)
+
+
+@dataclass(slots=True)
+class _Room:
+    epochs: dict[int, _Epoch] = field(default_factory=dict)
+    reported: int = 0
+
+
+class SiteCounter:
+    """Counts the visitors of the rooms it tracks; see the module docstring for the rules."""
+
+    def __init__(self, timing: SiteTiming) -> None:
+        self._t = timing
+        self._rooms: dict[str, _Room] = {}
+
+    # --- rooms -----------------------------------------------------------------------------
+
+    def track(self, room_key: str) -> None:
+        """Start counting ``room_key`` (a no-op if already tracked)."""
+        self._rooms.setdefault(room_key, _Room())
+
+    def untrack(self, room_key: str) -> None:
+        self._rooms.pop(room_key, None)
+
+    def tracks(self, room_key: str) -> bool:
+        return room_key in self._rooms
+
+    @property
+    def rooms(self) -> list[str]:
+        return list(self._rooms)
+
+    # --- input -----------------------------------------------------------------------------
+
+    def heartbeat(
+        self, room_key: str, did: str, epoch: int, at_ms: int, now_ms: int
+    ) -> list[CountChanged]:
+        """A verified ``site_heartbeat``; returns the count change it causes, if any."""
+        room = self._rooms.get(room_key)
+        if room is None:
+            return []
+        self._check(epoch, at_ms, now_ms, leave=False)
+        bucket = room.epochs.setdefault(epoch, _Epoch())
+        if did in bucket.left:
+            raise Replayed("heartbeat from a DID that has left")
+        bucket.prune(now_ms)
+        if did not in bucket.expiry and len(bucket.expiry) >= self._t.max_participants:
+            raise RoomFull(f"room already holds {self._t.max_participants} DIDs this epoch")
+        expiry = min(now_ms, at_ms + self._t.skew_ms) + self._t.stale_ms
+        if expiry > bucket.expiry.get(did, -1):
+            bucket.expiry[did] = expiry
+            heapq.heappush(bucket.heap, (expiry, did))
+        return self._report(room_key, room, now_ms)
+
+    def leave(
+        self, room_key: str, did: str, epoch: int, at_ms: int, now_ms: int
+    ) -> list[CountChanged]:
+        """A verified ``site_leave``: the DID stops counting at once and for good."""
+        room = self._rooms.get(room_key)
+        if room is None:
+            return []
+        self._check(epoch, at_ms, now_ms, leave=True)
+        bucket = room.epochs.setdefault(epoch, _Epoch())
+        bucket.expiry.pop(did, None)
+        if len(bucket.left) < self._t.max_participants:
+            bucket.left.add(did)
+        return self._report(room_key, room, now_ms)
+
+    def tick(self, now_ms: int) -> list[CountChanged]:
+        """Let time pass: expire silent DIDs, close settle windows, drop old epochs."""
+        changes: list[CountChanged] = []
+        for key, room in self._rooms.items():
+            changes.extend(self._report(key, room, now_ms))
+        return changes
+
+    # --- output ----------------------------------------------------------------------------
+
+    def count(self, room_key: str, now_ms: int) -> int:
+        """The number of visitors in ``room_key`` now (0 for an untracked room)."""
+        room = self._rooms.get(room_key)
+        return 0 if room is None else self._count(room, now_ms)
+
+    def reported(self, room_key: str) -> int:
+        """The count last reported through a :class:`CountChanged` (or 0)."""
+        room = self._rooms.get(room_key)
+        return 0 if room is None else room.reported
+
+    def next_change_ms(self, now_ms: int) -> int | None:
+        """The earliest time a count may change without new input, or None."""
+        if not self._rooms:
+            return None
+        d = self._t.duration_ms
+        current = epoch_of(now_ms, d)
+        start = epoch_start_ms(current, d)
+        candidates = [start + d]
+        if now_ms < start + self._t.settle_ms:
+            candidates.append(start + self._t.settle_ms)
+        for room in self._rooms.values():
+            for bucket in room.epochs.values():
+                bucket.prune(now_ms)
+                if bucket.heap:
+                    candidates.append(bucket.heap[0][0])
+        return max(now_ms + 1, min(candidates))
+
+    # --- internals -------------------------------------------------------------------------
+
+    def _check(self, epoch: int, at_ms: int, now_ms: int, *, leave: bool) -> None:
+        own = epoch_of(at_ms, self._t.duration_ms)
+        # A visitor leaving in a settle window, before its first heartbeat of the new epoch,
+        # says goodbye with the key it last announced: the previous epoch's.
+        if epoch != own and not (leave and epoch == own - 1):
+            raise EpochMismatch(f"epoch {epoch} does not contain its own timestamp")
+        if at_ms > now_ms + self._t.skew_ms:
+            raise FromTheFuture("site event dated past the allowed clock skew")
+        if at_ms + self._t.stale_ms <= now_ms:
+            raise TooOld("site event older than the stale timeout")
+        current = epoch_of(now_ms, self._t.duration_ms)
+        if not current - 1 <= epoch <= current + 1:
+            raise TooOld("site event from an epoch that is over")
+
+    def _count(self, room: _Room, now_ms: int) -> int:
+        d = self._t.duration_ms
+        current = epoch_of(now_ms, d)
+        for epoch in [e for e in room.epochs if e < current - 1]:
+            del room.epochs[epoch]
+        bucket = room.epochs.get(current)
+        live = bucket.live(now_ms) if bucket is not None else 0
+        if now_ms - epoch_start_ms(current, d) < self._t.settle_ms:
+            previous = room.epochs.get(current - 1)
+            if previous is not None:
+                live = max(live, previous.live(now_ms))
+        return live
+
+    def _report(self, key: str, room: _Room, now_ms: int) -> list[CountChanged]:
+        new = self._count(room, now_ms)
+        if new == room.reported:
+            return []
+        old, room.reported = room.reported, new
+        return [CountChanged(room_key=key, old=old, new=new, at_ms=now_ms)]

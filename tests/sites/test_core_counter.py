@@ -1,0 +1,238 @@
+"""The sans-I/O site counter: explicit times in, counts out."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+import pytest
+
+from hereabouts.config import SitesConfig
+from hereabouts.core.rotation import HeartbeatPlan, epoch_of, epoch_start_ms
+from hereabouts.core.sites import CountChanged, EpochMismatch, RoomFull, SiteCounter, SiteTiming
+from hereabouts.errors import FromTheFuture, Replayed, TooOld
+
+CONFIG = SitesConfig(did_duration_s=60, heartbeat_interval_s=10, stale_timeout_s=30)
+T = SiteTiming.from_config(CONFIG)
+D = T.duration_ms
+ROOM = "a" * 26
+BASE = 1_000 * D  # start of epoch 1000
+
+
+def counter() -> SiteCounter:
+    c = SiteCounter(T)
+    c.track(ROOM)
+    return c
+
+
+def beat(c: SiteCounter, did: str, at: int, now: int | None = None) -> list[CountChanged]:
+    return c.heartbeat(ROOM, did, epoch_of(at, D), at, at if now is None else now)
+
+
+def test_steady_state_counts_each_did_once_and_duplicates_change_nothing() -> None:
+    c = counter()
+    t = BASE + 10_000
+    for i in range(5):
+        beat(c, f"d{i}", t)
+    assert c.count(ROOM, t) == 5
+    assert beat(c, "d0", t + 5) == []  # a duplicate refreshes, it does not count twice
+    assert c.count(ROOM, t + 5) == 5
+
+
+def test_changes_are_reported_once_per_move() -> None:
+    c = counter()
+    t = BASE + 10_000
+    assert beat(c, "x", t) == [CountChanged(ROOM, 0, 1, t)]
+    assert beat(c, "x", t + 1) == []
+    assert c.leave(ROOM, "x", epoch_of(t, D), t + 2, t + 2) == [CountChanged(ROOM, 1, 0, t + 2)]
+
+
+def test_a_silent_did_goes_stale_after_the_timeout() -> None:
+    c = counter()
+    t = BASE + 10_000
+    beat(c, "x", t)
+    assert c.count(ROOM, t + T.stale_ms - 1) == 1
+    assert c.next_change_ms(t) == t + T.stale_ms
+    assert c.tick(t + T.stale_ms) == [CountChanged(ROOM, 1, 0, t + T.stale_ms)]
+
+
+def test_a_signed_leave_counts_at_once_and_for_good() -> None:
+    c = counter()
+    t = BASE + 10_000
+    beat(c, "x", t)
+    beat(c, "y", t)
+    c.leave(ROOM, "x", epoch_of(t, D), t + 100, t + 100)
+    assert c.count(ROOM, t + 100) == 1
+    with pytest.raises(Replayed):  # a replayed heartbeat cannot bring it back
+        beat(c, "x", t + 50, now=t + 200)
+    assert c.count(ROOM, t + 200) == 1
+
+
+def test_an_old_captured_heartbeat_cannot_keep_a_visitor_counted() -> None:
+    c = counter()
+    t = BASE + 10_000
+    beat(c, "x", t)
+    # Replaying the same heartbeat 20 s later refreshes nothing past at_ms + skew + stale.
+    beat(c, "x", t, now=t + 20_000)
+    assert c.count(ROOM, t + T.skew_ms + T.stale_ms) == 0
+
+
+def test_refusals() -> None:
+    c = counter()
+    t = BASE + 10_000
+    with pytest.raises(EpochMismatch):
+        c.heartbeat(ROOM, "x", epoch_of(t, D) + 1, t, t)
+    with pytest.raises(FromTheFuture):
+        beat(c, "x", t + T.skew_ms + 1, now=t)
+    with pytest.raises(TooOld):
+        beat(c, "x", t - T.stale_ms, now=t)
+    assert c.count(ROOM, t) == 0
+    small = SiteCounter(SiteTiming.from_config(SitesConfig(max_room_participants=2)))
+    small.track(ROOM)
+    small.heartbeat(ROOM, "a", epoch_of(t, 300_000), t, t)
+    small.heartbeat(ROOM, "b", epoch_of(t, 300_000), t, t)
+    with pytest.raises(RoomFull):
+        small.heartbeat(ROOM, "c", epoch_of(t, 300_000), t, t)
+
+
+def test_untracked_rooms_are_ignored() -> None:
+    c = SiteCounter(T)
+    assert c.heartbeat("b" * 26, "x", epoch_of(BASE, D), BASE, BASE) == []
+    assert c.count("b" * 26, BASE) == 0
+
+
+def test_rotation_never_double_counts() -> None:
+    """Every visitor switches DID at the boundary: the count stays put throughout."""
+    c = counter()
+    n = 20
+    boundary = BASE + D
+    for i in range(n):
+        beat(c, f"old{i}", boundary - 10_000 + i * 100)  # last heartbeats of the old epoch
+    for i in range(n):
+        at = boundary + i * 40  # first heartbeats of the new epoch, spread
+        assert c.count(ROOM, at) == n
+        beat(c, f"new{i}", at)
+        assert c.count(ROOM, at) == n
+    for now in range(boundary, boundary + T.stale_ms - 1000, 250):
+        assert c.count(ROOM, now) == n
+        assert c.tick(now) == []
+
+
+@dataclass
+class _Visitor:
+    offset_ms: int  # its clock minus true time
+    join_ms: int  # true time
+    leave_ms: int | None  # true time of its signed leave (None: stays)
+
+
+def _simulate(visitors: list[_Visitor], horizon_ms: int, seed: int) -> list[tuple[int, int, int]]:
+    """Run visitors' schedules against one observer; returns (time, count, tolerance)."""
+    rng = random.Random(seed)
+    cfg = CONFIG
+    deliveries: list[tuple[int, int, str, str, int, int]] = []  # (time, order, kind, did, ep, at)
+    order = 0
+    for index, v in enumerate(visitors):
+        plan = HeartbeatPlan(
+            interval_ms=round(cfg.heartbeat_interval_s * 1000),
+            duration_ms=D,
+            spread_ms=round(cfg.rotation_spread_s * 1000),
+            uniform=rng,
+        )
+        own = v.join_ms + v.offset_ms
+        end_own = (v.leave_ms if v.leave_ms is not None else horizon_ms) + v.offset_ms
+        last_epoch = None
+        while own < end_own:
+            last_epoch = epoch_of(own, D)
+            latency = rng.randrange(0, 200)
+            order += 1
+            deliveries.append(
+                (
+                    own - v.offset_ms + latency,
+                    order,
+                    "hb",
+                    f"v{index}e{last_epoch}",
+                    last_epoch,
+                    own,
+                )
+            )
+            own = plan.next_after(own)
+        if v.leave_ms is not None and last_epoch is not None:
+            at = v.leave_ms + v.offset_ms
+            order += 1
+            deliveries.append(
+                (v.leave_ms + 250, order, "leave", f"v{index}e{last_epoch}", last_epoch, at)
+            )
+    deliveries.sort()
+    c = counter()
+    samples = []
+    pos = 0
+    changes_at = sorted(
+        [v.join_ms for v in visitors] + [v.leave_ms for v in visitors if v.leave_ms is not None]
+    )
+    window = round(cfg.heartbeat_interval_s * 1000)
+    for now in range(visitors[0].join_ms, horizon_ms, 100):
+        while pos < len(deliveries) and deliveries[pos][0] <= now:
+            _, _, kind, did, ep, at = deliveries[pos]
+            if kind == "hb":
+                c.heartbeat(ROOM, did, ep, at, now)
+            else:
+                c.leave(ROOM, did, ep, at, now)
+            pos += 1
+        c.tick(now)
+        true = sum(
+            1 for v in visitors if v.join_ms <= now and (v.leave_ms is None or now < v.leave_ms)
+        )
+        churn = sum(1 for t in changes_at if now - window <= t <= now)
+        samples.append((now, c.count(ROOM, now) - true, churn))
+    return samples
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_exact_at_steady_state_across_rotations_with_skewed_clocks(seed: int) -> None:
+    rng = random.Random(seed)
+    skew = round(CONFIG.max_clock_skew_s * 1000) // 2  # pairwise disagreement up to max skew
+    start = BASE + rng.randrange(0, D)
+    visitors = [
+        _Visitor(
+            offset_ms=rng.randrange(-skew, skew),
+            join_ms=start + rng.randrange(0, 5000),
+            leave_ms=None,
+        )
+        for _ in range(30)
+    ]
+    samples = _simulate(visitors, start + 4 * D, seed)
+    # Steady state: one heartbeat interval after the last arrival (the churn test covers
+    # the time before).
+    settled = [s for s in samples if s[0] >= start + 5000 + 10_000]
+    assert settled and all(err == 0 for _, err, _ in settled)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_with_churn_the_error_is_bounded_by_one_interval_of_arrivals_and_departures(
+    seed: int,
+) -> None:
+    rng = random.Random(100 + seed)
+    skew = round(CONFIG.max_clock_skew_s * 1000) // 2
+    start = BASE + rng.randrange(0, D)
+    horizon = start + 5 * D
+    visitors = []
+    for _ in range(40):
+        join = start + rng.randrange(0, 4 * D)
+        leave = join + rng.randrange(1000, 2 * D) if rng.random() < 0.6 else None
+        if leave is not None and leave >= horizon:
+            leave = None
+        visitors.append(_Visitor(rng.randrange(-skew, skew), join, leave))
+    visitors.sort(key=lambda v: v.join_ms)
+    for now, err, churn in _simulate(visitors, horizon, seed):
+        assert abs(err) <= churn, (now, err, churn)
+
+
+def test_plan_heartbeats_every_interval_and_redraws_the_phase_after_each_boundary() -> None:
+    class Fixed:
+        def random(self) -> float:
+            return 0.5
+
+    plan = HeartbeatPlan(interval_ms=10_000, duration_ms=60_000, spread_ms=1_000, uniform=Fixed())
+    assert plan.next_after(BASE + 1_234) == BASE + 11_234
+    assert plan.next_after(BASE + 51_234) == BASE + 60_000 + 500
+    assert epoch_start_ms(epoch_of(BASE + 59_999, D), D) == BASE
