@@ -53,6 +53,7 @@ from hereabouts.events import (
     NewspaperStatus,
     SignedEvent,
 )
+from hereabouts.fanout import Fanout
 from hereabouts.identity import Identity, load_or_create_identity
 from hereabouts.ingest import Accepted, Ingestor
 from hereabouts.keyring import KEYRING_FILE_NAME, Keyring
@@ -118,7 +119,10 @@ class Node:
         self.counters = Counters()
         self.registry = CollectorRegistry()
         self._tasks: set[asyncio.Task[object]] = set()
-        self._subscribers: set[asyncio.Queue[StatusChanged | None]] = set()
+        self._changes: Fanout[StatusChanged] = Fanout(
+            capacity=CHANGES_QUEUE,
+            on_drop=lambda: self.counters.add("changes_dropped", "slow_subscriber"),
+        )
         self._howdy_due: list[tuple[int, str]] = []
         self._wake = asyncio.Event()
         self._latest_hey_there: dict[str, SignedEvent] = {}
@@ -155,13 +159,8 @@ class Node:
 
     async def changes(self) -> AsyncIterator[StatusChanged]:
         """Status changes from now on, until the node stops. One queue per call."""
-        queue: asyncio.Queue[StatusChanged | None] = asyncio.Queue(CHANGES_QUEUE)
-        self._subscribers.add(queue)
-        try:
-            while (change := await queue.get()) is not None:
-                yield change
-        finally:
-            self._subscribers.discard(queue)
+        async for change in self._changes.subscribe():
+            yield change
 
     def health(self) -> dict[str, object]:
         state = self.transport.state
@@ -256,9 +255,7 @@ class Node:
             await self._publish_event(self._event(Chau))
         await self._cancel_tasks()
         await self.transport.close()
-        for queue in self._subscribers:
-            with contextlib.suppress(asyncio.QueueFull):
-                queue.put_nowait(None)
+        self._changes.close()
         if self._owns_stores and self._ledger is not None and self._keyring is not None:
             self._ledger.close()
             self._keyring.close()
@@ -446,11 +443,7 @@ class Node:
         for change in changes:
             if self._log_changes:
                 log.info("%s is %s (%s)", change.name or "a peer", change.new.value, change.cause)
-            for queue in self._subscribers:
-                if queue.full():
-                    queue.get_nowait()
-                    self.counters.add("changes_dropped", "slow_subscriber")
-                queue.put_nowait(change)
+            self._changes.publish(change)
 
     # --- timers ---------------------------------------------------------------------------
 

@@ -45,6 +45,7 @@ from hereabouts.config import SitesConfig, WireLimits, resolve_home
 from hereabouts.core.rotation import HeartbeatPlan, epoch_of
 from hereabouts.core.sites import CountChanged, SiteCounter, SiteTiming
 from hereabouts.errors import RemoteError, TopicMismatch
+from hereabouts.fanout import Fanout
 from hereabouts.identity import Identity
 from hereabouts.metrics import Counters
 from hereabouts.sites.consent import Consent
@@ -163,7 +164,7 @@ class PresenceManager:
         self._joined: dict[str, _Membership] = {}
         self._reported: dict[str, RoomCount] = {}
         self._callbacks: dict[str, list[Callback]] = {name: [] for name in NOTICE_NAMES}
-        self._queues: list[asyncio.Queue[PresenceNotice | None]] = []
+        self._notices: Fanout[PresenceNotice] = Fanout(capacity=NOTICE_QUEUE_SIZE)
         self._pending: set[asyncio.Task[None]] = set()
         self._tasks: list[asyncio.Task[None]] = []
         self._group: asyncio.TaskGroup | None = None
@@ -201,8 +202,7 @@ class PresenceManager:
             if group is not None:
                 await group.__aexit__(None, None, None)
             await self._transport.close()
-            for queue in self._queues:
-                self._offer(queue, None)
+            self._notices.close()
             if self._owns_store and self._store is not None:
                 self._store.close()
                 self._store = None
@@ -343,13 +343,8 @@ class PresenceManager:
 
     async def notices(self) -> AsyncIterator[PresenceNotice]:
         """Every notice from now on, until the manager closes."""
-        queue: asyncio.Queue[PresenceNotice | None] = asyncio.Queue(NOTICE_QUEUE_SIZE)
-        self._queues.append(queue)
-        try:
-            while (notice := await queue.get()) is not None:
-                yield notice
-        finally:
-            self._queues.remove(queue)
+        async for notice in self._notices.subscribe():
+            yield notice
 
     # --- internals: publishing ---------------------------------------------------------------
 
@@ -493,15 +488,7 @@ class PresenceManager:
                 callback(notice)
             except Exception as exc:  # one bad callback must not stop presence
                 log.warning("%s callback failed: %s", notice.name, type(exc).__name__)
-        for queue in self._queues:
-            self._offer(queue, notice)
-
-    @staticmethod
-    def _offer(queue: asyncio.Queue[PresenceNotice | None], item: PresenceNotice | None) -> None:
-        if queue.full():
-            with contextlib.suppress(asyncio.QueueEmpty):
-                queue.get_nowait()
-        queue.put_nowait(item)
+        self._notices.publish(notice)
 
     def _select(self, origin: str | None, room: str | None) -> list[_Membership]:
         if origin is None:
