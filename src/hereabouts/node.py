@@ -360,9 +360,20 @@ class Node:
         self._announced.set()
         first_sync_ms = int(self.config.node.first_sync_s * 1000)
         self._schedule_boot_end(self._now_ms() + first_sync_ms)
+        announced_at = hey_there.at_ms
+        # Re-announce (same boot, so nobody welcomes us again) at half the retention window:
+        # a hey_there older than retention is refused by nodes that meet us later (inside a
+        # howdy), and they would never learn our endpoints.
+        reannounce_ms = int(self.config.ledger.retention_s * 1000) // 2
         while True:
             delay_ms = self.cadence.next_delay_ms(self._now_ms(), self._rng.random())
             await asyncio.sleep(delay_ms / 1000)
+            if self._now_ms() - announced_at >= reannounce_ms:
+                renewed = self._event(
+                    HeyThere, started_at_ms=self.started_at_ms, transport="plaza"
+                )
+                if await self._publish_event(renewed) is not None:
+                    announced_at = renewed.at_ms
             await self._publish_event(self._newspaper())
 
     # --- receiving ------------------------------------------------------------------------

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import time
 from pathlib import Path
 
 from hereabouts.config import ProjectionConfig
 from hereabouts.core.effects import Status
 from hereabouts.transports.memory import MemoryBus
+from hereabouts.transports.topics import plaza_topic
+from hereabouts.wire import unseal
 from tests.node.support import light_node, sees, test_config, wait_until
 
 
@@ -52,3 +56,39 @@ async def test_a_killed_transport_makes_its_will_mark_the_node_missing(tmp_path:
     finally:
         await doomed.stop()
         await watcher.stop()
+
+
+async def test_a_long_running_node_announces_itself_again_within_retention(
+    tmp_path: Path,
+) -> None:
+    """Its hey_there must never be older than the retention window, or newcomers (who meet
+    it through howdys) refuse it as too old and never learn its endpoints."""
+    config = test_config(tmp_path)
+    bus = MemoryBus()
+    tap = bus.transport(name="tap")
+    await tap.subscribe(plaza_topic("hey_there"))
+    await tap.connect()
+    offset_s = [0.0]
+    node = light_node(
+        config, "old-timer", transport=bus.transport(name="o"),
+        clock=lambda: time.time() + offset_s[0],
+    )
+    await node.start()
+    try:
+        await node.wait_announced()
+        offset_s[0] = config.ledger.retention_s / 2 + 1  # half a retention window later
+        hey_theres = []
+
+        async def read() -> None:
+            async for message in tap.messages():
+                hey_theres.append(unseal(message.payload, check_clock=False))
+                if len(hey_theres) == 2:
+                    return
+
+        await asyncio.wait_for(read(), 30)
+        first, second = hey_theres
+        assert second.event.boot_id == first.event.boot_id  # the same life, no restart
+        assert second.at_ms > first.at_ms
+    finally:
+        await node.stop()
+        await tap.close()
