@@ -5,6 +5,7 @@ set -euo pipefail
 
 needed=(
   "mosquitto:mosquitto"
+  "chromium:chromium"  # the browser tests drive it through Playwright (executable_path)
 )
 
 missing=()

@@ -7,6 +7,9 @@ Everything one operator needs on one machine, in one process:
 * the node, with its identity, ledger and keyring in the home directory;
 * the HTTP server (peers, stream, health, metrics, dashboard, presence@2 and relay);
 * a re-publisher keeping this node's latest presence@2 document fresh, if it has one;
+* the site-presence hub for browsers (``/v1/site``, ``/widget.js``, ``/demo/site``) on its
+  own connection to the same plaza, unless the ``presence_v0`` flag is off (``--no-sites``
+  or ``HEREABOUTS_PRESENCE_V0=0``);
 * ``--peers N`` demo nodes in the same process (in-memory ledgers, fresh identities), so a
   newcomer sees a live neighbourhood at once.
 
@@ -20,11 +23,13 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import os
 import signal
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from hereabouts import config as config_module
-from hereabouts.config import Config, NodeConfig
+from hereabouts.config import Config, NodeConfig, SitesConfig
 from hereabouts.errors import ConfigError
 
 if TYPE_CHECKING:  # the runtime pieces load only when a node really starts (fast --help)
@@ -33,10 +38,23 @@ if TYPE_CHECKING:  # the runtime pieces load only when a node really starts (fas
     from hereabouts.advert.republish import Republisher
     from hereabouts.identity import Identity
     from hereabouts.node import Node
+    from hereabouts.sites.hub import SiteHub
 
 log = logging.getLogger(__name__)
 
 RELAY_DIR = "relay"
+
+PRESENCE_V0_ENV = "HEREABOUTS_PRESENCE_V0"
+"""The ``presence_v0`` flag: site presence (the browser hub, widget and demo page) on this
+node. On unless set to ``0``, ``false``, ``off`` or ``no``; ``--no-sites`` also turns it off."""
+
+
+def presence_v0(args: argparse.Namespace, env: Mapping[str, str] | None = None) -> bool:
+    """Whether the ``presence_v0`` flag is on for this run."""
+    if getattr(args, "no_sites", False):
+        return False
+    value = (os.environ if env is None else env).get(PRESENCE_V0_ENV, "").strip().lower()
+    return value not in ("0", "false", "off", "no")
 
 
 def parse_http(value: str) -> tuple[str, int]:
@@ -65,7 +83,9 @@ def config_from_args(args: argparse.Namespace) -> Config:
         changes["embedded_broker_port"] = args.broker_port
     if args.http:
         changes["http_host"], changes["http_port"] = parse_http(args.http)
-    return base.replace(node=dataclasses.replace(node, **changes))  # type: ignore[arg-type]
+    # PRESENCE_* variables tune the browser hub as they tune every site participant.
+    node = dataclasses.replace(node, **changes)  # type: ignore[arg-type]
+    return base.replace(node=node, sites=SitesConfig.from_env())
 
 
 def _advert_routes(config: Config, node: Node) -> list[BaseRoute]:
@@ -97,7 +117,20 @@ def _republisher(config: Config, identity: Identity) -> Republisher | None:
     )
 
 
-async def run(config: Config, *, demo_peers: int = 0) -> int:
+def _site_hub(config: Config, node: Node) -> SiteHub:
+    """A hub on its own connection to the node's plaza: a transport has one reader, and the
+    node's reads only peer topics."""
+    from hereabouts.sites.hub import SiteHub
+    from hereabouts.transports.mqtt import MqttTransport
+
+    plaza = node.transport
+    if not isinstance(plaza, MqttTransport):
+        raise ConfigError("the site hub needs an MQTT plaza")
+    transport = MqttTransport(node_name=f"{node.name}-sites", settings=plaza.settings)
+    return SiteHub(transport=transport, config=config.sites, wire_limits=config.wire)
+
+
+async def run(config: Config, *, demo_peers: int = 0, sites: bool = True) -> int:
     from hereabouts.identity import Identity
     from hereabouts.keyring import Keyring
     from hereabouts.ledger import MemoryLedger
@@ -112,7 +145,15 @@ async def run(config: Config, *, demo_peers: int = 0) -> int:
             loop.add_signal_handler(signum, stop.set)
     async with contextlib.AsyncExitStack() as stack:
         node = await stack.enter_async_context(Node(config))
-        app = create_app(node, extra_routes=_advert_routes(config, node))
+        routes = _advert_routes(config, node)
+        if sites:
+            from hereabouts.web.site import build_site_routes
+
+            hub = await stack.enter_async_context(_site_hub(config, node))
+            hub.counters.register(node.registry)
+            node.registry.register(hub.collector())
+            routes += build_site_routes(hub)
+        app = create_app(node, extra_routes=routes)
         host, port = config.node.http_host, config.node.http_port
         try:
             server = await stack.enter_async_context(HttpServer(app, host=host, port=port))
@@ -142,6 +183,8 @@ async def run(config: Config, *, demo_peers: int = 0) -> int:
         print(f"hereabouts: {node.name} ({node.did})", flush=True)
         print(f"hereabouts: plaza {node.transport.state.endpoint}", flush=True)
         print(f"hereabouts: dashboard {server.url}/", flush=True)
+        if sites:
+            print(f"hereabouts: site presence demo {server.url}/demo/site", flush=True)
         await stop.wait()
         print("hereabouts: stopping (saying chau)…", flush=True)
         for task in tasks:
@@ -159,7 +202,7 @@ def command(args: argparse.Namespace) -> int:
     if args.peers < 0:
         raise ConfigError("--peers must not be negative")
     config = config_from_args(args)
-    return asyncio.run(run(config, demo_peers=args.peers))
+    return asyncio.run(run(config, demo_peers=args.peers, sites=presence_v0(args)))
 
 
 def register(
@@ -197,6 +240,11 @@ def register(
         "--fast",
         action="store_true",
         help="short heartbeats and thresholds (seconds, not minutes): for demos and tests",
+    )
+    up.add_argument(
+        "--no-sites",
+        action="store_true",
+        help="no site presence: no browser hub, widget or demo page (flag presence_v0 off)",
     )
     up.add_argument("--verbose", action="store_true", help="debug logging")
     up.set_defaults(func=command)

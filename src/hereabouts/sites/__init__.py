@@ -10,6 +10,9 @@ boundaries, and can switch everything off with ghost mode. Layout:
 * :mod:`~hereabouts.sites.counts` — counts as they leave the process (k floor),
 * :mod:`~hereabouts.sites.manager` — :class:`PresenceManager`, the asyncio runtime around
   the sans-I/O :mod:`hereabouts.core.sites` counter and :mod:`hereabouts.core.rotation`.
+* :mod:`~hereabouts.sites.hub` and :mod:`~hereabouts.sites.hub_protocol` — the browser
+  hub: counts to browsers over a WebSocket, browser-signed events verified and republished
+  (served by :mod:`hereabouts.web.site`).
 
 See ``docs/site-presence.md``.
 """

@@ -37,6 +37,11 @@ DEFAULT_SHUTDOWN_TIMEOUT_S: Final = 5.0
 """How long requests still running at shutdown may take to finish before they are
 cancelled. Ordinary requests here take milliseconds; this bounds a stuck one."""
 
+DEFAULT_WS_MAX_SIZE: Final = 65_536
+"""Largest WebSocket message uvicorn accepts (its own default is 16 MiB). The only socket
+served, the site hub's, takes frames of a few hundred bytes; this bounds what a client can
+make us buffer before the hub's own, smaller limit is checked."""
+
 DEFAULT_START_TIMEOUT_S: Final = 10.0
 """How long to wait for uvicorn to report that it is listening."""
 
@@ -63,6 +68,7 @@ class HttpServer:
         log_level: str = "warning",
         shutdown_timeout_s: float = DEFAULT_SHUTDOWN_TIMEOUT_S,
         start_timeout_s: float = DEFAULT_START_TIMEOUT_S,
+        ws_max_size: int = DEFAULT_WS_MAX_SIZE,
     ) -> None:
         """``host`` defaults to loopback: exposing a node beyond the machine is a decision
         the operator makes. ``port=0`` picks a free port; read it back from :attr:`port`."""
@@ -72,6 +78,7 @@ class HttpServer:
         self._log_level = log_level
         self._shutdown_timeout_s = shutdown_timeout_s
         self._start_timeout_s = start_timeout_s
+        self._ws_max_size = ws_max_size
         self._server: _Server | None = None
         self._task: asyncio.Task[None] | None = None
         self._port: int | None = None
@@ -99,6 +106,7 @@ class HttpServer:
             log_config=None,
             log_level=self._log_level,
             access_log=False,
+            ws_max_size=self._ws_max_size,
             lifespan="auto",
             # uvicorn takes whole seconds here; the margin in stop() covers the rounding.
             timeout_graceful_shutdown=math.ceil(self._shutdown_timeout_s),

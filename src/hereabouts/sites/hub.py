@@ -1,0 +1,432 @@
+"""SiteHub: counts for browsers, heartbeats from browsers, one plaza for everybody.
+
+A browser cannot speak MQTT to the plaza, so the hub speaks for it — without learning or
+keeping anything a Python participant would not see:
+
+* **Browsers sign; the hub checks.** A widget signs its ``site_heartbeat`` and
+  ``site_leave`` events itself (WebCrypto Ed25519, fresh key per room per epoch). The hub
+  opens them with :func:`~hereabouts.wire.unseal_as` — the code path of every other
+  participant — and feeds them to :class:`~hereabouts.core.sites.SiteCounter`. Only what
+  the counter accepts is republished, byte for byte, on ``hereabouts/v1/site/<room-key>``,
+  so several hubs and Python participants share one count.
+* **Browsers get counts only.** Each connection receives :class:`RoomCount` dictionaries
+  (k floor applied) for the rooms it watches: after ``watch`` and whenever a reported
+  count changes, pushed at once (well inside a second). No DID, no origin, no event.
+* **The origin never reaches the hub.** Browsers send room keys they computed themselves,
+  so the hub cannot log or republish an origin it never had. Logs name rooms by an
+  8-character key prefix and refusals by reason only (error texts may quote DIDs).
+* **Bounded.** Frame size, rooms per connection, connections, rooms per hub, events per
+  connection per second, refused frames before the hub hangs up
+  (:mod:`~hereabouts.sites.hub_protocol` holds the frame limits).
+
+A connection may only send events for rooms it watches: the hub then already listens to
+that room's topic, and the counter tracks it.
+
+The transport interface has no unsubscribe, so a room's topic stays subscribed after its
+last watcher leaves (its counting stops); ``max_rooms`` bounds the subscriptions too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import time
+from collections.abc import Callable
+from types import TracebackType
+from typing import Final, Self
+
+from hereabouts.config import SitesConfig, WireLimits
+from hereabouts.core.ratelimit import RateLimiter
+from hereabouts.core.sites import CountChanged, SiteCounter, SiteTiming
+from hereabouts.errors import RateLimited, RemoteError, Replayed, TopicMismatch
+from hereabouts.metrics import Counters
+from hereabouts.sites.counts import RoomCount
+from hereabouts.sites.events import SITE_EVENTS, AnySiteEvent, SiteHeartbeat
+from hereabouts.sites.hub_protocol import (
+    MAX_ROOMS_PER_CONNECTION,
+    MAX_STRIKES,
+    HubFull,
+    RoomNotWatched,
+    Submit,
+    TooManyRooms,
+    decode_frame,
+    sealed_bytes,
+)
+from hereabouts.sites.manager import HEARTBEAT_QOS, LEAVE_QOS, _verified
+from hereabouts.sites.metrics import RoomCountCollector, site_counters
+from hereabouts.transports.base import Transport
+from hereabouts.transports.errors import NotConnected
+from hereabouts.transports.topics import site_room, site_topic
+from hereabouts.wire import unseal_as
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_CONNECTIONS: Final = 1000
+"""Browser connections one hub holds. Each costs a few KiB and two tasks; past this, new
+ones are closed with 1013 (try again later) rather than slowing everyone down."""
+
+DEFAULT_MAX_ROOMS: Final = 10_000
+"""Distinct rooms one hub counts (and subscribes to) over its lifetime."""
+
+CLIENT_RATE_PER_S: Final = 4.0
+"""Events per second one connection may send, sustained. A widget in 16 rooms at the
+default 10 s cadence sends 1.6/s; a leave and a join on switching rooms add a burst."""
+
+CLIENT_BURST: Final = 32
+"""Events one connection may send at once (a page joining all its rooms, a reload)."""
+
+BROWSER_IDS: Final = 16_384
+"""Event ids remembered as received from browsers, to refuse a replayed frame."""
+
+HUB_COUNTERS: Final = {
+    "site_hub_connections": ("Browser connections, by what happened", "state"),
+    "site_hub_frames": ("Frames received from browsers, by type", "type"),
+    "site_hub_rejects": ("Browser frames refused, by reason", "reason"),
+    "site_hub_republished": ("Browser events republished on the plaza, by kind", "kind"),
+}
+
+
+def _short(room_key: str) -> str:
+    return room_key[:8]
+
+
+class HubClient:
+    """One browser connection: the rooms it watches and what is waiting to be sent to it.
+
+    Counts are coalesced per room (only the newest matters), so the backlog of a slow
+    client is at most one entry per watched room plus a few error replies.
+    """
+
+    MAX_ERRORS = 16
+    """Error replies waiting at most; past it a flooding client just loses some replies."""
+
+    def __init__(self, ident: str) -> None:
+        self.ident = ident
+        self.watched: frozenset[str] = frozenset()
+        self.strikes = 0
+        self._counts: dict[str, RoomCount] = {}
+        self._errors: list[str] = []
+        self._ready = asyncio.Event()
+        self._closed = False
+
+    def push(self, room_key: str, count: RoomCount) -> None:
+        self._counts[room_key] = count
+        self._ready.set()
+
+    def refuse(self, reason: str) -> bool:
+        """Queue an error reply; True when the client has used up its strikes."""
+        self.strikes += 1
+        if len(self._errors) < self.MAX_ERRORS:
+            self._errors.append(reason)
+        self._ready.set()
+        return self.strikes > MAX_STRIKES
+
+    def close(self) -> None:
+        self._closed = True
+        self._ready.set()
+
+    async def outgoing(self) -> list[dict[str, object]] | None:
+        """The next frames to send (errors first, then counts); None once closed."""
+        while True:
+            if self._closed:
+                return None
+            if self._errors or self._counts:
+                frames: list[dict[str, object]] = [
+                    {"type": "error", "reason": reason} for reason in self._errors
+                ]
+                if self._counts:
+                    rooms = {key: count.as_dict() for key, count in self._counts.items()}
+                    frames.append({"type": "counts", "rooms": rooms})
+                self._errors, self._counts = [], {}
+                return frames
+            self._ready.clear()
+            await self._ready.wait()
+
+
+class SiteHub:
+    """Browser-facing site presence over one plaza transport (owned: connected on entry,
+    closed on exit)."""
+
+    def __init__(
+        self,
+        *,
+        transport: Transport,
+        config: SitesConfig | None = None,
+        wire_limits: WireLimits | None = None,
+        counters: Counters | None = None,
+        clock: Callable[[], float] = time.time,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        max_rooms: int = DEFAULT_MAX_ROOMS,
+        rooms_per_connection: int = MAX_ROOMS_PER_CONNECTION,
+    ) -> None:
+        """``clock`` is wall-clock seconds (epochs are wall-clock); ``counters`` receives the
+        ``site_*`` and ``site_hub_*`` counters (a new set by default)."""
+        self.config = config if config is not None else SitesConfig.from_env()
+        self._transport = transport
+        self._limits = wire_limits if wire_limits is not None else WireLimits()
+        self.counters = site_counters(counters)
+        for name, (help_text, label) in HUB_COUNTERS.items():
+            self.counters.describe(name, help_text, label)
+        self._clock = clock
+        self.max_connections = max_connections
+        self.max_rooms = max_rooms
+        self.rooms_per_connection = rooms_per_connection
+        self._counter = SiteCounter(SiteTiming.from_config(self.config))
+        self._watchers: dict[str, set[HubClient]] = {}
+        self._reported: dict[str, RoomCount] = {}
+        self._subscribed: set[str] = set()
+        self._clients: set[HubClient] = set()
+        self._ids = itertools.count(1)
+        self._rate = RateLimiter(
+            rate_per_s=CLIENT_RATE_PER_S, burst=CLIENT_BURST, max_keys=max(1, max_connections)
+        )
+        self._from_browsers: dict[str, None] = {}
+        self._pending: set[asyncio.Task[None]] = set()
+        self._group: asyncio.TaskGroup | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        await self._transport.connect()
+        self._group = asyncio.TaskGroup()
+        await self._group.__aenter__()
+        self._tasks.append(self._group.create_task(self._read(), name="site-hub-reader"))
+        self._tasks.append(self._group.create_task(self._tick(), name="site-hub-ticker"))
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        for client in list(self._clients):
+            client.close()
+        if self._pending:
+            await asyncio.wait(list(self._pending), timeout=2.0)
+        for task in [*self._tasks, *self._pending]:
+            task.cancel()
+        group, self._group = self._group, None
+        if group is not None:
+            await group.__aexit__(None, None, None)
+        await self._transport.close()
+
+    @property
+    def running(self) -> bool:
+        return self._group is not None
+
+    def hello(self) -> dict[str, object]:
+        """The first frame of every connection: the cadence and the hub's clock."""
+        return {
+            "type": "hello",
+            "heartbeat_interval_ms": round(self.config.heartbeat_interval_s * 1000),
+            "did_duration_ms": round(self.config.did_duration_s * 1000),
+            "rotation_spread_ms": round(self.config.rotation_spread_s * 1000),
+            "max_rooms": self.rooms_per_connection,
+            "now_ms": self._now_ms(),
+        }
+
+    # --- connections -----------------------------------------------------------------------
+
+    def open_client(self) -> HubClient:
+        """A new connection, or :class:`HubFull`."""
+        if not self.running or len(self._clients) >= self.max_connections:
+            self.counters.add("site_hub_connections", "refused")
+            raise HubFull("the hub holds its most connections")
+        client = HubClient(str(next(self._ids)))
+        self._clients.add(client)
+        self.counters.add("site_hub_connections", "opened")
+        return client
+
+    def close_client(self, client: HubClient) -> None:
+        """Forget a connection. Its visitors stop counting when their DIDs go stale (or at
+        once, if the widget sent its leaves before closing)."""
+        if client not in self._clients:
+            return
+        self._clients.discard(client)
+        self._set_watched(client, frozenset())
+        client.close()
+        self.counters.add("site_hub_connections", "closed")
+
+    @property
+    def connections(self) -> int:
+        return len(self._clients)
+
+    async def receive(self, client: HubClient, data: bytes) -> bool:
+        """Handle one client frame; False when the client should be closed (strikes).
+
+        Refusals are counted by reason and answered with an error frame.
+        """
+        try:
+            frame = decode_frame(data)
+            self.counters.add("site_hub_frames", "event" if isinstance(frame, Submit) else "watch")
+            if isinstance(frame, Submit):
+                await self.submit(client, sealed_bytes(frame))
+            else:
+                await self.watch(client, frame.rooms)
+        except RemoteError as exc:
+            return self.reject(client, exc.reason)
+        return True
+
+    def reject(self, client: HubClient, reason: str) -> bool:
+        """Count and answer a refused frame; False when the client should be closed."""
+        self.counters.add("site_hub_rejects", reason)
+        log.debug("refused a browser frame: %s", reason)
+        return not client.refuse(reason)
+
+    # --- watching --------------------------------------------------------------------------
+
+    async def watch(self, client: HubClient, rooms: list[str]) -> None:
+        """Make ``rooms`` the set ``client`` watches; sends it their counts now."""
+        wanted = frozenset(rooms)
+        if len(wanted) > self.rooms_per_connection:
+            raise TooManyRooms(f"a connection watches at most {self.rooms_per_connection} rooms")
+        new = [key for key in wanted if key not in self._subscribed]
+        if len(self._subscribed) + len(new) > self.max_rooms:
+            raise HubFull("the hub counts its most rooms")
+        for key in new:
+            self._subscribed.add(key)
+            await self._transport.subscribe(site_topic(key))
+        self._set_watched(client, wanted)
+        now = self._now_ms()
+        for key in wanted:
+            client.push(key, self._report(key, now))
+
+    def _set_watched(self, client: HubClient, wanted: frozenset[str]) -> None:
+        for key in client.watched - wanted:
+            watchers = self._watchers.get(key)
+            if watchers is not None:
+                watchers.discard(client)
+                if not watchers:
+                    del self._watchers[key]
+                    self._counter.untrack(key)
+                    self._reported.pop(key, None)
+        for key in wanted - client.watched:
+            self._watchers.setdefault(key, set()).add(client)
+            self._counter.track(key)
+        client.watched = wanted
+
+    def counts(self) -> dict[str, RoomCount]:
+        """Reported counts of every watched room, by room key (for metrics and tests)."""
+        now = self._now_ms()
+        return {key: self._report(key, now) for key in self._watchers}
+
+    def collector(self) -> RoomCountCollector:
+        """A Prometheus collector of :meth:`counts`."""
+        return RoomCountCollector(self.counts)
+
+    # --- events from browsers --------------------------------------------------------------
+
+    async def submit(self, client: HubClient, sealed: bytes) -> None:
+        """A browser-signed event: verify, count, republish; or raise the reason it is not."""
+        now = self._now_ms()
+        if not self._rate.allow(client.ident, now):
+            raise RateLimited("too many events from this connection")
+        opened = unseal_as(
+            SITE_EVENTS, sealed, now_ms=now, limits=self._limits, known=_verified.__contains__
+        )
+        _verified.add(opened.id)
+        event = opened.event
+        if event.room_key not in client.watched:
+            raise RoomNotWatched("watch a room before sending its events")
+        if opened.id in self._from_browsers:
+            raise Replayed("this event was received before")
+        self._apply(self._count(event, now))
+        self._remember(opened.id)
+        heartbeat = isinstance(event, SiteHeartbeat)
+        kind = "heartbeat" if heartbeat else "leave"
+        self.counters.add("site_events_in", kind)
+        task = asyncio.get_running_loop().create_task(
+            self._republish(event.room_key, opened.raw, heartbeat=heartbeat),
+            name=f"site-hub-republish-{_short(event.room_key)}",
+        )
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    def _remember(self, event_id: str) -> None:
+        if len(self._from_browsers) >= BROWSER_IDS:
+            del self._from_browsers[next(iter(self._from_browsers))]
+        self._from_browsers[event_id] = None
+
+    async def _republish(self, room_key: str, payload: bytes, *, heartbeat: bool) -> None:
+        qos = HEARTBEAT_QOS if heartbeat else LEAVE_QOS
+        try:
+            await self._transport.publish(site_topic(room_key), payload, qos=qos)
+        except NotConnected as exc:
+            self.counters.add("site_publish_failures", exc.reason)
+            log.debug("browser event for room %s not republished: %s", _short(room_key), exc.reason)
+            return
+        self.counters.add("site_hub_republished", "heartbeat" if heartbeat else "leave")
+
+    # --- events from the plaza -------------------------------------------------------------
+
+    async def _read(self) -> None:
+        async for message in self._transport.messages():
+            key = site_room(message.topic)
+            if key is None or not self._counter.tracks(key):
+                continue
+            now = self._now_ms()
+            try:
+                opened = unseal_as(
+                    SITE_EVENTS,
+                    message.payload,
+                    now_ms=now,
+                    limits=self._limits,
+                    known=_verified.__contains__,
+                )
+                _verified.add(opened.id)
+                if opened.event.room_key != key:
+                    raise TopicMismatch("site event names another room than its topic")
+                if opened.id in self._from_browsers:
+                    continue  # our own republication coming back: already counted
+                changes = self._count(opened.event, now)
+            except RemoteError as exc:
+                self.counters.add("site_rejects", exc.reason)
+                log.debug("refused a site event in room %s: %s", _short(key), exc.reason)
+                continue
+            except Exception as exc:  # never let one message stop the reader
+                self.counters.add("site_rejects", "internal")
+                log.warning("site event in room %s failed: %s", _short(key), type(exc).__name__)
+                continue
+            self._apply(changes)
+
+    async def _tick(self) -> None:
+        cap_ms = round(self.config.heartbeat_interval_s * 1000)
+        while True:
+            now = self._now_ms()
+            due = self._counter.next_change_ms(now)
+            wait_ms = cap_ms if due is None else min(cap_ms, max(1, due - now))
+            await asyncio.sleep(wait_ms / 1000)
+            self._apply(self._counter.tick(self._now_ms()))
+
+    # --- counting --------------------------------------------------------------------------
+
+    def _count(self, event: AnySiteEvent, now: int) -> list[CountChanged]:
+        if isinstance(event, SiteHeartbeat):
+            return self._counter.heartbeat(event.room_key, event.did, event.epoch, event.at_ms, now)
+        return self._counter.leave(event.room_key, event.did, event.epoch, event.at_ms, now)
+
+    def _report(self, key: str, now: int) -> RoomCount:
+        shown = self._reported.get(key)
+        if shown is None:
+            shown = RoomCount.of(self._counter.count(key, now), self.config.min_count)
+            self._reported[key] = shown
+        return shown
+
+    def _apply(self, changes: list[CountChanged]) -> None:
+        for change in changes:
+            watchers = self._watchers.get(change.room_key)
+            if not watchers:
+                continue
+            shown = RoomCount.of(change.new, self.config.min_count)
+            if self._reported.get(change.room_key) == shown:
+                continue
+            self._reported[change.room_key] = shown
+            for client in watchers:
+                client.push(change.room_key, shown)
+
+    def _now_ms(self) -> int:
+        return int(self._clock() * 1000)
+

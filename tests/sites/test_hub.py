@@ -1,0 +1,312 @@
+"""The browser hub over a real uvicorn server, driven by a real WebSocket client.
+
+Events are signed the way the widget signs them (``JSON.stringify`` field order, compact
+separators, the body bytes spliced into the envelope as text), not with ``seal_as``: the
+hub must accept exactly what a browser produces.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import logging
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from starlette.applications import Starlette
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+from hereabouts.config import SitesConfig
+from hereabouts.identity import Identity
+from hereabouts.sites import PresenceManager, room_key
+from hereabouts.sites.hub import SiteHub
+from hereabouts.transports.memory import MemoryBus
+from hereabouts.web.server import HttpServer
+from hereabouts.web.site import build_site_routes
+from hereabouts.wire import SIGNING_TAG
+from tests.sites.support import eventually
+
+CONFIG = SitesConfig(
+    did_duration_s=60.0,
+    heartbeat_interval_s=1.0,
+    stale_timeout_s=3.0,
+    rotation_spread_s=0.2,
+    max_clock_skew_s=0.5,
+)
+ORIGIN = "https://hub-test.example"
+LOBBY = room_key(ORIGIN, "lobby")
+DOCS = room_key(ORIGIN, "docs")
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def browser_sealed(
+    kind: str,
+    key: Identity,
+    room: str,
+    *,
+    at_ms: int | None = None,
+    duration_ms: int = round(CONFIG.did_duration_s * 1000),
+) -> str:
+    """A sealed envelope as the widget builds it (see static/widget.js ``seal``)."""
+    at = now_ms() if at_ms is None else at_ms
+    epoch = at // duration_ms
+    body = json.dumps(
+        {"kind": kind, "did": key.did, "room_key": room, "epoch": epoch, "at_ms": at},
+        separators=(",", ":"),
+    )
+    sig = base64.b64encode(key.sign(SIGNING_TAG + body.encode())).decode()
+    return f'{{"body":{body},"signer":{json.dumps(key.did)},"sig":"{sig}"}}'
+
+
+def event_frame(sealed: str) -> str:
+    return f'{{"type":"event","sealed":{sealed}}}'
+
+
+@dataclass
+class Browser:
+    """One WebSocket client that records every frame the hub sends it."""
+
+    ws: ClientConnection
+    frames: list[dict[str, object]] = field(default_factory=list)
+    raw: list[str] = field(default_factory=list)
+    counts: dict[str, dict[str, object]] = field(default_factory=dict)
+    task: asyncio.Task[None] | None = None
+
+    async def read(self) -> None:
+        with contextlib.suppress(ConnectionClosed):
+            async for message in self.ws:
+                assert isinstance(message, str)
+                self.raw.append(message)
+                frame = json.loads(message)
+                self.frames.append(frame)
+                if frame["type"] == "counts":
+                    self.counts.update(frame["rooms"])
+
+    def count(self, key: str) -> object:
+        return self.counts.get(key, {}).get("count")
+
+    def errors(self) -> list[object]:
+        return [f["reason"] for f in self.frames if f["type"] == "error"]
+
+    async def send(self, text: str) -> None:
+        await self.ws.send(text)
+
+    async def watch(self, *rooms: str) -> None:
+        await self.send(json.dumps({"type": "watch", "rooms": list(rooms)}))
+
+
+@dataclass
+class Rig:
+    bus: MemoryBus
+    hub: SiteHub
+    server: HttpServer
+    browsers: list[Browser] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.server.port}/v1/site"
+
+    @contextlib.asynccontextmanager
+    async def browser(self) -> AsyncIterator[Browser]:
+        async with connect(self.url) as ws:
+            browser = Browser(ws)
+            browser.task = asyncio.create_task(browser.read())
+            self.browsers.append(browser)
+            await eventually(lambda: bool(browser.frames))
+            try:
+                yield browser
+            finally:
+                await ws.close()
+                await browser.task
+
+
+@contextlib.asynccontextmanager
+async def rig(**hub_options: int) -> AsyncIterator[Rig]:
+    bus = MemoryBus()
+    async with SiteHub(transport=bus.transport(name="hub"), config=CONFIG, **hub_options) as hub:
+        app = Starlette(routes=build_site_routes(hub))
+        async with HttpServer(app) as server:
+            yield Rig(bus=bus, hub=hub, server=server)
+
+
+async def test_hello_then_counts_on_watch() -> None:
+    async with rig() as r, r.browser() as b:
+        hello = b.frames[0]
+        assert hello["type"] == "hello"
+        assert hello["heartbeat_interval_ms"] == 1000
+        assert hello["did_duration_ms"] == 60000
+        assert abs(int(hello["now_ms"]) - now_ms()) < 5000  # type: ignore[call-overload]
+        await b.watch(LOBBY, DOCS)
+        await eventually(lambda: LOBBY in b.counts and DOCS in b.counts)
+        assert b.counts[LOBBY] == {"count": 0, "fewer_than": None}
+
+
+async def test_browser_heartbeats_are_counted_pushed_and_shared_with_python(
+    tmp_path: Path,
+) -> None:
+    async with rig() as r, r.browser() as a, r.browser() as b:
+        # A Python participant on the same plaza sees the browsers, and they see it.
+        python = PresenceManager(transport=r.bus.transport(name="py"), home=tmp_path, config=CONFIG)
+        async with python:
+            await python.watch(ORIGIN, "lobby")
+            await a.watch(LOBBY)
+            await b.watch(LOBBY)
+            key_a, key_b = Identity.generate(), Identity.generate()
+            await a.send(event_frame(browser_sealed("site_heartbeat", key_a, LOBBY)))
+            await eventually(lambda: a.count(LOBBY) == 1 and b.count(LOBBY) == 1)
+            started = time.monotonic()
+            # The sealed envelope may also come as a JSON string.
+            sealed = json.dumps(browser_sealed("site_heartbeat", key_b, LOBBY))
+            await b.send(f'{{"type":"event","sealed":{sealed}}}')
+            await eventually(lambda: a.count(LOBBY) == 2 and b.count(LOBBY) == 2)
+            assert time.monotonic() - started < 1.0  # "within a second"
+            await eventually(lambda: python.count(ORIGIN, "lobby") == 2)
+
+            python.consent.grant(ORIGIN)
+            await python.join(ORIGIN, "lobby")
+            await eventually(lambda: a.count(LOBBY) == 3)
+
+            await b.send(event_frame(browser_sealed("site_leave", key_b, LOBBY)))
+            await eventually(lambda: a.count(LOBBY) == 2 and python.count(ORIGIN, "lobby") == 2)
+        # The Python visitor left on closing; the browser that stays is still counted.
+        await eventually(lambda: a.count(LOBBY) == 1)
+        assert r.hub.counters.get("site_hub_republished", "heartbeat") == 2
+        assert r.hub.counters.get("site_hub_republished", "leave") == 1
+
+
+async def test_silent_browsers_expire() -> None:
+    async with rig() as r, r.browser() as a:
+        await a.watch(LOBBY)
+        await a.send(event_frame(browser_sealed("site_heartbeat", Identity.generate(), LOBBY)))
+        await eventually(lambda: a.count(LOBBY) == 1)
+        await eventually(lambda: a.count(LOBBY) == 0, timeout_s=CONFIG.stale_timeout_s + 3)
+
+
+async def test_k_floor_applies_to_pushed_counts() -> None:
+    bus = MemoryBus()
+    config = SitesConfig(
+        did_duration_s=60.0,
+        heartbeat_interval_s=1.0,
+        stale_timeout_s=3.0,
+        rotation_spread_s=0.2,
+        max_clock_skew_s=0.5,
+        min_count=3,
+    )
+    async with (
+        SiteHub(transport=bus.transport(), config=config) as hub,
+        HttpServer(Starlette(routes=build_site_routes(hub))) as server,
+    ):
+        r = Rig(bus=bus, hub=hub, server=server)
+        async with r.browser() as a:
+            await a.watch(LOBBY)
+            await eventually(lambda: LOBBY in a.counts)
+            assert a.counts[LOBBY] == {"count": None, "fewer_than": 3}
+            for _ in range(3):
+                sealed = browser_sealed("site_heartbeat", Identity.generate(), LOBBY)
+                await a.send(event_frame(sealed))
+            await eventually(lambda: a.count(LOBBY) == 3)
+            # Movement below the floor was never pushed.
+            pushed = [f for f in a.frames if f["type"] == "counts"]
+            assert [f["rooms"][LOBBY]["count"] for f in pushed] == [None, 3]  # type: ignore[index]
+
+
+async def test_bad_input_is_refused_by_reason_and_the_connection_stays_up() -> None:
+    async with rig() as r, r.browser() as b:
+        await b.watch(LOBBY)
+        key = Identity.generate()
+        good = browser_sealed("site_heartbeat", key, LOBBY)
+        body = json.loads(good)["body"]
+        forged = good.replace(f'"at_ms":{body["at_ms"]}', f'"at_ms":{body["at_ms"] + 1}')
+        await b.send("not json")
+        await b.send('{"type":"dance"}')
+        await b.send(json.dumps({"type": "watch", "rooms": ["Not-A-Room-Key"]}))
+        too_many = [room_key(ORIGIN, str(n)) for n in range(17)]
+        await b.send(json.dumps({"type": "watch", "rooms": too_many}))
+        await b.send(event_frame(forged))
+        await b.send(event_frame(browser_sealed("site_heartbeat", key, DOCS)))  # not watched
+        stale = browser_sealed("site_heartbeat", key, LOBBY, at_ms=now_ms() - 60_000)
+        await b.send(event_frame(stale))
+        await b.send(event_frame(good))
+        await b.send(event_frame(good))  # the same bytes again
+        await b.ws.send(b"\x00binary")
+        expected = [
+            "bad_frame",
+            "bad_frame",
+            "bad_frame",
+            "too_many_rooms",
+            "bad_signature",
+            "room_not_watched",
+            "too_old",
+            "replayed",
+            "binary_frame",
+        ]
+        await eventually(lambda: len(b.errors()) == len(expected))
+        assert sorted(map(str, b.errors())) == sorted(expected)
+        rejects = r.hub.counters.by_label("site_hub_rejects")
+        assert rejects == {reason: expected.count(reason) for reason in set(expected)}
+        # Still up, still counting: the one good heartbeat counts.
+        assert b.count(LOBBY) == 1
+        await b.send(event_frame(browser_sealed("site_heartbeat", Identity.generate(), LOBBY)))
+        await eventually(lambda: b.count(LOBBY) == 2)
+
+
+async def test_garbage_floods_and_oversized_frames_are_closed_with_clear_codes() -> None:
+    async with rig() as r:
+        async with connect(r.url) as ws:
+            await ws.recv()  # hello
+            with pytest.raises(ConnectionClosed) as closed:
+                for _ in range(100):
+                    await ws.send("garbage")
+                    await asyncio.sleep(0)
+                while True:
+                    await asyncio.wait_for(ws.recv(), timeout=10)
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
+        async with connect(r.url) as ws:
+            await ws.recv()
+            await ws.send("x" * 5000)
+            with pytest.raises(ConnectionClosed) as closed:
+                while True:
+                    await asyncio.wait_for(ws.recv(), timeout=10)
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009
+        await eventually(lambda: r.hub.connections == 0)
+
+
+async def test_connections_are_bounded() -> None:
+    async with rig(max_connections=1) as r, r.browser():
+        async with connect(r.url) as ws:
+            with pytest.raises(ConnectionClosed) as closed:
+                await asyncio.wait_for(ws.recv(), timeout=10)
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 1013
+        assert r.hub.counters.get("site_hub_connections", "refused") == 1
+
+
+async def test_no_did_or_origin_in_frames_or_logs(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    keys = [Identity.generate() for _ in range(3)]
+    async with rig() as r, r.browser() as a:
+        await a.watch(LOBBY, DOCS)
+        for key in keys:
+            await a.send(event_frame(browser_sealed("site_heartbeat", key, LOBBY)))
+        await a.send(event_frame(browser_sealed("site_heartbeat", keys[0], DOCS)))
+        await a.send(event_frame(browser_sealed("site_heartbeat", keys[1], LOBBY, at_ms=1)))
+        await a.send("junk")
+        await eventually(lambda: a.count(LOBBY) == 3 and a.count(DOCS) == 1)
+        await eventually(lambda: len(a.errors()) == 2)
+        await a.send(event_frame(browser_sealed("site_leave", keys[2], LOBBY)))
+        await eventually(lambda: a.count(LOBBY) == 2)
+    # Our loggers and the server's; the test's own client logs the frames it sends.
+    ours = [r.getMessage() for r in caplog.records if not r.name.startswith("websockets")]
+    assert any("refused" in line for line in ours)
+    seen = "\n".join([*a.raw, *ours])
+    assert "did:key" not in seen
+    assert all(key.did not in seen for key in keys)
+    assert "hub-test.example" not in seen
