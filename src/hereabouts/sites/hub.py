@@ -53,7 +53,7 @@ from hereabouts.sites.hub_protocol import (
     decode_frame,
     sealed_bytes,
 )
-from hereabouts.sites.manager import HEARTBEAT_QOS, LEAVE_QOS, _verified
+from hereabouts.sites.manager import HEARTBEAT_QOS, LEAVE_QOS, verified_ids
 from hereabouts.sites.metrics import RoomCountCollector, site_counters
 from hereabouts.transports.base import Transport
 from hereabouts.transports.errors import NotConnected
@@ -325,9 +325,9 @@ class SiteHub:
         if not self._rate.allow(client.ident, now):
             raise RateLimited("too many events from this connection")
         opened = unseal_as(
-            SITE_EVENTS, sealed, now_ms=now, limits=self._limits, known=_verified.__contains__
+            SITE_EVENTS, sealed, now_ms=now, limits=self._limits, known=verified_ids.__contains__
         )
-        _verified.add(opened.id)
+        verified_ids.add(opened.id)
         event = opened.event
         if event.room_key not in client.watched:
             raise RoomNotWatched("watch a room before sending its events")
@@ -374,9 +374,9 @@ class SiteHub:
                     message.payload,
                     now_ms=now,
                     limits=self._limits,
-                    known=_verified.__contains__,
+                    known=verified_ids.__contains__,
                 )
-                _verified.add(opened.id)
+                verified_ids.add(opened.id)
                 if opened.event.room_key != key:
                     raise TopicMismatch("site event names another room than its topic")
                 if opened.id in self._from_browsers:

@@ -106,7 +106,7 @@ class _VerifiedIds:
         self._ids[event_id] = None
 
 
-_verified = _VerifiedIds(VERIFIED_MEMORY)
+verified_ids = _VerifiedIds(VERIFIED_MEMORY)
 
 Callback = Callable[[PresenceNotice], object]
 
@@ -436,9 +436,9 @@ class PresenceManager:
                     message.payload,
                     now_ms=now,
                     limits=self._limits,
-                    known=_verified.__contains__,
+                    known=verified_ids.__contains__,
                 )
-                _verified.add(opened.id)
+                verified_ids.add(opened.id)
                 event = opened.event
                 if event.room_key != key:
                     raise TopicMismatch("site event names another room than its topic")

@@ -31,7 +31,7 @@ CONTENT_SECURITY_POLICY: Final = (
     "img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 )
 
-_HEADERS: Final = {
+STATIC_HEADERS: Final = {
     # Revalidate every time: a node upgrade must not leave an old script running.
     "Cache-Control": "no-cache",
     "X-Content-Type-Options": "nosniff",
@@ -45,10 +45,10 @@ def read_static(name: str) -> bytes:
     return files("hereabouts.web").joinpath("static", name).read_bytes()
 
 
-def _serve(body: bytes, media_type: str) -> Callable[[Request], Awaitable[Response]]:
+def serve_static(body: bytes, media_type: str) -> Callable[[Request], Awaitable[Response]]:
     # A function, not a callable object: Starlette treats objects as raw ASGI apps.
     async def endpoint(request: Request) -> Response:
-        return Response(body, media_type=media_type, headers=_HEADERS)
+        return Response(body, media_type=media_type, headers=STATIC_HEADERS)
 
     return endpoint
 
@@ -56,6 +56,6 @@ def _serve(body: bytes, media_type: str) -> Callable[[Request], Awaitable[Respon
 def dashboard_routes() -> list[BaseRoute]:
     """Routes serving the dashboard's files (read from disk now, once)."""
     return [
-        Route(path, _serve(read_static(name), media_type), methods=["GET"])
+        Route(path, serve_static(read_static(name), media_type), methods=["GET"])
         for path, (name, media_type) in STATIC_FILES.items()
     ]

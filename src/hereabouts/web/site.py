@@ -34,7 +34,7 @@ from hereabouts.sites.hub_protocol import (
     HubFull,
     encode,
 )
-from hereabouts.web.dashboard import _HEADERS, _serve, read_static
+from hereabouts.web.dashboard import STATIC_HEADERS, read_static, serve_static
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ DEMO_PATH = "/demo/site"
 SOCKET_PATH = "/v1/site"
 
 _JS = "text/javascript; charset=utf-8"
-_WIDGET_HEADERS = {**_HEADERS, "Access-Control-Allow-Origin": "*"}
+_WIDGET_HEADERS = {**STATIC_HEADERS, "Access-Control-Allow-Origin": "*"}
 
 
 class _SiteSocket:
@@ -117,7 +117,7 @@ def build_site_routes(hub: SiteHub) -> list[BaseRoute]:
         Route(WIDGET_PATH, serve_widget, methods=["GET"]),
         Route(
             DEMO_PATH,
-            _serve(read_static("demo-site.html"), "text/html; charset=utf-8"),
+            serve_static(read_static("demo-site.html"), "text/html; charset=utf-8"),
             methods=["GET"],
         ),
     ]
