@@ -39,7 +39,7 @@ from typing import Final, Self
 from hereabouts.config import SitesConfig, WireLimits
 from hereabouts.core.ratelimit import RateLimiter
 from hereabouts.core.sites import CountChanged, SiteCounter, SiteTiming
-from hereabouts.errors import RateLimited, RemoteError, Replayed, TopicMismatch
+from hereabouts.errors import RateLimited, RemoteError, Replayed
 from hereabouts.metrics import Counters
 from hereabouts.sites.counts import RoomCount
 from hereabouts.sites.events import SITE_EVENTS, AnySiteEvent, SiteHeartbeat
@@ -53,7 +53,12 @@ from hereabouts.sites.hub_protocol import (
     decode_frame,
     sealed_bytes,
 )
-from hereabouts.sites.manager import HEARTBEAT_QOS, LEAVE_QOS, verified_ids
+from hereabouts.sites.manager import (
+    HEARTBEAT_QOS,
+    LEAVE_QOS,
+    open_site_event,
+    verified_ids,
+)
 from hereabouts.sites.metrics import RoomCountCollector, site_counters
 from hereabouts.transports.base import Transport
 from hereabouts.transports.errors import NotConnected
@@ -369,16 +374,7 @@ class SiteHub:
                 continue
             now = self._now_ms()
             try:
-                opened = unseal_as(
-                    SITE_EVENTS,
-                    message.payload,
-                    now_ms=now,
-                    limits=self._limits,
-                    known=verified_ids.__contains__,
-                )
-                verified_ids.add(opened.id)
-                if opened.event.room_key != key:
-                    raise TopicMismatch("site event names another room than its topic")
+                opened = open_site_event(message.payload, key, now_ms=now, limits=self._limits)
                 if opened.id in self._from_browsers:
                     continue  # our own republication coming back: already counted
                 changes = self._count(opened.event, now)

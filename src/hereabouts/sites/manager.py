@@ -51,7 +51,7 @@ from hereabouts.metrics import Counters
 from hereabouts.sites.consent import Consent
 from hereabouts.sites.counts import RoomCount
 from hereabouts.sites.errors import ConsentRequired, GhostModeOn, ManagerNotRunning
-from hereabouts.sites.events import SITE_EVENTS, SiteHeartbeat, SiteLeave
+from hereabouts.sites.events import SITE_EVENTS, AnySiteEvent, SiteHeartbeat, SiteLeave
 from hereabouts.sites.metrics import RoomCountCollector, site_counters
 from hereabouts.sites.notices import (
     NOTICE_NAMES,
@@ -65,7 +65,7 @@ from hereabouts.sites.store import SiteStore
 from hereabouts.transports.base import Transport
 from hereabouts.transports.errors import NotConnected
 from hereabouts.transports.topics import site_room, site_topic
-from hereabouts.wire import seal_as, unseal_as
+from hereabouts.wire import Opened, seal_as, unseal_as
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +107,23 @@ class _VerifiedIds:
 
 
 verified_ids = _VerifiedIds(VERIFIED_MEMORY)
+
+
+def open_site_event(
+    payload: bytes, room_key: str, *, now_ms: int, limits: WireLimits
+) -> Opened[AnySiteEvent]:
+    """Verify a site event that arrived on ``room_key``'s topic, or raise the reason.
+
+    Shared by every reader of site topics (managers and browser hubs), so that an event one
+    of them verified costs the others in this process only a hash (``verified_ids``).
+    """
+    opened = unseal_as(
+        SITE_EVENTS, payload, now_ms=now_ms, limits=limits, known=verified_ids.__contains__
+    )
+    verified_ids.add(opened.id)
+    if opened.event.room_key != room_key:
+        raise TopicMismatch("site event names another room than its topic")
+    return opened
 
 Callback = Callable[[PresenceNotice], object]
 
@@ -431,17 +448,9 @@ class PresenceManager:
                 continue
             now = self._now_ms()
             try:
-                opened = unseal_as(
-                    SITE_EVENTS,
-                    message.payload,
-                    now_ms=now,
-                    limits=self._limits,
-                    known=verified_ids.__contains__,
-                )
-                verified_ids.add(opened.id)
-                event = opened.event
-                if event.room_key != key:
-                    raise TopicMismatch("site event names another room than its topic")
+                event = open_site_event(
+                    message.payload, key, now_ms=now, limits=self._limits
+                ).event
                 if isinstance(event, SiteHeartbeat):
                     changes = self._counter.heartbeat(key, event.did, event.epoch, event.at_ms, now)
                 else:
