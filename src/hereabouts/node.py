@@ -60,6 +60,7 @@ from hereabouts.keyring import KEYRING_FILE_NAME, Keyring
 from hereabouts.ledger import LEDGER_FILE_NAME, Ledger, SqliteLedger
 from hereabouts.metrics import Counters
 from hereabouts.node_metrics import NodeCollector
+from hereabouts.tasks import BackgroundTasks
 from hereabouts.transports.base import Message, Transport
 from hereabouts.transports.broker import EmbeddedBroker, ensure_local_broker
 from hereabouts.transports.mqtt import MqttSettings, MqttTransport, ProtocolChoice
@@ -118,7 +119,7 @@ class Node:
         self.started_at_ms = self._now_ms()
         self.counters = Counters()
         self.registry = CollectorRegistry()
-        self._tasks: set[asyncio.Task[object]] = set()
+        self._background = BackgroundTasks()
         self._changes: Fanout[StatusChanged] = Fanout(
             capacity=CHANGES_QUEUE,
             on_drop=lambda: self.counters.add("changes_dropped", "slow_subscriber"),
@@ -253,7 +254,7 @@ class Node:
         self._running = False
         if not self.stealth and self._announced.is_set():
             await self._publish_event(self._event(Chau))
-        await self._cancel_tasks()
+        await self._background.cancel_all()
         await self.transport.close()
         self._changes.close()
         if self._owns_stores and self._ledger is not None and self._keyring is not None:
@@ -261,19 +262,6 @@ class Node:
             self._keyring.close()
         if self._broker is not None:
             await self._broker.close()
-
-    async def _cancel_tasks(self) -> None:
-        """Cancel every background task and wait until all have ended.
-
-        Cancelled again until they do: on Python 3.11 ``asyncio.wait_for`` (used inside
-        aiomqtt's publish) can swallow a cancellation that lands as its inner call completes,
-        and the task then carries on to its next ``await``.
-        """
-        while self._tasks:
-            pending = set(self._tasks)
-            for task in pending:
-                task.cancel()
-            await asyncio.wait(pending, timeout=1.0)
 
     async def wait_announced(self) -> None:
         """Until our hey_there has been published (immediately for a stealth node)."""
@@ -306,9 +294,7 @@ class Node:
             self._spawn(self._publish_event(self._newspaper()), "reconnected-newspaper")
 
     def _spawn(self, coroutine: Coroutine[Any, Any, object], name: str) -> None:
-        task = asyncio.create_task(coroutine, name=f"{self.name}:{name}")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._background.spawn(coroutine, name=f"{self.name}:{name}")
 
     # --- making and sending events --------------------------------------------------------
 

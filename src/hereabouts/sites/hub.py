@@ -60,6 +60,7 @@ from hereabouts.sites.manager import (
     verified_ids,
 )
 from hereabouts.sites.metrics import RoomCountCollector, site_counters
+from hereabouts.tasks import BackgroundTasks
 from hereabouts.transports.base import Transport
 from hereabouts.transports.errors import NotConnected
 from hereabouts.transports.topics import site_room, site_topic
@@ -187,18 +188,17 @@ class SiteHub:
             rate_per_s=CLIENT_RATE_PER_S, burst=CLIENT_BURST, max_keys=max(1, max_connections)
         )
         self._from_browsers: dict[str, None] = {}
-        self._pending: set[asyncio.Task[None]] = set()
-        self._group: asyncio.TaskGroup | None = None
-        self._tasks: list[asyncio.Task[None]] = []
+        self._background = BackgroundTasks()  # the plaza reader and the ticker
+        self._republishing = BackgroundTasks()  # browser events on their way to the plaza
+        self._running = False
 
     # --- lifecycle -------------------------------------------------------------------------
 
     async def __aenter__(self) -> Self:
         await self._transport.connect()
-        self._group = asyncio.TaskGroup()
-        await self._group.__aenter__()
-        self._tasks.append(self._group.create_task(self._read(), name="site-hub-reader"))
-        self._tasks.append(self._group.create_task(self._tick(), name="site-hub-ticker"))
+        self._background.spawn(self._read(), name="site-hub-reader")
+        self._background.spawn(self._tick(), name="site-hub-ticker")
+        self._running = True
         return self
 
     async def __aexit__(
@@ -209,18 +209,15 @@ class SiteHub:
     ) -> None:
         for client in list(self._clients):
             client.close()
-        if self._pending:
-            await asyncio.wait(list(self._pending), timeout=2.0)
-        for task in [*self._tasks, *self._pending]:
-            task.cancel()
-        group, self._group = self._group, None
-        if group is not None:
-            await group.__aexit__(None, None, None)
+        self._running = False
+        await self._republishing.wait(timeout_s=2.0)
+        await self._republishing.cancel_all()
+        await self._background.cancel_all()
         await self._transport.close()
 
     @property
     def running(self) -> bool:
-        return self._group is not None
+        return self._running
 
     def hello(self) -> dict[str, object]:
         """The first frame of every connection: the cadence and the hub's clock."""
@@ -343,12 +340,10 @@ class SiteHub:
         heartbeat = isinstance(event, SiteHeartbeat)
         kind = "heartbeat" if heartbeat else "leave"
         self.counters.add("site_events_in", kind)
-        task = asyncio.get_running_loop().create_task(
+        self._republishing.spawn(
             self._republish(event.room_key, opened.raw, heartbeat=heartbeat),
             name=f"site-hub-republish-{_short(event.room_key)}",
         )
-        self._pending.add(task)
-        task.add_done_callback(self._pending.discard)
 
     def _remember(self, event_id: str) -> None:
         if len(self._from_browsers) >= BROWSER_IDS:

@@ -62,6 +62,7 @@ from hereabouts.sites.notices import (
 )
 from hereabouts.sites.rooms import DEFAULT_ROOM, Room
 from hereabouts.sites.store import SiteStore
+from hereabouts.tasks import BackgroundTasks
 from hereabouts.transports.base import Transport
 from hereabouts.transports.errors import NotConnected
 from hereabouts.transports.topics import site_room, site_topic
@@ -182,9 +183,9 @@ class PresenceManager:
         self._reported: dict[str, RoomCount] = {}
         self._callbacks: dict[str, list[Callback]] = {name: [] for name in NOTICE_NAMES}
         self._notices: Fanout[PresenceNotice] = Fanout(capacity=NOTICE_QUEUE_SIZE)
-        self._pending: set[asyncio.Task[None]] = set()
-        self._tasks: list[asyncio.Task[None]] = []
-        self._group: asyncio.TaskGroup | None = None
+        self._background = BackgroundTasks()  # reader, ticker, one heartbeat per room
+        self._leaves = BackgroundTasks()  # leaves in flight, awaited by flush()
+        self._running = False
         self._consent: Consent | None = None
 
     # --- lifecycle -------------------------------------------------------------------------
@@ -196,10 +197,9 @@ class PresenceManager:
             )
         self._consent = Consent(self._store, on_revoke=self._revoked)
         await self._transport.connect()
-        self._group = asyncio.TaskGroup()
-        await self._group.__aenter__()
-        self._tasks.append(self._group.create_task(self._read(), name="site-presence-reader"))
-        self._tasks.append(self._group.create_task(self._tick(), name="site-presence-ticker"))
+        self._background.spawn(self._read(), name="site-presence-reader")
+        self._background.spawn(self._tick(), name="site-presence-ticker")
+        self._running = True
         return self
 
     async def __aexit__(
@@ -213,11 +213,9 @@ class PresenceManager:
                 self._drop(membership, "closed")
             await self.flush(timeout_s=LEAVE_TIMEOUT_S)
         finally:
-            for task in [*self._tasks, *self._pending]:
-                task.cancel()
-            group, self._group = self._group, None
-            if group is not None:
-                await group.__aexit__(None, None, None)
+            self._running = False
+            await self._leaves.cancel_all()
+            await self._background.cancel_all()
             await self._transport.close()
             self._notices.close()
             if self._owns_store and self._store is not None:
@@ -226,9 +224,7 @@ class PresenceManager:
 
     async def flush(self, *, timeout_s: float | None = None) -> None:
         """Wait until leaves sent in the background (revoke, ghost) have been published."""
-        pending = list(self._pending)
-        if pending:
-            await asyncio.wait(pending, timeout=timeout_s)
+        await self._leaves.wait(timeout_s)
 
     @property
     def transport(self) -> Transport:
@@ -293,8 +289,7 @@ class PresenceManager:
         self._notify(PresenceJoined(room=target))
         first = self._now_ms()
         await self._heartbeat(membership, first)
-        assert self._group is not None
-        membership.task = self._group.create_task(
+        membership.task = self._background.spawn(
             self._beat(membership, plan.next_after(first)),
             name=f"site-heartbeat-{_short(target.key)}",
         )
@@ -419,12 +414,10 @@ class PresenceManager:
         if key is not None and epoch >= epoch_of(now, self._counter_duration_ms) - 1:
             event = SiteLeave(did=key.did, room_key=membership.room.key, epoch=epoch, at_ms=now)
             payload = seal_as(SITE_EVENTS, event, key, limits=self._limits)
-            task = asyncio.get_running_loop().create_task(
+            self._leaves.spawn(
                 self._publish(membership.room.key, payload, qos=LEAVE_QOS),
                 name=f"site-leave-{_short(membership.room.key)}",
             )
-            self._pending.add(task)
-            task.add_done_callback(self._pending.discard)
         self._notify(PresenceLeft(room=membership.room, reason=reason))
 
     async def _publish(self, room_key: str, payload: bytes, *, qos: int) -> None:
@@ -521,5 +514,5 @@ class PresenceManager:
         return self._store
 
     def _require_running(self) -> None:
-        if self._group is None:
+        if not self._running:
             raise ManagerNotRunning("use the manager inside 'async with'")
