@@ -10,6 +10,7 @@ from hereabouts import config as config_module
 from hereabouts.config import (
     Config,
     HeartbeatConfig,
+    HubConfig,
     LedgerConfig,
     ProjectionConfig,
     WireLimits,
@@ -71,3 +72,21 @@ def test_home_resolution_order(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) 
     assert resolve_home() == tmp_path / "env"
     monkeypatch.delenv("HEREABOUTS_HOME")
     assert resolve_home() == Path("~/.hereabouts").expanduser()
+
+
+def test_hub_config_reads_its_environment_and_flag() -> None:
+    hub = HubConfig.from_env(
+        {
+            "PRESENCE_HUB_MAX_CONNECTIONS": "20000",
+            "PRESENCE_HUB_MAX_ROOMS": "50",
+            "HEREABOUTS_PRESENCE_GHOST_MODE_HARD_OFF": "1",
+        }
+    )
+    assert hub == HubConfig(max_connections=20_000, max_rooms=50, ghost_mode_hard_off=True)
+    assert HubConfig.from_env({}) == HubConfig()
+    with pytest.raises(ConfigError, match="PRESENCE_HUB_MAX_CONNECTIONS"):
+        HubConfig.from_env({"PRESENCE_HUB_MAX_CONNECTIONS": "lots"})
+    with pytest.raises(ConfigError, match="HARD_OFF"):
+        HubConfig.from_env({"HEREABOUTS_PRESENCE_GHOST_MODE_HARD_OFF": "maybe"})
+    with pytest.raises(ConfigError):
+        HubConfig(max_connections=0)

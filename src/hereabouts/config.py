@@ -78,7 +78,6 @@ class HeartbeatConfig:
             raise ConfigError("jitter_fraction must be in [0, 1)")
 
 
-
 #: Every MISSING threshold must be at least this many quiet (longest nominal) heartbeat
 #: intervals. With 2.5, a peer may lose one heartbeat entirely and have the next one arrive
 #: late by up to the ±10% jitter without being marked MISSING (2 x 132 s = 264 s < 300 s). The
@@ -231,6 +230,16 @@ def _env_seconds(env: Mapping[str, str], name: str, default: float) -> float:
         raise ConfigError(f"{name} must be a number of seconds, got {raw!r}") from None
 
 
+def _env_int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+
+
 def _env_bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raw = env.get(name)
     if raw is None or raw.strip() == "":
@@ -325,11 +334,6 @@ class SitesConfig:
         """Read the ``PRESENCE_*`` variables (unset or empty means the default)."""
         source = os.environ if env is None else env
         default = cls()
-        raw_min = source.get("PRESENCE_MIN_COUNT", "").strip()
-        try:
-            min_count = int(raw_min) if raw_min else default.min_count
-        except ValueError:
-            raise ConfigError(f"PRESENCE_MIN_COUNT must be an integer, got {raw_min!r}") from None
         values: dict[str, object] = {
             "did_duration_s": _env_seconds(source, "PRESENCE_DID_DURATION", default.did_duration_s),
             "heartbeat_interval_s": _env_seconds(
@@ -341,12 +345,64 @@ class SitesConfig:
             "ghost_mode_default": _env_bool(
                 source, "PRESENCE_GHOST_MODE_DEFAULT", default.ghost_mode_default
             ),
-            "min_count": min_count,
+            "min_count": _env_int(source, "PRESENCE_MIN_COUNT", default.min_count),
             "rotation_spread_s": _env_seconds(
                 source, "PRESENCE_ROTATION_SPREAD", default.rotation_spread_s
             ),
             "max_clock_skew_s": _env_seconds(
                 source, "PRESENCE_MAX_CLOCK_SKEW", default.max_clock_skew_s
+            ),
+        }
+        values.update(overrides)
+        return cls(**values)  # type: ignore[arg-type]
+
+
+PRESENCE_GHOST_MODE_HARD_OFF_ENV = "HEREABOUTS_PRESENCE_GHOST_MODE_HARD_OFF"
+"""The ``presence_ghost_mode_hard_off`` flag (see :attr:`HubConfig.ghost_mode_hard_off`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class HubConfig:
+    """The browser hub that ``hereabouts up`` serves on ``/v1/site``: limits and flags."""
+
+    max_connections: int = 1000
+    """``PRESENCE_HUB_MAX_CONNECTIONS``: browser connections one hub holds. Each costs a few
+    KiB and two tasks; past this, new ones are closed with 1013 (try again later) rather
+    than slowing everyone down."""
+
+    max_rooms: int = 10_000
+    """``PRESENCE_HUB_MAX_ROOMS``: distinct rooms one hub counts (and subscribes to) over
+    its lifetime."""
+
+    ghost_mode_hard_off: bool = False
+    """``HEREABOUTS_PRESENCE_GHOST_MODE_HARD_OFF`` (flag ``presence_ghost_mode_hard_off``):
+    force ghost mode for everyone on this hub. Browsers still see counts, but the hub
+    accepts no event from them and tells every widget that ghost mode is forced, so none
+    sends any. For an operator who must stop publishing visitors at once, whatever their
+    own choice."""
+
+    probe_interval_s: float = 10.0
+    """How often the hub checks itself for ``/healthz``: a key generated, a probe signed,
+    published to the plaza and received back. ``/healthz`` fails when no probe came back
+    for three intervals."""
+
+    def __post_init__(self) -> None:
+        _positive("max_connections", self.max_connections)
+        _positive("max_rooms", self.max_rooms)
+        _positive("probe_interval_s", self.probe_interval_s)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> HubConfig:
+        """Read ``PRESENCE_HUB_*`` and the ghost flag (unset or empty means the default)."""
+        source = os.environ if env is None else env
+        default = cls()
+        values: dict[str, object] = {
+            "max_connections": _env_int(
+                source, "PRESENCE_HUB_MAX_CONNECTIONS", default.max_connections
+            ),
+            "max_rooms": _env_int(source, "PRESENCE_HUB_MAX_ROOMS", default.max_rooms),
+            "ghost_mode_hard_off": _env_bool(
+                source, PRESENCE_GHOST_MODE_HARD_OFF_ENV, default.ghost_mode_hard_off
             ),
         }
         values.update(overrides)
@@ -365,6 +421,7 @@ class Config:
     howdy: HowdyConfig = field(default_factory=HowdyConfig)
     node: NodeConfig = field(default_factory=NodeConfig)
     sites: SitesConfig = field(default_factory=SitesConfig)
+    hub: HubConfig = field(default_factory=HubConfig)
 
     def __post_init__(self) -> None:
         floor = THRESHOLD_FACTOR * self.heartbeat.max_interval_s

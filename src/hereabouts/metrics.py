@@ -35,6 +35,10 @@ class Counters:
     def get(self, name: str, label_value: str = "") -> int:
         return self._counts.get((name, label_value), 0)
 
+    def total(self, name: str) -> int:
+        """The sum over every label value of ``name``."""
+        return sum(self.by_label(name).values())
+
     def by_label(self, name: str) -> dict[str, int]:
         return {value: n for (metric, value), n in self._counts.items() if metric == name}
 

@@ -9,7 +9,8 @@ Everything one operator needs on one machine, in one process:
 * a re-publisher keeping this node's latest presence@2 document fresh, if it has one;
 * the site-presence hub for browsers (``/v1/site``, ``/widget.js``, ``/demo/site``) on its
   own connection to the same plaza, unless the ``presence_v0`` flag is off (``--no-sites``
-  or ``HEREABOUTS_PRESENCE_V0=0``);
+  or ``HEREABOUTS_PRESENCE_V0=0``); ``--ghost-hard-off`` (flag
+  ``presence_ghost_mode_hard_off``) forces ghost mode for every visitor of the hub;
 * ``--peers N`` demo nodes in the same process (in-memory ledgers, fresh identities), so a
   newcomer sees a live neighbourhood at once.
 
@@ -29,7 +30,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from hereabouts import config as config_module
-from hereabouts.config import Config, NodeConfig, SitesConfig
+from hereabouts.config import Config, HubConfig, NodeConfig, SitesConfig
 from hereabouts.errors import ConfigError
 
 if TYPE_CHECKING:  # the runtime pieces load only when a node really starts (fast --help)
@@ -39,6 +40,7 @@ if TYPE_CHECKING:  # the runtime pieces load only when a node really starts (fas
     from hereabouts.identity import Identity
     from hereabouts.node import Node
     from hereabouts.sites.hub import SiteHub
+    from hereabouts.web.app import HealthCheck
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +87,10 @@ def config_from_args(args: argparse.Namespace) -> Config:
         changes["http_host"], changes["http_port"] = parse_http(args.http)
     # PRESENCE_* variables tune the browser hub as they tune every site participant.
     node = dataclasses.replace(node, **changes)  # type: ignore[arg-type]
-    return base.replace(node=node, sites=SitesConfig.from_env())
+    hub = HubConfig.from_env()
+    if getattr(args, "ghost_hard_off", False):
+        hub = dataclasses.replace(hub, ghost_mode_hard_off=True)
+    return base.replace(node=node, sites=SitesConfig.from_env(), hub=hub)
 
 
 def _advert_routes(config: Config, node: Node) -> list[BaseRoute]:
@@ -127,7 +132,9 @@ def _site_hub(config: Config, node: Node) -> SiteHub:
     if not isinstance(plaza, MqttTransport):
         raise ConfigError("the site hub needs an MQTT plaza")
     transport = MqttTransport(node_name=f"{node.name}-sites", settings=plaza.settings)
-    return SiteHub(transport=transport, config=config.sites, wire_limits=config.wire)
+    return SiteHub(
+        transport=transport, config=config.sites, hub=config.hub, wire_limits=config.wire
+    )
 
 
 async def run(config: Config, *, demo_peers: int = 0, sites: bool = True) -> int:
@@ -146,6 +153,7 @@ async def run(config: Config, *, demo_peers: int = 0, sites: bool = True) -> int
     async with contextlib.AsyncExitStack() as stack:
         node = await stack.enter_async_context(Node(config))
         routes = _advert_routes(config, node)
+        health_parts: dict[str, HealthCheck] = {}
         if sites:
             from hereabouts.web.site import build_site_routes
 
@@ -153,7 +161,8 @@ async def run(config: Config, *, demo_peers: int = 0, sites: bool = True) -> int
             hub.counters.register(node.registry)
             node.registry.register(hub.collector())
             routes += build_site_routes(hub)
-        app = create_app(node, extra_routes=routes)
+            health_parts["sites"] = hub.health
+        app = create_app(node, extra_routes=routes, health_parts=health_parts)
         host, port = config.node.http_host, config.node.http_port
         try:
             server = await stack.enter_async_context(HttpServer(app, host=host, port=port))
@@ -245,6 +254,13 @@ def register(
         "--no-sites",
         action="store_true",
         help="no site presence: no browser hub, widget or demo page (flag presence_v0 off)",
+    )
+    up.add_argument(
+        "--ghost-hard-off",
+        action="store_true",
+        help="force ghost mode for every visitor of this hub: counts are shown, nobody is "
+        "published (flag presence_ghost_mode_hard_off; also "
+        "HEREABOUTS_PRESENCE_GHOST_MODE_HARD_OFF=1)",
     )
     up.add_argument("--verbose", action="store_true", help="debug logging")
     up.set_defaults(func=command)

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from starlette.applications import Starlette
 
-from hereabouts.config import SitesConfig
+from hereabouts.config import HubConfig, SitesConfig
 from hereabouts.sites import room_key
 from hereabouts.sites.hub import SiteHub
 from hereabouts.transports.memory import MemoryBus
@@ -51,9 +51,12 @@ pytestmark = pytest.mark.skipif(
 
 
 @contextlib.asynccontextmanager
-async def hub_server() -> AsyncIterator[tuple[SiteHub, HttpServer]]:
+async def hub_server(
+    settings: HubConfig | None = None,
+) -> AsyncIterator[tuple[SiteHub, HttpServer]]:
     bus = MemoryBus()
-    async with SiteHub(transport=bus.transport(name="hub"), config=CONFIG) as hub:
+    settings = settings if settings is not None else HubConfig()
+    async with SiteHub(transport=bus.transport(name="hub"), config=CONFIG, hub=settings) as hub:
         app = Starlette(routes=[*dashboard_routes(), *build_site_routes(hub)])
         async with HttpServer(app) as server:
             yield hub, server
@@ -183,3 +186,31 @@ async def test_two_visitors_count_each_other_and_ghost_mode_holds(
 
     assert hub.counters.by_label("site_hub_rejects") == {}
     assert problems == []
+
+
+async def test_a_hub_that_forces_ghost_mode_counts_nobody() -> None:
+    """Flag presence_ghost_mode_hard_off: an opted-in visitor sees counts, sends nothing,
+    and is told plainly that the site turned ghost mode on."""
+    expect = playwright_api.expect
+    OUTPUT.mkdir(parents=True, exist_ok=True)
+    async with (
+        hub_server(HubConfig(ghost_mode_hard_off=True)) as (hub, server),
+        chromium() as browser,
+    ):
+        context = await browser.new_context()  # type: ignore[attr-defined]
+        page = await context.new_page()
+        page.set_default_timeout(TIMEOUT_MS)
+        await page.goto(f"{server.url}/demo/site")
+        await page.get_by_role("button", name="Count me in").click()
+        await expect(page.locator(".hb-count")).to_have_text("Ghost mode on")
+        await page.locator(".hb-indicator").click()
+        panel = page.get_by_role("dialog", name="Site presence")
+        forced = panel.get_by_role("button", name="Ghost mode: on (set by this site)")
+        await expect(forced).to_be_disabled()
+        await expect(panel).to_contain_text("turned ghost mode on for every visitor")
+        await page.wait_for_timeout(3 * CONFIG.heartbeat_interval_s * 1000)
+        await page.screenshot(path=str(OUTPUT / "7-ghost-forced.png"), full_page=True)
+        assert hub.connections == 1  # connected, watching counts
+        assert hub.counters.by_label("site_hub_frames") == {"watch": 1}
+        assert hub.counts()[room_key(server.url, "lobby")].value == 0
+        await context.close()

@@ -22,7 +22,7 @@ from starlette.applications import Starlette
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from hereabouts.config import SitesConfig
+from hereabouts.config import HubConfig, SitesConfig
 from hereabouts.identity import Identity
 from hereabouts.sites import PresenceManager, room_key
 from hereabouts.sites.hub import SiteHub
@@ -30,7 +30,7 @@ from hereabouts.transports.memory import MemoryBus
 from hereabouts.web.server import HttpServer
 from hereabouts.web.site import build_site_routes
 from hereabouts.wire import SIGNING_TAG
-from tests.sites.support import eventually
+from tests.sites.support import WireRecorder, eventually
 
 CONFIG = SitesConfig(
     did_duration_s=60.0,
@@ -130,9 +130,10 @@ class Rig:
 
 
 @contextlib.asynccontextmanager
-async def rig(**hub_options: int) -> AsyncIterator[Rig]:
+async def rig(hub: HubConfig | None = None) -> AsyncIterator[Rig]:
     bus = MemoryBus()
-    async with SiteHub(transport=bus.transport(name="hub"), config=CONFIG, **hub_options) as hub:
+    settings = hub if hub is not None else HubConfig()
+    async with SiteHub(transport=bus.transport(name="hub"), config=CONFIG, hub=settings) as hub:
         app = Starlette(routes=build_site_routes(hub))
         async with HttpServer(app) as server:
             yield Rig(bus=bus, hub=hub, server=server)
@@ -281,7 +282,7 @@ async def test_garbage_floods_and_oversized_frames_are_closed_with_clear_codes()
 
 
 async def test_connections_are_bounded() -> None:
-    async with rig(max_connections=1) as r, r.browser():
+    async with rig(HubConfig(max_connections=1)) as r, r.browser():
         async with connect(r.url) as ws:
             with pytest.raises(ConnectionClosed) as closed:
                 await asyncio.wait_for(ws.recv(), timeout=10)
@@ -310,3 +311,28 @@ async def test_no_did_or_origin_in_frames_or_logs(caplog: pytest.LogCaptureFixtu
     assert "did:key" not in seen
     assert all(key.did not in seen for key in keys)
     assert "hub-test.example" not in seen
+
+
+
+async def test_a_hub_forcing_ghost_mode_publishes_nobody(tmp_path: Path) -> None:
+    """Flag presence_ghost_mode_hard_off: counts still flow to browsers, events do not."""
+    async with (
+        rig(HubConfig(ghost_mode_hard_off=True)) as r,
+        WireRecorder(r.bus.transport(name="wire")) as wire,
+        r.browser() as b,
+    ):
+        assert b.frames[0]["ghost_forced"] is True
+        await b.watch(LOBBY)
+        await eventually(lambda: LOBBY in b.counts)
+        await b.send(event_frame(browser_sealed("site_heartbeat", Identity.generate(), LOBBY)))
+        await eventually(lambda: b.errors() == ["ghost_forced"])
+        assert wire.messages == []
+        # A visitor elsewhere on the plaza is still counted, and shown to the browser.
+        python = PresenceManager(transport=r.bus.transport(name="py"), home=tmp_path, config=CONFIG)
+        async with python:
+            python.consent.grant(ORIGIN)
+            await python.join(ORIGIN, "lobby")
+            await eventually(lambda: b.count(LOBBY) == 1)
+        assert len(wire.dids()) == 1  # the Python visitor's, nobody else's
+        assert r.hub.counters.by_label("site_hub_republished") == {}
+        assert r.hub.counters.get("site_hub_rejects", "ghost_forced") == 1

@@ -7,6 +7,7 @@ import json
 import signal
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import httpx
 from websockets.asyncio.client import connect
@@ -58,6 +59,21 @@ async def test_up_serves_the_hub_widget_and_demo(tmp_path: Path) -> None:
         assert "script-src 'self'" in csp and "connect-src 'self'" in csp
         assert 'src="/widget.js"' in demo.text
 
+        # /healthz carries the hub's part: broker, self-probe, keys, processing.
+        async def healthy() -> dict[str, Any]:
+            async with httpx.AsyncClient() as client:
+                for _ in range(300):
+                    response = await client.get(f"{url}/healthz")
+                    body: dict[str, Any] = response.json()
+                    if response.status_code == 200 and body["sites"]["probe"]["answered"]:
+                        return body
+                    await asyncio.sleep(0.1)
+            raise AssertionError(f"never healthy: {body}")
+
+        sites = (await healthy())["sites"]
+        assert sites["ok"] and sites["broker"]["connected"] and sites["key_generation"]["ok"]
+        assert sites["processing"]["reader_running"] and not sites["ghost_forced"]
+
         key = room_key("https://up-test.example", "lobby")
         async with connect(url.replace("http", "ws") + "/v1/site") as ws:
             hello = json.loads(await ws.recv())
@@ -92,3 +108,13 @@ async def test_no_sites_turns_the_hub_off(tmp_path: Path) -> None:
     finally:
         output = stop(process)
     assert "site presence demo" not in output
+
+
+async def test_ghost_hard_off_flag_reaches_every_widget(tmp_path: Path) -> None:
+    process, url = start_up(tmp_path, "--ghost-hard-off")
+    try:
+        await wait_for_http(url, process)
+        async with connect(url.replace("http", "ws") + "/v1/site") as ws:
+            assert json.loads(await ws.recv())["ghost_forced"] is True
+    finally:
+        stop(process)

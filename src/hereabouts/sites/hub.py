@@ -36,7 +36,7 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Final, Self
 
-from hereabouts.config import SitesConfig, WireLimits
+from hereabouts.config import HubConfig, SitesConfig, WireLimits
 from hereabouts.core.ratelimit import RateLimiter
 from hereabouts.core.sites import CountChanged, SiteCounter, SiteTiming
 from hereabouts.errors import RateLimited, RemoteError, Replayed
@@ -46,6 +46,7 @@ from hereabouts.sites.events import SITE_EVENTS, AnySiteEvent, SiteHeartbeat
 from hereabouts.sites.hub_protocol import (
     MAX_ROOMS_PER_CONNECTION,
     MAX_STRIKES,
+    GhostForced,
     HubFull,
     RoomNotWatched,
     Submit,
@@ -60,6 +61,7 @@ from hereabouts.sites.manager import (
     verified_ids,
 )
 from hereabouts.sites.metrics import RoomCountCollector, site_counters
+from hereabouts.sites.probe import SelfProbe
 from hereabouts.tasks import BackgroundTasks
 from hereabouts.transports.base import Transport
 from hereabouts.transports.errors import NotConnected
@@ -67,13 +69,6 @@ from hereabouts.transports.topics import site_room, site_topic
 from hereabouts.wire import unseal_as
 
 log = logging.getLogger(__name__)
-
-DEFAULT_MAX_CONNECTIONS: Final = 1000
-"""Browser connections one hub holds. Each costs a few KiB and two tasks; past this, new
-ones are closed with 1013 (try again later) rather than slowing everyone down."""
-
-DEFAULT_MAX_ROOMS: Final = 10_000
-"""Distinct rooms one hub counts (and subscribes to) over its lifetime."""
 
 CLIENT_RATE_PER_S: Final = 4.0
 """Events per second one connection may send, sustained. A widget in 16 rooms at the
@@ -159,25 +154,26 @@ class SiteHub:
         *,
         transport: Transport,
         config: SitesConfig | None = None,
+        hub: HubConfig | None = None,
         wire_limits: WireLimits | None = None,
         counters: Counters | None = None,
         clock: Callable[[], float] = time.time,
-        max_connections: int = DEFAULT_MAX_CONNECTIONS,
-        max_rooms: int = DEFAULT_MAX_ROOMS,
-        rooms_per_connection: int = MAX_ROOMS_PER_CONNECTION,
     ) -> None:
-        """``clock`` is wall-clock seconds (epochs are wall-clock); ``counters`` receives the
-        ``site_*`` and ``site_hub_*`` counters (a new set by default)."""
+        """``config`` is the visitors' cadence (default :meth:`SitesConfig.from_env`);
+        ``hub`` the hub's limits and flags (default :meth:`HubConfig.from_env`); ``clock``
+        is wall-clock seconds (epochs are wall-clock); ``counters`` receives the ``site_*``
+        and ``site_hub_*`` counters (a new set by default)."""
         self.config = config if config is not None else SitesConfig.from_env()
+        self.settings = hub if hub is not None else HubConfig.from_env()
         self._transport = transport
         self._limits = wire_limits if wire_limits is not None else WireLimits()
         self.counters = site_counters(counters)
         for name, (help_text, label) in HUB_COUNTERS.items():
             self.counters.describe(name, help_text, label)
         self._clock = clock
-        self.max_connections = max_connections
-        self.max_rooms = max_rooms
-        self.rooms_per_connection = rooms_per_connection
+        self.max_connections = self.settings.max_connections
+        self.max_rooms = self.settings.max_rooms
+        self.rooms_per_connection = MAX_ROOMS_PER_CONNECTION
         self._counter = SiteCounter(SiteTiming.from_config(self.config))
         self._watchers: dict[str, set[HubClient]] = {}
         self._reported: dict[str, RoomCount] = {}
@@ -185,10 +181,15 @@ class SiteHub:
         self._clients: set[HubClient] = set()
         self._ids = itertools.count(1)
         self._rate = RateLimiter(
-            rate_per_s=CLIENT_RATE_PER_S, burst=CLIENT_BURST, max_keys=max(1, max_connections)
+            rate_per_s=CLIENT_RATE_PER_S, burst=CLIENT_BURST, max_keys=self.max_connections
         )
         self._from_browsers: dict[str, None] = {}
-        self._background = BackgroundTasks()  # the plaza reader and the ticker
+        self._probe = SelfProbe(
+            interval_ms=round(self.settings.probe_interval_s * 1000), started_ms=self._now_ms()
+        )
+        self._last_processed_ms: int | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._background = BackgroundTasks()  # the plaza reader, the ticker, the probe
         self._republishing = BackgroundTasks()  # browser events on their way to the plaza
         self._running = False
 
@@ -196,8 +197,10 @@ class SiteHub:
 
     async def __aenter__(self) -> Self:
         await self._transport.connect()
-        self._background.spawn(self._read(), name="site-hub-reader")
+        await self._transport.subscribe(self._probe.topic)
+        self._reader = self._background.spawn(self._read(), name="site-hub-reader")
         self._background.spawn(self._tick(), name="site-hub-ticker")
+        self._background.spawn(self._probe_now_and_then(), name="site-hub-probe")
         self._running = True
         return self
 
@@ -219,15 +222,51 @@ class SiteHub:
     def running(self) -> bool:
         return self._running
 
+    @property
+    def ghost_forced(self) -> bool:
+        """Flag ``presence_ghost_mode_hard_off``: ghost mode for every visitor of this hub."""
+        return self.settings.ghost_mode_hard_off
+
     def hello(self) -> dict[str, object]:
-        """The first frame of every connection: the cadence and the hub's clock."""
+        """The first frame of every connection: the cadence, the hub's clock, and whether
+        the hub forces ghost mode (then the widget sends nothing and says why)."""
         return {
             "type": "hello",
             "heartbeat_interval_ms": round(self.config.heartbeat_interval_s * 1000),
             "did_duration_ms": round(self.config.did_duration_s * 1000),
             "rotation_spread_ms": round(self.config.rotation_spread_s * 1000),
             "max_rooms": self.rooms_per_connection,
+            "ghost_forced": self.ghost_forced,
             "now_ms": self._now_ms(),
+        }
+
+    def health(self) -> dict[str, object]:
+        """The hub's part of ``/healthz``: ``ok`` when the broker is connected and a probe
+        (key generated, signed, published, received back through the reader, verified)
+        has answered lately. See :mod:`hereabouts.sites.probe`."""
+        now = self._now_ms()
+        state = self._transport.state
+        reader_alive = self._running and self._reader is not None and not self._reader.done()
+        probe = self._probe.report(now)
+        return {
+            "ok": bool(state.connected and reader_alive and probe["ok"]),
+            "broker": state.as_dict(),
+            "probe": probe,
+            "key_generation": {"ok": self._probe.key_generation_ok is not False},
+            "processing": {
+                "ok": reader_alive,
+                "reader_running": reader_alive,
+                "last_message_age_ms": (
+                    None if self._last_processed_ms is None else now - self._last_processed_ms
+                ),
+                "events_in": self.counters.total("site_events_in"),
+                "rejects": self.counters.total("site_rejects")
+                + self.counters.total("site_hub_rejects"),
+                "republish_backlog": len(self._republishing),
+            },
+            "connections": len(self._clients),
+            "rooms": len(self._watchers),
+            "ghost_forced": self.ghost_forced,
         }
 
     # --- connections -----------------------------------------------------------------------
@@ -323,6 +362,8 @@ class SiteHub:
 
     async def submit(self, client: HubClient, sealed: bytes) -> None:
         """A browser-signed event: verify, count, republish; or raise the reason it is not."""
+        if self.ghost_forced:
+            raise GhostForced("this hub forces ghost mode: it publishes no visitor")
         now = self._now_ms()
         if not self._rate.allow(client.ident, now):
             raise RateLimited("too many events from this connection")
@@ -364,10 +405,14 @@ class SiteHub:
 
     async def _read(self) -> None:
         async for message in self._transport.messages():
+            now = self._now_ms()
+            self._last_processed_ms = now
+            if message.topic == self._probe.topic:
+                self._probe.received(message.payload, now)
+                continue
             key = site_room(message.topic)
             if key is None or not self._counter.tracks(key):
                 continue
-            now = self._now_ms()
             try:
                 opened = open_site_event(message.payload, key, now_ms=now, limits=self._limits)
                 if opened.id in self._from_browsers:
@@ -382,6 +427,17 @@ class SiteHub:
                 log.warning("site event in room %s failed: %s", _short(key), type(exc).__name__)
                 continue
             self._apply(changes)
+
+    async def _probe_now_and_then(self) -> None:
+        """Send a self-probe every interval (the first at once)."""
+        while True:
+            payload = self._probe.make(self._now_ms())
+            if payload is not None:
+                try:
+                    await self._transport.publish(self._probe.topic, payload, qos=0)
+                except NotConnected as exc:
+                    self._probe.last_error = f"probe not published: {exc.reason}"
+            await asyncio.sleep(self._probe.interval_ms / 1000)
 
     async def _tick(self) -> None:
         cap_ms = round(self.config.heartbeat_interval_s * 1000)
@@ -420,4 +476,3 @@ class SiteHub:
 
     def _now_ms(self) -> int:
         return int(self._clock() * 1000)
-

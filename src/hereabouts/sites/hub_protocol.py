@@ -14,7 +14,9 @@ client → hub
 hub → client
 
 * ``{"type":"hello","heartbeat_interval_ms":…,"did_duration_ms":…,"rotation_spread_ms":…,
-  "max_rooms":…,"now_ms":…}`` — first, once: the cadence to follow and the hub's clock;
+  "max_rooms":…,"ghost_forced":false,"now_ms":…}`` — first, once: the cadence to follow,
+  the hub's clock, and whether the hub forces ghost mode on everyone (then the widget sends
+  no event; the hub would refuse each with ``ghost_forced``);
 * ``{"type":"counts","rooms":{"<room-key>":{"count":7,"fewer_than":null},…}}`` — after a
   ``watch`` (every watched room) and whenever a reported count changes (changed rooms);
 * ``{"type":"error","reason":"<slug>"}`` — a frame was refused; the connection stays up.
@@ -95,6 +97,13 @@ class HubFull(RemoteError):
     reason = "hub_full"
 
 
+class GhostForced(EventRejected):
+    """An event sent to a hub that forces ghost mode (flag ``presence_ghost_mode_hard_off``):
+    the hub publishes no visitor, whatever the visitor chose."""
+
+    reason = "ghost_forced"
+
+
 class RoomNotWatched(EventRejected):
     """An event for a room this connection does not watch: watch first, then be counted."""
 
@@ -142,6 +151,7 @@ __all__ = [
     "BadFrame",
     "ClientFrame",
     "FrameTooLarge",
+    "GhostForced",
     "HubFull",
     "RoomNotWatched",
     "Submit",

@@ -4,7 +4,8 @@ Routes:
 
 * ``GET /v1/peers`` — ``{"node": {...}, "peers": [...]}`` (:mod:`hereabouts.web.payload`);
 * ``GET /v1/stream`` — server-sent events (:mod:`hereabouts.web.stream`);
-* ``GET /healthz`` — ``node.health()`` as JSON; 200 when its ``ok`` is true, else 503;
+* ``GET /healthz`` — ``node.health()`` as JSON, with each of ``health_parts`` (e.g. the
+  site hub's) under its own key; 200 when every ``ok`` is true, else 503;
 * ``GET /metrics`` — Prometheus text exposition of ``node.registry``;
 * ``GET /`` and ``/static/...`` — the dashboard (:mod:`hereabouts.web.dashboard`);
 * then whatever ``extra_routes`` the caller adds (the node adds presence@2).
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Protocol
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -79,12 +80,27 @@ class NodeView(Protocol):
         ...
 
 
+HealthCheck = Callable[[], Mapping[str, object]]
+"""A part of ``/healthz``: returns ``{"ok": bool, ...details}``."""
+
+
+def _checked(check: HealthCheck) -> dict[str, object]:
+    try:
+        return dict(check())
+    except Exception as exc:  # a health check that crashes is itself the answer
+        log.exception("health check failed")
+        return {"ok": False, "error": f"health check failed: {type(exc).__name__}"}
+
+
 class _Handlers:
     """The route handlers, bound to one node."""
 
-    def __init__(self, node: NodeView, streams: EventStreams) -> None:
+    def __init__(
+        self, node: NodeView, streams: EventStreams, health_parts: Mapping[str, HealthCheck]
+    ) -> None:
         self._node = node
         self._streams = streams
+        self._health_parts = dict(health_parts)
 
     def _snapshot(self) -> dict[str, object]:
         return peers_json(self._node)
@@ -96,11 +112,11 @@ class _Handlers:
         return EventStreamResponse(self._streams.open(self._node, self._snapshot))
 
     async def health(self, request: Request) -> Response:
-        try:
-            report = dict(self._node.health())
-        except Exception as exc:  # a health check that crashes is itself the answer
-            log.exception("health check failed")
-            report = {"ok": False, "error": f"health check failed: {type(exc).__name__}"}
+        report = _checked(self._node.health)
+        for name, check in self._health_parts.items():
+            part = _checked(check)
+            report[name] = part
+            report["ok"] = bool(report.get("ok")) and bool(part.get("ok"))
         status = 200 if report.get("ok") else 503
         # default=str: a detail such as a datetime or a Path must not turn 503 into 500.
         body = json.dumps(report, default=str)
@@ -117,17 +133,20 @@ def create_app(
     node: NodeView,
     *,
     extra_routes: Sequence[BaseRoute] = (),
+    health_parts: Mapping[str, HealthCheck] | None = None,
     keepalive_s: float = DEFAULT_KEEPALIVE_S,
     stream_buffer: int = DEFAULT_BUFFER,
 ) -> Starlette:
     """The Starlette app serving ``node``.
+
+    ``health_parts`` adds named sections to ``/healthz`` (each must be ``ok`` too).
 
     ``keepalive_s`` (default 15 s) spaces the stream's comment lines; ``stream_buffer``
     (default 256) is how many changes a slow stream client may fall behind before it gets
     a fresh snapshot instead. See :mod:`hereabouts.web.stream` for both.
     """
     streams = EventStreams(keepalive_s=keepalive_s, buffer=stream_buffer)
-    handlers = _Handlers(node, streams)
+    handlers = _Handlers(node, streams, health_parts or {})
     routes: list[BaseRoute] = [
         Route("/v1/peers", handlers.peers, methods=["GET"]),
         Route("/v1/stream", handlers.stream, methods=["GET"]),

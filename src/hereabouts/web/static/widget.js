@@ -177,6 +177,7 @@ class Presence {
     this.backoffMs = 1000;
     this.offsetMs = 0; // hub clock minus ours: signed times follow the hub's clock
     this.cadence = null; // from the hub's hello
+    this.forcedGhost = false; // the hub forces ghost mode on everyone: never send an event
     this.key = null; // {privateKey, did, epoch, room}
     this.wanted = false;
   }
@@ -231,10 +232,11 @@ class Presence {
     if (frame.type === "hello") {
       this.offsetMs = frame.now_ms - Date.now();
       this.cadence = frame;
+      this.forcedGhost = frame.ghost_forced === true;
       this.backoffMs = 1000;
       this.status = "live";
       this.send({ type: "watch", rooms: this.rooms.map((r) => r.key) });
-      this.beat();
+      if (!this.forcedGhost) this.beat();
     } else if (frame.type === "counts") {
       for (const [key, count] of Object.entries(frame.rooms)) this.counts.set(key, count);
     }
@@ -291,6 +293,7 @@ class Presence {
   // sent just after it instead, at a random offset, with a fresh key (core/rotation.py).
   async beat() {
     this.stopBeating();
+    if (this.forcedGhost) return;
     const generation = (this.generation = (this.generation || 0) + 1);
     const sentAt = await this.heartbeat();
     if (generation !== this.generation || !this.wanted) return;
@@ -336,6 +339,9 @@ const BUTTON = {
   color: "inherit",
   cursor: "pointer",
 };
+
+const GHOST_NOTE = "Ghost mode is on: nothing is shared and you are not counted, on any visit, until you turn it off.";
+const FORCED_GHOST_NOTE = "This site has turned ghost mode on for every visitor: nothing is shared and nobody is counted.";
 
 function describeCount(count) {
   if (!count) return "… here";
@@ -463,7 +469,7 @@ class Widget {
     const controls = el("div", null, { display: "flex", flexWrap: "wrap", gap: "0.4em" });
     controls.append(this.ghostButton, this.stopButton, close);
 
-    this.ghostNote = el("p", "Ghost mode is on: nothing is shared and you are not counted, on any visit, until you turn it off.", {
+    this.ghostNote = el("p", GHOST_NOTE, {
       margin: "0 0 0.8em",
       padding: "0.5em",
       border: "1px dashed currentColor",
@@ -486,13 +492,16 @@ class Widget {
     this.prompt.hidden = this.consent;
     this.prompt.style.display = this.consent ? "none" : "flex";
     this.indicator.hidden = !this.consent;
-    this.roomsSection.hidden = !this.consent || this.ghost;
+    const ghost = this.ghost || p.forcedGhost;
+    this.roomsSection.hidden = !this.consent || ghost;
     this.stopButton.hidden = !this.consent;
     this.ghostButton.hidden = !this.consent;
-    this.ghostNote.hidden = !this.ghost;
-    this.root.dataset.state = !this.consent ? "prompt" : this.ghost ? "ghost" : p.status;
+    this.ghostButton.disabled = p.forcedGhost;
+    this.ghostNote.hidden = !ghost;
+    this.ghostNote.textContent = p.forcedGhost ? FORCED_GHOST_NOTE : GHOST_NOTE;
+    this.root.dataset.state = !this.consent ? "prompt" : p.forcedGhost ? "ghost-forced" : ghost ? "ghost" : p.status;
 
-    if (this.ghost) {
+    if (ghost) {
       this.count.textContent = "Ghost mode on";
       this.indicator.setAttribute("aria-label", "Ghost mode on: you are not counted. Open settings");
       Object.assign(this.indicator.style, { borderStyle: "dashed", opacity: "0.8" });
@@ -502,8 +511,10 @@ class Widget {
       this.indicator.removeAttribute("aria-label");
       Object.assign(this.indicator.style, { borderStyle: "solid", opacity: "1" });
     }
-    this.ghostButton.textContent = this.ghost ? "Ghost mode: on" : "Ghost mode: off";
-    this.ghostButton.setAttribute("aria-pressed", String(this.ghost));
+    this.ghostButton.textContent = p.forcedGhost
+      ? "Ghost mode: on (set by this site)"
+      : this.ghost ? "Ghost mode: on" : "Ghost mode: off";
+    this.ghostButton.setAttribute("aria-pressed", String(ghost));
     for (const [room, button] of this.roomButtons) {
       const current = room === p.current;
       button.textContent = `${room.name} — ${describeCount(p.counts.get(room.key))}${current ? " (you)" : ""}`;
