@@ -1,16 +1,26 @@
-"""Helpers shared by the site-presence tests: a fast config and a raw wire recorder."""
+"""Helpers shared by the site-presence tests: a fast config, a raw wire recorder, events
+signed the way the widget signs them, and a simulated widget."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
+import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
 from hereabouts.config import SitesConfig
+from hereabouts.core.rotation import HeartbeatPlan, epoch_of
+from hereabouts.identity import Identity
 from hereabouts.transports.base import Message, Transport
 from hereabouts.transports.topics import SITE_ALL
+from hereabouts.wire import SIGNING_TAG
 
 FAST = SitesConfig(
     did_duration_s=2.0,
@@ -63,3 +73,107 @@ async def eventually(
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError("condition not met in time")
         await asyncio.sleep(step_s)
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def browser_sealed(
+    kind: str,
+    key: Identity,
+    room: str,
+    *,
+    at_ms: int | None = None,
+    duration_ms: int = 60_000,
+) -> str:
+    """A sealed envelope as the widget builds it (see static/widget.js ``seal``):
+    ``JSON.stringify`` field order, compact separators, the body bytes spliced into the
+    envelope as text. ``duration_ms`` must be the hub's epoch length."""
+    at = now_ms() if at_ms is None else at_ms
+    epoch = at // duration_ms
+    body = json.dumps(
+        {"kind": kind, "did": key.did, "room_key": room, "epoch": epoch, "at_ms": at},
+        separators=(",", ":"),
+    )
+    sig = base64.b64encode(key.sign(SIGNING_TAG + body.encode())).decode()
+    return f'{{"body":{body},"signer":{json.dumps(key.did)},"sig":"{sig}"}}'
+
+
+def event_frame(sealed: str) -> str:
+    return f'{{"type":"event","sealed":{sealed}}}'
+
+
+class SimulatedWidget:
+    """One browser visitor in one room, behaving as ``widget.js`` does: its own socket to
+    a hub, the cadence from the hub's hello, a fresh key per epoch with a random restart
+    after each boundary (:class:`HeartbeatPlan`, the schedule the widget implements), and
+    a signed leave when it goes. ``count`` is the room's count as last pushed by the hub."""
+
+    def __init__(self, url: str, room_key: str, *, rng: random.Random) -> None:
+        self.url = url
+        self.room_key = room_key
+        self._rng = rng
+        self.count: object = None
+        self.errors: list[str] = []
+        self._ws: ClientConnection | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._key: Identity | None = None
+        self._key_epoch = -1
+        self._duration_ms = 0
+
+    async def start(self) -> None:
+        self._ws = await connect(self.url)
+        hello = json.loads(await self._ws.recv())
+        self._duration_ms = int(hello["did_duration_ms"])
+        plan = HeartbeatPlan(
+            interval_ms=int(hello["heartbeat_interval_ms"]),
+            duration_ms=self._duration_ms,
+            spread_ms=int(hello["rotation_spread_ms"]),
+            uniform=self._rng,
+        )
+        await self._ws.send(json.dumps({"type": "watch", "rooms": [self.room_key]}))
+        self._tasks = [asyncio.create_task(self._read()), asyncio.create_task(self._beat(plan))]
+
+    async def leave(self) -> None:
+        """Stop beating, send a signed leave, close the socket."""
+        for task in self._tasks[1:]:
+            task.cancel()
+        if self._ws is not None and self._key is not None:
+            await self._send("site_leave", now_ms())
+        await self.close()
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self._ws is not None:
+            await self._ws.close()
+
+    async def _send(self, kind: str, at: int) -> None:
+        assert self._ws is not None and self._key is not None
+        sealed = browser_sealed(
+            kind, self._key, self.room_key, at_ms=at, duration_ms=self._duration_ms
+        )
+        await self._ws.send(event_frame(sealed))
+
+    async def _beat(self, plan: HeartbeatPlan) -> None:
+        while True:
+            at = now_ms()
+            epoch = epoch_of(at, self._duration_ms)
+            if self._key is None or self._key_epoch != epoch:
+                self._key, self._key_epoch = Identity.generate(), epoch
+            await self._send("site_heartbeat", at)
+            await asyncio.sleep(max(0, plan.next_after(at) - now_ms()) / 1000)
+
+    async def _read(self) -> None:
+        assert self._ws is not None
+        with contextlib.suppress(ConnectionClosed):
+            async for message in self._ws:
+                frame = json.loads(message)
+                if frame["type"] == "counts" and self.room_key in frame["rooms"]:
+                    self.count = frame["rooms"][self.room_key]["count"]
+                elif frame["type"] == "error":
+                    self.errors.append(frame["reason"])

@@ -8,7 +8,6 @@ hub must accept exactly what a browser produces.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import json
 import logging
@@ -29,8 +28,7 @@ from hereabouts.sites.hub import SiteHub
 from hereabouts.transports.memory import MemoryBus
 from hereabouts.web.server import HttpServer
 from hereabouts.web.site import build_site_routes
-from hereabouts.wire import SIGNING_TAG
-from tests.sites.support import WireRecorder, eventually
+from tests.sites.support import WireRecorder, browser_sealed, event_frame, eventually, now_ms
 
 CONFIG = SitesConfig(
     did_duration_s=60.0,
@@ -42,33 +40,6 @@ CONFIG = SitesConfig(
 ORIGIN = "https://hub-test.example"
 LOBBY = room_key(ORIGIN, "lobby")
 DOCS = room_key(ORIGIN, "docs")
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
-
-
-def browser_sealed(
-    kind: str,
-    key: Identity,
-    room: str,
-    *,
-    at_ms: int | None = None,
-    duration_ms: int = round(CONFIG.did_duration_s * 1000),
-) -> str:
-    """A sealed envelope as the widget builds it (see static/widget.js ``seal``)."""
-    at = now_ms() if at_ms is None else at_ms
-    epoch = at // duration_ms
-    body = json.dumps(
-        {"kind": kind, "did": key.did, "room_key": room, "epoch": epoch, "at_ms": at},
-        separators=(",", ":"),
-    )
-    sig = base64.b64encode(key.sign(SIGNING_TAG + body.encode())).decode()
-    return f'{{"body":{body},"signer":{json.dumps(key.did)},"sig":"{sig}"}}'
-
-
-def event_frame(sealed: str) -> str:
-    return f'{{"type":"event","sealed":{sealed}}}'
 
 
 @dataclass

@@ -15,7 +15,7 @@ from websockets.asyncio.client import connect
 from hereabouts.identity import Identity
 from hereabouts.sites import room_key
 from tests.node.test_up import start_up
-from tests.sites.test_hub import browser_sealed, event_frame
+from tests.sites.support import browser_sealed, event_frame
 
 
 async def wait_for_http(url: str, process: subprocess.Popen[str]) -> None:

@@ -223,6 +223,11 @@ class SiteHub:
         return self._running
 
     @property
+    def transport(self) -> Transport:
+        """The plaza this hub republishes to and counts from."""
+        return self._transport
+
+    @property
     def ghost_forced(self) -> bool:
         """Flag ``presence_ghost_mode_hard_off``: ghost mode for every visitor of this hub."""
         return self.settings.ghost_mode_hard_off

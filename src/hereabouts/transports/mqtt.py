@@ -61,6 +61,11 @@ ProtocolChoice = Literal["auto", "5", "3.1.1"]
 #: MQTT 5. paho reports either, depending on how the broker phrased its refusal.
 _REFUSED_PROTOCOL_CODES = frozenset({1, 0x84})
 
+PENDING_CALLS_WARNING = 5000
+"""aiomqtt warns when more publishes than this wait for their packet to leave. Its default
+(10) is normal traffic for a browser hub republishing thousands of events a second; a
+backlog of thousands still deserves the warning."""
+
 #: Failure marker in a MQTT 3.1.1 SUBACK.
 _SUBACK_FAILURE = 0x80
 
@@ -352,7 +357,7 @@ class MqttTransport(Transport):
             will = aiomqtt.Will(
                 topic=message.topic, payload=message.payload, qos=1, retain=message.retain
             )
-        return aiomqtt.Client(
+        client = aiomqtt.Client(
             s.host,
             s.port,
             identifier=self.client_id,
@@ -366,6 +371,8 @@ class MqttTransport(Transport):
             password=s.password,
             logger=logging.getLogger(f"{__name__}.client"),
         )
+        client.pending_calls_threshold = PENDING_CALLS_WARNING
+        return client
 
 
 class _Lost(Exception):

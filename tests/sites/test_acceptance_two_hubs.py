@@ -1,0 +1,159 @@
+"""Acceptance: fifty visitors over two PresenceManagers and two hubs on a real Mosquitto.
+
+A :class:`PresenceManager` is one visitor's presence, so the fifty are two Python visitors
+(one manager each) and forty-eight browser visitors, twenty-four on each of two hubs. Each
+browser visitor is a :class:`SimulatedWidget`: its own WebSocket to its hub, events signed
+the way the widget signs them, keys rotated on the widget's schedule. The hubs republish to
+the plaza, so everybody shares one count.
+
+Observers are all of them: both managers (``count``), both hubs (``counts``) and every
+widget (the count its hub last pushed to it). With a 2 s epoch, through three rotations,
+every observer shows exactly fifty at every sample; with visitors leaving and arriving
+around a boundary, no observer misses by more than the arrivals and departures of the last
+heartbeat interval.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from pathlib import Path
+
+import pytest
+from starlette.applications import Starlette
+
+from hereabouts.config import HubConfig, SitesConfig
+from hereabouts.sites import PresenceManager, room_key
+from hereabouts.sites.hub import SiteHub
+from hereabouts.transports.mqtt import MqttSettings, MqttTransport
+from hereabouts.web.server import HttpServer
+from hereabouts.web.site import SOCKET_PATH, build_site_routes
+from tests.fixtures.mosquitto import MosquittoServer
+
+from .support import SimulatedWidget, WireRecorder, eventually
+
+ORIGIN = "https://two-hubs.example"
+ROOM = room_key(ORIGIN, "lobby")
+PER_HUB = 24
+VISITORS = 2 + 2 * PER_HUB
+
+CONFIG = SitesConfig(
+    did_duration_s=2.0,
+    heartbeat_interval_s=1.0,
+    stale_timeout_s=3.0,
+    rotation_spread_s=0.1,
+    max_clock_skew_s=0.8,
+)
+"""2 s epochs and 1 s heartbeats, as in the fifty-manager test: three rotations in six
+seconds, with room in the skew allowance for delivery through a hub and the plaza."""
+
+
+def transport(server: MosquittoServer, name: str) -> MqttTransport:
+    return MqttTransport(node_name=name, settings=MqttSettings(host=server.host, port=server.port))
+
+
+def epoch_now() -> int:
+    return int(time.time() // CONFIG.did_duration_s)
+
+
+@pytest.mark.timeout(120)
+async def test_fifty_visitors_over_two_managers_and_two_hubs(
+    mosquitto: MosquittoServer, tmp_path: Path
+) -> None:
+    rng = random.Random(5)
+    async with contextlib.AsyncExitStack() as stack:
+        wire = await stack.enter_async_context(WireRecorder(transport(mosquitto, "wire")))
+        assert await wire.transport.wait_connected(10)
+
+        hubs: list[SiteHub] = []
+        urls: list[str] = []
+        for name in ("hub-a", "hub-b"):
+            hub = await stack.enter_async_context(
+                SiteHub(transport=transport(mosquitto, name), config=CONFIG, hub=HubConfig())
+            )
+            assert await hub.transport.wait_connected(10)
+            server = await stack.enter_async_context(
+                HttpServer(Starlette(routes=build_site_routes(hub)))
+            )
+            hubs.append(hub)
+            urls.append(f"ws://127.0.0.1:{server.port}{SOCKET_PATH}")
+
+        managers: list[PresenceManager] = []
+        for name in ("py-a", "py-b"):
+            pm = await stack.enter_async_context(
+                PresenceManager(
+                    transport=transport(mosquitto, name), home=tmp_path / name, config=CONFIG
+                )
+            )
+            assert await pm.transport.wait_connected(10)
+            pm.consent.grant(ORIGIN)
+            managers.append(pm)
+
+        widgets: list[SimulatedWidget] = []
+
+        async def arrive(url: str) -> SimulatedWidget:
+            widget = SimulatedWidget(url, ROOM, rng=rng)
+            stack.push_async_callback(widget.close)
+            await widget.start()
+            widgets.append(widget)
+            return widget
+
+        await asyncio.gather(*(pm.join(ORIGIN) for pm in managers))
+        for url in urls:
+            await asyncio.gather(*(arrive(url) for _ in range(PER_HUB)))
+
+        def counts(present: list[SimulatedWidget]) -> list[object]:
+            return [
+                *(pm.count(ORIGIN) for pm in managers),
+                *(hub.counts()[ROOM].value if ROOM in hub.counts() else None for hub in hubs),
+                *(w.count for w in present),
+            ]
+
+        await eventually(lambda: set(counts(widgets)) == {VISITORS}, timeout_s=30)
+
+        # --- steady state through three rotations: exact at every sample --------------------
+        first_epoch = epoch_now()
+        misses: list[tuple[float, list[object]]] = []
+        while epoch_now() < first_epoch + 3 or time.time() % CONFIG.did_duration_s < 0.6:
+            seen = counts(widgets)
+            if set(seen) != {VISITORS}:
+                misses.append((time.time() % CONFIG.did_duration_s, seen))
+            await asyncio.sleep(0.05)
+        assert misses == []
+        assert sum(pm.counters.get("site_rotations") for pm in managers) >= 3 * len(managers)
+
+        # --- churn around a boundary: misses bounded by one interval of arrivals/departures --
+        await asyncio.sleep(CONFIG.did_duration_s - time.time() % CONFIG.did_duration_s - 0.3)
+        changes: list[float] = []
+        leaving = [*widgets[:2], *widgets[PER_HUB : PER_HUB + 2]]  # two from each hub
+        staying = [w for w in widgets if w not in leaving]
+        for widget in leaving:
+            await widget.leave()
+            changes.append(time.monotonic())
+        newcomers: list[SimulatedWidget] = []
+        for url in (*urls, *urls):
+            newcomers.append(await arrive(url))
+            changes.append(time.monotonic())
+        window = CONFIG.heartbeat_interval_s + 0.25  # one interval, plus delivery slack
+        end = time.monotonic() + 2 * CONFIG.did_duration_s
+        while time.monotonic() < end:
+            now = time.monotonic()
+            churn = sum(1 for t in changes if now - window <= t <= now)
+            # A newcomer is shown the count once its hub has counted it; until then its
+            # own view is still filling, as a page that has just loaded.
+            ready = [w for w, t in zip(newcomers, changes[4:], strict=True) if now - t > window]
+            for seen in counts([*staying, *ready]):
+                assert isinstance(seen, int) and abs(seen - VISITORS) <= churn, (seen, churn)
+            await asyncio.sleep(0.05)
+        await eventually(lambda: set(counts([*staying, *newcomers])) == {VISITORS}, timeout_s=10)
+        assert all(w.errors == [] for w in widgets)
+
+    # --- the wire: hubs republished browser events byte for byte, DIDs never reused ------
+    per_did: dict[str, set[tuple[object, object]]] = {}
+    for body in wire.bodies():
+        per_did.setdefault(str(body["did"]), set()).add((body["room_key"], body["epoch"]))
+    assert all(len(places) == 1 for places in per_did.values())
+    assert len(per_did) >= 3 * VISITORS  # three epochs or more of everybody
+    assert all(ORIGIN.split("//")[1].encode() not in m.payload for m in wire.messages)
