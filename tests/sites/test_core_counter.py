@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import heapq
 import random
 from dataclasses import dataclass
 
@@ -236,3 +237,71 @@ def test_plan_heartbeats_every_interval_and_redraws_the_phase_after_each_boundar
     assert plan.next_after(BASE + 1_234) == BASE + 11_234
     assert plan.next_after(BASE + 51_234) == BASE + 60_000 + 500
     assert epoch_start_ms(epoch_of(BASE + 59_999, D), D) == BASE
+
+
+def _simulate_many_rooms(
+    rooms: int, visitors: int, seconds: int, rng: random.Random
+) -> tuple[SiteCounter, int, int, list[str]]:
+    """Visitors heartbeating (and sometimes leaving or going silent) in many rooms; the
+    counter is ticked exactly when ``next_change_ms`` asks. Returns the counter, the number
+    of heartbeats, the number of ticks, and every mismatch between the counts reported
+    through changes and the counts computed on demand."""
+    c = SiteCounter(T)
+    keys = [f"{n:026d}" for n in range(rooms)]
+    for key in keys:
+        c.track(key)
+    plans: list[tuple[int, str, str, int]] = []  # (due, room, did, joined-at)
+    start = BASE + 7_000
+    for n in range(rooms * visitors):
+        plans.append((start + rng.randrange(10_000), keys[n % rooms], f"v{n}", 0))
+    reported = dict.fromkeys(keys, 0)
+    mismatches: list[str] = []
+    heartbeats = ticks = 0
+    interval = round(CONFIG.heartbeat_interval_s * 1000)
+    end = start + seconds * 1000
+    heapq.heapify(plans)
+    now = start
+    while plans and plans[0][0] < end:
+        due, key, did, _ = heapq.heappop(plans)
+        while (wake := c.next_change_ms(now)) is not None and wake <= due:
+            now = wake
+            ticks += 1
+            for change in c.tick(now):
+                reported[change.room_key] = change.new
+        now = due
+        epoch = epoch_of(now, D)
+        roll = rng.random()
+        if roll < 0.002:
+            for change in c.leave(key, f"{did}@{epoch}", epoch, now, now):
+                reported[change.room_key] = change.new
+            continue  # left for good
+        if roll < 0.004:
+            continue  # went silent: must go stale
+        for change in c.heartbeat(key, f"{did}@{epoch}", epoch, now, now):
+            reported[change.room_key] = change.new
+        heartbeats += 1
+        nxt = now + interval
+        boundary = epoch_start_ms(epoch + 1, D)
+        if nxt >= boundary:
+            nxt = boundary + rng.randrange(round(CONFIG.rotation_spread_s * 1000))
+        heapq.heappush(plans, (nxt, key, did, 0))
+        for k in (key, keys[rng.randrange(rooms)]):
+            if reported[k] != c.count(k, now):
+                mismatches.append(f"{k[-3:]} at {now - start}: {reported[k]} != {c.count(k, now)}")
+    return c, heartbeats, ticks, mismatches
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_ticks_at_next_change_keep_reported_counts_exact(seed: int) -> None:
+    _, heartbeats, _, mismatches = _simulate_many_rooms(20, 15, 200, random.Random(seed))
+    assert heartbeats > 5_000
+    assert mismatches == []
+
+
+def test_time_passing_visits_rooms_rarely_in_steady_state() -> None:
+    # 50 rooms of 20 visitors for four epochs: 24,000 heartbeats. A room is due about once
+    # per (stale - interval) = 20 s, plus two sweeps per epoch; refreshed DIDs never wake it.
+    _, heartbeats, ticks, mismatches = _simulate_many_rooms(50, 20, 240, random.Random(7))
+    assert mismatches == []
+    assert heartbeats > 20_000
+    assert ticks < heartbeats / 40, (ticks, heartbeats)

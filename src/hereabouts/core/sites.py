@@ -23,6 +23,15 @@ enforces). A signed leave is counted at once; a visitor arriving is counted with
 heartbeat. During a settle window the count can miss only visitors who arrived or left in
 that window (at most one heartbeat interval long).
 
+Time passing is cheap however many rooms are counted. Every DID's expiry sits in its
+epoch's heap; outdated entries (the DID was heard again, or left) are dropped as soon as
+they reach the top, so a heap's top is always a real deadline. Each room is booked in one
+counter-wide heap at its earliest real deadline; :meth:`SiteCounter.tick` visits only the
+rooms that are due, plus every room at the two instants per epoch when all of them can
+change (the boundary and the end of the settle window). In steady state, with heartbeats
+every ``H`` and a stale timeout ``S``, a room is visited about once per ``S - H``, not once
+per heartbeat.
+
 Refusals raise the typed :class:`~hereabouts.errors.EventRejected` subclasses; they change
 nothing. Time must not run backwards between calls (a wall-clock step back only delays
 expiry).
@@ -90,20 +99,32 @@ class _Epoch:
     left: set[str] = field(default_factory=set)
 
     def prune(self, now_ms: int) -> None:
-        while self.heap and self.heap[0][0] <= now_ms:
-            expiry, did = heapq.heappop(self.heap)
-            if self.expiry.get(did) == expiry:
-                del self.expiry[did]
+        """Forget DIDs whose expiry has come, and outdated entries at the top."""
+        heap, expiry = self.heap, self.expiry
+        while heap:
+            deadline, did = heap[0]
+            if expiry.get(did) == deadline:  # a real deadline
+                if deadline > now_ms:
+                    return
+                del expiry[did]
+            heapq.heappop(heap)
 
     def live(self, now_ms: int) -> int:
         self.prune(now_ms)
         return len(self.expiry)
+
+    def next_expiry(self, now_ms: int) -> int | None:
+        """The earliest real expiry after ``now_ms`` (None when no DID is live)."""
+        self.prune(now_ms)
+        return self.heap[0][0] if self.heap else None
 
 
 @dataclass(slots=True)
 class _Room:
     epochs: dict[int, _Epoch] = field(default_factory=dict)
     reported: int = 0
+    booked_ms: int | None = None
+    """When this room is booked in the counter's heap of due rooms (None: not booked)."""
 
 
 class SiteCounter:
@@ -112,6 +133,11 @@ class SiteCounter:
     def __init__(self, timing: SiteTiming) -> None:
         self._t = timing
         self._rooms: dict[str, _Room] = {}
+        self._due: list[tuple[int, str]] = []
+        """(time, room key): rooms booked for a visit; outdated when the room's
+        ``booked_ms`` differs (the room was re-booked or untracked)."""
+        self._sweep_ms: int | None = None
+        """The next instant every room must be visited (a boundary or a settle end)."""
 
     # --- rooms -----------------------------------------------------------------------------
 
@@ -139,6 +165,8 @@ class SiteCounter:
         if room is None:
             return []
         self._check(epoch, at_ms, now_ms, leave=False)
+        if self._sweep_ms is None:
+            self._sweep_ms = self._next_sweep_ms(now_ms)
         bucket = room.epochs.setdefault(epoch, _Epoch())
         if did in bucket.left:
             raise Replayed("heartbeat from a DID that has left")
@@ -149,6 +177,8 @@ class SiteCounter:
         if expiry > bucket.expiry.get(did, -1):
             bucket.expiry[did] = expiry
             heapq.heappush(bucket.heap, (expiry, did))
+            if room.booked_ms is None or expiry < room.booked_ms:
+                self._book(room_key, room, expiry)
         return self._report(room_key, room, now_ms)
 
     def leave(
@@ -159,6 +189,8 @@ class SiteCounter:
         if room is None:
             return []
         self._check(epoch, at_ms, now_ms, leave=True)
+        if self._sweep_ms is None:
+            self._sweep_ms = self._next_sweep_ms(now_ms)
         bucket = room.epochs.setdefault(epoch, _Epoch())
         bucket.expiry.pop(did, None)
         if len(bucket.left) < self._t.max_participants:
@@ -166,10 +198,24 @@ class SiteCounter:
         return self._report(room_key, room, now_ms)
 
     def tick(self, now_ms: int) -> list[CountChanged]:
-        """Let time pass: expire silent DIDs, close settle windows, drop old epochs."""
+        """Let time pass: expire silent DIDs, close settle windows, drop old epochs.
+
+        Visits the rooms that are due; every room at a boundary or a settle end."""
         changes: list[CountChanged] = []
-        for key, room in self._rooms.items():
+        due: list[str] = []
+        while self._due and self._due[0][0] <= now_ms:
+            booked, key = heapq.heappop(self._due)
+            room = self._rooms.get(key)
+            if room is not None and room.booked_ms == booked:
+                room.booked_ms = None
+                due.append(key)
+        if self._sweep_ms is None or now_ms >= self._sweep_ms:
+            due = list(self._rooms)
+            self._sweep_ms = self._next_sweep_ms(now_ms)
+        for key in due:
+            room = self._rooms[key]
             changes.extend(self._report(key, room, now_ms))
+            self._rebook(key, room, now_ms)
         return changes
 
     # --- output ----------------------------------------------------------------------------
@@ -185,21 +231,17 @@ class SiteCounter:
         return 0 if room is None else room.reported
 
     def next_change_ms(self, now_ms: int) -> int | None:
-        """The earliest time a count may change without new input, or None."""
+        """The earliest time a count may change without new input, or None.
+
+        Call :meth:`tick` then; waking earlier is harmless, later delays changes."""
         if not self._rooms:
             return None
-        d = self._t.duration_ms
-        current = epoch_of(now_ms, d)
-        start = epoch_start_ms(current, d)
-        candidates = [start + d]
-        if now_ms < start + self._t.settle_ms:
-            candidates.append(start + self._t.settle_ms)
-        for room in self._rooms.values():
-            for bucket in room.epochs.values():
-                bucket.prune(now_ms)
-                if bucket.heap:
-                    candidates.append(bucket.heap[0][0])
-        return max(now_ms + 1, min(candidates))
+        sweep = self._sweep_ms if self._sweep_ms is not None else self._next_sweep_ms(now_ms)
+        due = self._due
+        while due and self._outdated(due[0]):
+            heapq.heappop(due)
+        soonest = min(sweep, due[0][0]) if due else sweep
+        return max(now_ms + 1, soonest)
 
     # --- internals -------------------------------------------------------------------------
 
@@ -216,6 +258,46 @@ class SiteCounter:
         current = epoch_of(now_ms, self._t.duration_ms)
         if not current - 1 <= epoch <= current + 1:
             raise TooOld("site event from an epoch that is over")
+
+    def _book(self, key: str, room: _Room, at_ms: int) -> None:
+        room.booked_ms = at_ms
+        heapq.heappush(self._due, (at_ms, key))
+
+    def _rebook(self, key: str, room: _Room, now_ms: int) -> None:
+        """Book ``room`` at its earliest deadline that can move its count (after a visit).
+
+        Only the current epoch's DIDs count, and the previous epoch's during the settle
+        window: the old DIDs that expire one by one after it change nothing, and a visit
+        for each would cost a wake-up per visitor per epoch."""
+        d = self._t.duration_ms
+        current = epoch_of(now_ms, d)
+        counting = [current]
+        if now_ms < epoch_start_ms(current, d) + self._t.settle_ms:
+            counting.append(current - 1)
+        deadlines = [
+            deadline
+            for epoch in counting
+            if (bucket := room.epochs.get(epoch)) is not None
+            and (deadline := bucket.next_expiry(now_ms)) is not None
+        ]
+        soonest = min(deadlines, default=None)
+        if soonest is None:
+            room.booked_ms = None
+        elif soonest != room.booked_ms:
+            self._book(key, room, soonest)
+
+    def _outdated(self, entry: tuple[int, str]) -> bool:
+        room = self._rooms.get(entry[1])
+        return room is None or room.booked_ms != entry[0]
+
+    def _next_sweep_ms(self, now_ms: int) -> int:
+        """The next instant after ``now_ms`` at which any room's count may change by the
+        clock alone: the end of this epoch's settle window, else the next boundary."""
+        d = self._t.duration_ms
+        start = epoch_start_ms(epoch_of(now_ms, d), d)
+        if now_ms < start + self._t.settle_ms:
+            return start + self._t.settle_ms
+        return start + d
 
     def _count(self, room: _Room, now_ms: int) -> int:
         d = self._t.duration_ms
