@@ -194,3 +194,14 @@ async def test_bad_arguments_are_typed_errors() -> None:
             await node.publish("a", b"", qos=3)
     with pytest.raises(TransportConfigError):
         bus.transport(incoming_capacity=0)
+
+
+async def test_no_local_keeps_a_subscribers_own_publications_away() -> None:
+    bus = MemoryBus()
+    async with bus.transport(name="hub") as hub, bus.transport(name="other") as other:
+        await hub.subscribe("room/+", no_local=True)
+        await other.subscribe("room/+")
+        await hub.publish("room/1", b"ours")
+        await other.publish("room/1", b"theirs")
+        assert [m.payload for m in drain(hub)] == [b"theirs"]
+        assert [m.payload for m in drain(other)] == [b"ours", b"theirs"]

@@ -220,3 +220,36 @@ def test_client_ids_are_safe_and_labelled() -> None:
     assert make_client_id("node 1/α", "ab12") == "hereabouts-node_1__-ab12"
     assert make_client_id("", "ab12") == "hereabouts-node-ab12"
     assert len(make_client_id("x" * 500, "ab12")) <= 60
+
+
+@pytest.mark.parametrize("protocol", ["5", "3.1.1"])
+async def test_no_local_keeps_our_own_publications_away_on_mqtt5(
+    mosquitto: MosquittoServer, protocol: str
+) -> None:
+    settings = fast_settings(mosquitto, protocol=protocol)
+    async with (
+        MqttTransport(node_name="hub", settings=settings) as hub,
+        MqttTransport(node_name="other", settings=settings) as other,
+    ):
+        await hub.subscribe("room/+", no_local=True)
+        await hub.publish("room/1", b"ours")
+        await other.publish("room/1", b"theirs")
+        seen = await messages_until(hub, "room/1")
+        if protocol == "5":
+            assert [m.payload for m in seen] == [b"theirs"]
+        else:  # 3.1.1 cannot ask: our own message comes back first
+            assert [m.payload for m in seen] == [b"ours"]
+            assert (await next_message(hub)).payload == b"theirs"
+        # And after a reconnect, the option is restored with the subscription.
+        mosquitto.restart()
+        await eventually(
+            lambda: hub.state.connections == other.state.connections == 2
+            and hub.state.connected
+            and other.state.connected,
+            "both to reconnect",
+        )
+        await hub.publish("room/2", b"ours again")
+        await other.publish("room/2", b"theirs again")
+        seen = await messages_until(hub, "room/2")
+        expected = [b"theirs again"] if protocol == "5" else [b"ours again"]
+        assert [m.payload for m in seen] == expected

@@ -334,7 +334,8 @@ class SiteHub:
             raise HubFull("the hub counts its most rooms")
         for key in new:
             self._subscribed.add(key)
-            await self._transport.subscribe(site_topic(key))
+            # Our own republications need not come back: they were counted on arrival.
+            await self._transport.subscribe(site_topic(key), no_local=True)
         self._set_watched(client, wanted)
         now = self._now_ms()
         for key in wanted:

@@ -14,6 +14,9 @@ Rules every transport follows:
   wills sets ``supports_will = False`` and raises
   :class:`~hereabouts.transports.errors.WillNotSupported`.
 * Subscriptions are *desired state*: a transport that reconnects subscribes again by itself.
+* A subscriber receives its own publications, as on MQTT, unless it subscribes with
+  ``no_local=True``, a request (honoured by MQTT 5 and the in-memory bus, not by MQTT
+  3.1.1): a caller must still tolerate its own messages coming back.
 * Incoming messages wait in a bounded queue read through :meth:`Transport.messages`. When it
   is full the **oldest** waiting message is dropped and counted under ``queue_full``: for
   presence the newest news is worth most, and a dropped heartbeat is superseded by the
@@ -96,6 +99,14 @@ class TransportCounters:
             "reconnects": self.reconnects,
             "drops": dict(self.drops),
         }
+
+
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    """How one topic filter is subscribed."""
+
+    qos: int = DEFAULT_QOS
+    no_local: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,13 +271,19 @@ class Transport(ABC):
         await self._publish(topic, bytes(payload), qos=qos, retain=retain)
         self.counters.messages_out += 1
 
-    async def subscribe(self, topic_filter: str, *, qos: int = DEFAULT_QOS) -> None:
-        """Receive messages matching ``topic_filter`` (MQTT wildcards), now and after reconnects."""
+    async def subscribe(
+        self, topic_filter: str, *, qos: int = DEFAULT_QOS, no_local: bool = False
+    ) -> None:
+        """Receive messages matching ``topic_filter`` (MQTT wildcards), now and after reconnects.
+
+        ``no_local`` asks not to receive this transport's own publications on it (a hub
+        that republishes thousands of events a second need not read them back); see the
+        module docstring for where it is honoured."""
         validate_filter(topic_filter)
         check_qos(qos)
         if self._closed:
             raise TransportClosed("transport is closed")
-        await self._subscribe(topic_filter, qos=qos)
+        await self._subscribe(topic_filter, Subscription(qos=qos, no_local=no_local))
 
     async def messages(self) -> AsyncIterator[Message]:
         """Incoming messages, oldest first; ends after :meth:`close` once the queue is drained.
@@ -339,7 +356,7 @@ class Transport(ABC):
     async def _publish(self, topic: str, payload: bytes, *, qos: int, retain: bool) -> None: ...
 
     @abstractmethod
-    async def _subscribe(self, topic_filter: str, *, qos: int) -> None: ...
+    async def _subscribe(self, topic_filter: str, subscription: Subscription) -> None: ...
 
     def _check_size(self, payload: bytes) -> None:
         if len(payload) > self.max_payload_bytes:

@@ -24,6 +24,7 @@ import dataclasses
 from hereabouts.transports.base import (
     DEFAULT_INCOMING_CAPACITY,
     DEFAULT_MAX_PAYLOAD_BYTES,
+    Subscription,
     Transport,
 )
 from hereabouts.transports.errors import NotConnected
@@ -71,14 +72,16 @@ class MemoryBus:
     def _detach(self, transport: MemoryTransport) -> None:
         self._attached.pop(id(transport), None)
 
-    def _route(self, topic: str, payload: bytes, *, retain: bool) -> None:
+    def _route(
+        self, topic: str, payload: bytes, *, retain: bool, sender: MemoryTransport | None = None
+    ) -> None:
         if retain:
             if payload:
                 self._retained[topic] = payload
             else:
                 self._retained.pop(topic, None)
         for transport in list(self._attached.values()):
-            if transport._wants(topic):
+            if transport._wants(topic, own=transport is sender):
                 # MQTT clears the retain flag on live delivery; only replays carry it.
                 transport._deliver(topic, payload, retain=False)
 
@@ -106,10 +109,12 @@ class MemoryTransport(Transport):
         )
         self.name = name
         self._bus = bus
-        self._filters: dict[str, int] = {}
+        self._filters: dict[str, Subscription] = {}
 
-    def _wants(self, topic: str) -> bool:
-        return any(topic_matches(f, topic) for f in self._filters)
+    def _wants(self, topic: str, *, own: bool) -> bool:
+        return any(
+            topic_matches(f, topic) and not (own and s.no_local) for f, s in self._filters.items()
+        )
 
     async def _connect(self) -> None:
         self._will_for_next_connection()
@@ -125,11 +130,11 @@ class MemoryTransport(Transport):
     async def _publish(self, topic: str, payload: bytes, *, qos: int, retain: bool) -> None:
         if not self.state.connected:
             raise NotConnected(f"{self.name} is not attached to the bus")
-        self._bus._route(topic, payload, retain=retain)
+        self._bus._route(topic, payload, retain=retain, sender=self)
 
-    async def _subscribe(self, topic_filter: str, *, qos: int) -> None:
+    async def _subscribe(self, topic_filter: str, subscription: Subscription) -> None:
         is_new = topic_filter not in self._filters
-        self._filters[topic_filter] = qos
+        self._filters[topic_filter] = subscription
         if is_new and self.state.connected:
             self._bus._replay_retained(self, topic_filter)
 

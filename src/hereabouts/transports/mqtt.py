@@ -38,11 +38,13 @@ from typing import Any, Literal
 import aiomqtt
 from aiomqtt import MqttError, ProtocolVersion
 from aiomqtt.exceptions import MqttConnectError
+from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from hereabouts.core.backoff import Backoff, UniformSource
 from hereabouts.transports.base import (
     DEFAULT_INCOMING_CAPACITY,
     DEFAULT_MAX_PAYLOAD_BYTES,
+    Subscription,
     Transport,
 )
 from hereabouts.transports.errors import NotConnected, SubscriptionRefused, TransportConfigError
@@ -169,7 +171,7 @@ class MqttTransport(Transport):
             ProtocolVersion.V311 if settings.protocol == "3.1.1" else ProtocolVersion.V5
         )
         self._may_fall_back = settings.protocol == "auto"
-        self._filters: dict[str, int] = {}
+        self._filters: dict[str, Subscription] = {}
         self._client: aiomqtt.Client | None = None
         self._runner: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
@@ -210,13 +212,13 @@ class MqttTransport(Transport):
         except MqttError as exc:
             raise NotConnected(f"publish to {self.state.endpoint} failed: {exc}") from exc
 
-    async def _subscribe(self, topic_filter: str, *, qos: int) -> None:
-        self._filters[topic_filter] = qos
+    async def _subscribe(self, topic_filter: str, subscription: Subscription) -> None:
+        self._filters[topic_filter] = subscription
         client = self._client
         if client is None or not self.state.connected:
             return  # sent by the runner on the next connection
         try:
-            granted = await client.subscribe(topic_filter, qos, timeout=self.settings.timeout_s)
+            granted = await self._send_subscribe(client, topic_filter, subscription)
         except MqttError as exc:
             # The link just broke; the runner subscribes again once it is back.
             log.debug("subscribe %s deferred to the next connection: %s", topic_filter, exc)
@@ -325,8 +327,8 @@ class MqttTransport(Transport):
         # Loop until stable: subscribe() may add filters while we await SUBACKs.
         while pending := [f for f in self._filters if f not in done]:
             for topic_filter in pending:
-                granted = await client.subscribe(
-                    topic_filter, self._filters[topic_filter], timeout=self.settings.timeout_s
+                granted = await self._send_subscribe(
+                    client, topic_filter, self._filters[topic_filter]
                 )
                 done.add(topic_filter)
                 if _suback_failed(granted):
@@ -348,6 +350,19 @@ class MqttTransport(Transport):
     async def _pump(self, client: aiomqtt.Client) -> None:
         async for message in client.messages:
             self._deliver(message.topic.value, _as_bytes(message.payload), retain=message.retain)
+
+    async def _send_subscribe(
+        self, client: aiomqtt.Client, topic_filter: str, subscription: Subscription
+    ) -> Any:
+        """SUBSCRIBE, with MQTT 5's No Local option when asked (3.1.1 has no way to say it)."""
+        if subscription.no_local and self._protocol == ProtocolVersion.V5:
+            options = SubscribeOptions(qos=subscription.qos, noLocal=True)
+            return await client.subscribe(
+                topic_filter, options=options, timeout=self.settings.timeout_s
+            )
+        return await client.subscribe(
+            topic_filter, subscription.qos, timeout=self.settings.timeout_s
+        )
 
     def _new_client(self) -> aiomqtt.Client:
         s = self.settings

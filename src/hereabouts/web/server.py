@@ -42,6 +42,12 @@ DEFAULT_WS_MAX_SIZE: Final = 65_536
 served, the site hub's, takes frames of a few hundred bytes; this bounds what a client can
 make us buffer before the hub's own, smaller limit is checked."""
 
+WS_PER_MESSAGE_DEFLATE: Final = False
+"""WebSocket compression stays off. The hub's frames are a few hundred bytes of base58 and
+base64, which deflate hardly shrinks, while each compressed connection keeps a zlib context
+per direction (hundreds of KiB) and spends CPU on every frame: with it on, the hub's memory
+per browser connection was several times that of the frames it buffers."""
+
 DEFAULT_START_TIMEOUT_S: Final = 10.0
 """How long to wait for uvicorn to report that it is listening."""
 
@@ -107,6 +113,7 @@ class HttpServer:
             log_level=self._log_level,
             access_log=False,
             ws_max_size=self._ws_max_size,
+            ws_per_message_deflate=WS_PER_MESSAGE_DEFLATE,
             lifespan="auto",
             # uvicorn takes whole seconds here; the margin in stop() covers the rounding.
             timeout_graceful_shutdown=math.ceil(self._shutdown_timeout_s),
