@@ -31,6 +31,19 @@ FAST = SitesConfig(
 )
 """A 2 s epoch with heartbeats every 0.2 s: several rotations in a few seconds."""
 
+ACCEPTANCE = SitesConfig(
+    did_duration_s=2.0,
+    heartbeat_interval_s=1.0,
+    stale_timeout_s=3.0,
+    rotation_spread_s=0.1,
+    max_clock_skew_s=0.8,
+)
+"""The acceptance tests' 2 s epochs: three rotations in six seconds. Heartbeats every
+second keep fifty observers of fifty visitors (2,500 verified messages a second, all in
+one process) within one CPU. The skew allowance also covers delivery latency, which there
+includes dozens of observers sharing one CPU (and, for browsers, a hop through a hub) to
+process the burst of new heartbeats that follows each boundary."""
+
 
 @dataclass
 class WireRecorder:

@@ -16,28 +16,17 @@ from pathlib import Path
 
 import pytest
 
-from hereabouts.config import SitesConfig
 from hereabouts.sites import PresenceManager, room_key
 from hereabouts.transports.mqtt import MqttSettings, MqttTransport
 from tests.fixtures.mosquitto import MosquittoServer
 
-from .support import WireRecorder, eventually
+from .support import ACCEPTANCE, WireRecorder, eventually
 
 SITE_A = "https://shop.example"
 SITE_B = "https://news.example"
 VISITORS = 50
 
-CONFIG = SitesConfig(
-    did_duration_s=2.0,
-    heartbeat_interval_s=1.0,
-    stale_timeout_s=3.0,
-    rotation_spread_s=0.1,
-    max_clock_skew_s=0.8,
-)
-"""2 s epochs; heartbeats every second keep 50 observers x 50 visitors (2,500 verified
-messages a second, all in this one process) within one CPU. The skew allowance also covers
-delivery latency, which here includes fifty-odd observers sharing one CPU to process the
-burst of new heartbeats that follows each boundary."""
+CONFIG = ACCEPTANCE
 
 
 def transport(server: MosquittoServer, name: str) -> MqttTransport:

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 from starlette.applications import Starlette
 
-from hereabouts.config import HubConfig, SitesConfig
+from hereabouts.config import HubConfig
 from hereabouts.sites import PresenceManager, room_key
 from hereabouts.sites.hub import SiteHub
 from hereabouts.transports.mqtt import MqttSettings, MqttTransport
@@ -32,22 +32,14 @@ from hereabouts.web.server import HttpServer
 from hereabouts.web.site import SOCKET_PATH, build_site_routes
 from tests.fixtures.mosquitto import MosquittoServer
 
-from .support import SimulatedWidget, WireRecorder, eventually
+from .support import ACCEPTANCE, SimulatedWidget, WireRecorder, eventually
 
 ORIGIN = "https://two-hubs.example"
 ROOM = room_key(ORIGIN, "lobby")
 PER_HUB = 24
 VISITORS = 2 + 2 * PER_HUB
 
-CONFIG = SitesConfig(
-    did_duration_s=2.0,
-    heartbeat_interval_s=1.0,
-    stale_timeout_s=3.0,
-    rotation_spread_s=0.1,
-    max_clock_skew_s=0.8,
-)
-"""2 s epochs and 1 s heartbeats, as in the fifty-manager test: three rotations in six
-seconds, with room in the skew allowance for delivery through a hub and the plaza."""
+CONFIG = ACCEPTANCE
 
 
 def transport(server: MosquittoServer, name: str) -> MqttTransport:
