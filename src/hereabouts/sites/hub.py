@@ -387,10 +387,15 @@ class SiteHub:
         heartbeat = isinstance(event, SiteHeartbeat)
         kind = "heartbeat" if heartbeat else "leave"
         self.counters.add("site_events_in", kind)
-        self._republishing.spawn(
-            self._republish(event.room_key, opened.raw, heartbeat=heartbeat),
-            name=f"site-hub-republish-{_short(event.room_key)}",
-        )
+        if heartbeat:
+            # QoS 0 goes out without waiting for anyone (a task per heartbeat cost more
+            # than the publish); a slow transport slows this connection, not the others.
+            await self._republish(event.room_key, opened.raw, heartbeat=True)
+        else:  # QoS 1 waits for the broker's acknowledgement: not on the reading path
+            self._republishing.spawn(
+                self._republish(event.room_key, opened.raw, heartbeat=False),
+                name=f"site-hub-republish-{_short(event.room_key)}",
+            )
 
     def _remember(self, event_id: str) -> None:
         if len(self._from_browsers) >= BROWSER_IDS:
