@@ -236,7 +236,25 @@ def test_plan_heartbeats_every_interval_and_redraws_the_phase_after_each_boundar
     plan = HeartbeatPlan(interval_ms=10_000, duration_ms=60_000, spread_ms=1_000, uniform=Fixed())
     assert plan.next_after(BASE + 1_234) == BASE + 11_234
     assert plan.next_after(BASE + 51_234) == BASE + 60_000 + 500
+    # The first heartbeat of an epoch (inside the spread) draws the phase of the rest.
+    assert plan.next_after(BASE + 60_000 + 500) == BASE + 60_000 + 1_000 + 5_000
     assert epoch_start_ms(epoch_of(BASE + 59_999, D), D) == BASE
+
+
+def test_phases_spread_over_the_interval_after_a_boundary() -> None:
+    """Not bunched in the 1 s spread for a whole epoch: a hub gets a level stream."""
+    rng = random.Random(3)
+    plan = HeartbeatPlan(interval_ms=10_000, duration_ms=60_000, spread_ms=1_000, uniform=rng)
+    phases = []
+    for _ in range(2_000):
+        first = plan.next_after(BASE + 55_000)  # the first heartbeat after the boundary
+        assert BASE + 60_000 <= first < BASE + 61_000
+        second = plan.next_after(first)
+        assert BASE + 61_000 <= second < BASE + 71_000
+        assert plan.next_after(second) == second + 10_000  # and then every interval
+        phases.append((second - BASE) % 10_000)
+    per_second = [sum(1 for p in phases if s * 1000 <= p < (s + 1) * 1000) for s in range(10)]
+    assert min(per_second) > 120, per_second  # about 200 in each second of the interval
 
 
 def _simulate_many_rooms(

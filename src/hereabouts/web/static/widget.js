@@ -290,7 +290,8 @@ class Presence {
   }
 
   // Heartbeat now, then every interval; a heartbeat that would cross an epoch boundary is
-  // sent just after it instead, at a random offset, with a fresh key (core/rotation.py).
+  // sent just after it instead, at a random offset, with a fresh key, and the one after
+  // that at a random point of an interval, which sets the new phase (core/rotation.py).
   async beat() {
     this.stopBeating();
     if (this.forcedGhost) return;
@@ -298,10 +299,12 @@ class Presence {
     const sentAt = await this.heartbeat();
     if (generation !== this.generation || !this.wanted) return;
     const { heartbeat_interval_ms: interval, did_duration_ms: duration } = this.cadence;
-    const regular = sentAt + interval;
-    const boundary = (this.epochOf(sentAt) + 1) * duration;
+    const start = this.epochOf(sentAt) * duration;
+    const spread = this.cadence.rotation_spread_ms;
+    const regular = sentAt - start < spread ? start + spread + Math.floor(Math.random() * interval) : sentAt + interval;
+    const boundary = start + duration;
     const due =
-      regular < boundary ? regular : boundary + Math.floor(Math.random() * this.cadence.rotation_spread_ms);
+      regular < boundary ? regular : boundary + Math.floor(Math.random() * spread);
     this.timer = setTimeout(() => this.beat(), Math.max(0, due - this.now()));
   }
 
