@@ -62,6 +62,7 @@ from hereabouts.sites.manager import (
 )
 from hereabouts.sites.metrics import RoomCountCollector, site_counters
 from hereabouts.sites.probe import SelfProbe
+from hereabouts.sites.recent import RecentIds
 from hereabouts.tasks import BackgroundTasks
 from hereabouts.transports.base import Transport
 from hereabouts.transports.errors import NotConnected
@@ -183,7 +184,7 @@ class SiteHub:
         self._rate = RateLimiter(
             rate_per_s=CLIENT_RATE_PER_S, burst=CLIENT_BURST, max_keys=self.max_connections
         )
-        self._from_browsers: dict[str, None] = {}
+        self._from_browsers = RecentIds(BROWSER_IDS)
         self._probe = SelfProbe(
             interval_ms=round(self.settings.probe_interval_s * 1000), started_ms=self._now_ms()
         )
@@ -383,7 +384,7 @@ class SiteHub:
         if opened.id in self._from_browsers:
             raise Replayed("this event was received before")
         self._apply(self._count(event, now))
-        self._remember(opened.id)
+        self._from_browsers.add(opened.id)
         heartbeat = isinstance(event, SiteHeartbeat)
         kind = "heartbeat" if heartbeat else "leave"
         self.counters.add("site_events_in", kind)
@@ -396,11 +397,6 @@ class SiteHub:
                 self._republish(event.room_key, opened.raw, heartbeat=False),
                 name=f"site-hub-republish-{_short(event.room_key)}",
             )
-
-    def _remember(self, event_id: str) -> None:
-        if len(self._from_browsers) >= BROWSER_IDS:
-            del self._from_browsers[next(iter(self._from_browsers))]
-        self._from_browsers[event_id] = None
 
     async def _republish(self, room_key: str, payload: bytes, *, heartbeat: bool) -> None:
         qos = HEARTBEAT_QOS if heartbeat else LEAVE_QOS

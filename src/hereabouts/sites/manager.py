@@ -60,6 +60,7 @@ from hereabouts.sites.notices import (
     PresenceLeft,
     PresenceNotice,
 )
+from hereabouts.sites.recent import RecentIds
 from hereabouts.sites.rooms import DEFAULT_ROOM, Room
 from hereabouts.sites.store import SiteStore
 from hereabouts.tasks import BackgroundTasks
@@ -91,23 +92,8 @@ signature of bytes verified before need not be checked again (see ``wire.unseal`
 ids cost about 8 MiB and cover a few heartbeat intervals of thousands of visitors."""
 
 
-class _VerifiedIds:
-    """A bounded, process-wide set of event ids whose signatures have verified."""
-
-    def __init__(self, capacity: int) -> None:
-        self._capacity = capacity
-        self._ids: dict[str, None] = {}
-
-    def __contains__(self, event_id: object) -> bool:
-        return event_id in self._ids
-
-    def add(self, event_id: str) -> None:
-        if len(self._ids) >= self._capacity:
-            del self._ids[next(iter(self._ids))]  # oldest first (dicts keep insertion order)
-        self._ids[event_id] = None
-
-
-verified_ids = _VerifiedIds(VERIFIED_MEMORY)
+verified_ids = RecentIds(VERIFIED_MEMORY)
+"""The process-wide set of event ids whose signatures have verified."""
 
 
 def open_site_event(
