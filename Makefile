@@ -37,6 +37,7 @@ unit: $(STAMP)
 bench: $(STAMP) system-deps
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/liveness.py
+	$(BIN)/python bench/site_hub.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

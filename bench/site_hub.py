@@ -1,0 +1,650 @@
+"""Site hub: verified browser heartbeats per second, count latency and memory per participant.
+
+One ``hereabouts up`` process (its peer node idle, its site hub on its own MQTT connection)
+on a Mosquitto the benchmark starts on a free 127.0.0.1 port, fed over real WebSockets by a
+separate load process (``bench/site_hub_load.py``) that does per heartbeat what the widget
+does: sign a fresh ``site_heartbeat`` with a key of its own per room per epoch (production
+cadence: 10 s heartbeats, 300 s epochs, 1 s rotation spread). Each connection watches
+``--rooms-per-connection`` rooms with one participant (DID) in each; every room has
+``--room-size`` visitors, who all watch it.
+
+The load is offered in steps (``--steps``, participants; offered rate = participants ÷
+10 s). Per step: connect the new connections, start their participants (first heartbeats
+spread over one interval), wait until every one has sent a heartbeat plus ``--settle``
+seconds, then measure a steady window of ``--duration`` seconds:
+
+* **verified/s** — the hub's ``hereabouts_site_events_in_total{kind="heartbeat"}`` (events
+  verified, counted and republished) at both ends of the window, ÷ the window; next to the
+  rate offered by the schedule and the rate the load process actually sent, so a slow load
+  generator is not blamed on the hub; the hub's refusals by reason
+  (``hereabouts_site_hub_rejects_total``) and connections it closed explain a shortfall;
+* **count latency** — all along, a probe in the load process makes a fresh DID join a room
+  of its own (first heartbeat), then leave it (signed ``site_leave``), every 0.25 s after
+  the last change was seen; a separate watcher connection of that room notes when its
+  ``counts`` frame shows the change. One process, one monotonic clock. A change not seen
+  within 10 s is a miss, counted at 10 s;
+* **memory** — the hub's RSS (``/proc/<pid>/status``) before the load connects and at the
+  end of each window; the growth ÷ participants and ÷ connections;
+* **CPU** — of the hub, the load and the broker over the window, in cores (1.0 = one core
+  busy; the machine's cores are shared by all three).
+
+A step that overloads the hub ends the run: verified rate below 90 % of the offered rate,
+the hub's process at ≥ 0.95 cores (it runs on one event loop), count latency p95 over 5 s,
+or ``/metrics`` not answering. Larger steps would only queue more (``--keep-going`` runs
+them anyway).
+
+Windows avoid epoch boundaries (``--boundaries include`` turns that off): at a boundary
+every visitor sends its first heartbeat of the new epoch within the 1 s rotation spread, a
+burst of all participants at once (``peak/s`` is the load's busiest second in the window).
+Each boundary crossed during the run is reported with the probe's latencies in the 30 s
+after it.
+
+**Baseline**, in the same run: the same load process against a sink
+(``bench/site_hub_sink.py``): the hub's own stack (Starlette on
+:class:`~hereabouts.web.server.HttpServer`'s uvicorn: same WebSocket implementation and
+settings) receiving each frame and dropping it. With the largest step's
+connections, the load sends freshly signed heartbeats as fast as it can for
+``--baseline-duration`` seconds: the most frames per second the load generator and the
+WebSocket stack carry together on this machine. Each step's verified rate is reported as a
+ratio to it. The sink's RSS growth per connection is the stack's own memory cost.
+
+Target: 10,000 verified heartbeats/s (100,000 participants at a 10 s interval) with count
+latency p95 ≤ 1 s. Misses are reported, not failed. Progress goes to stderr, figures to
+stdout. The hub may hold ``--max-connections`` (``PRESENCE_HUB_MAX_CONNECTIONS`` in its
+environment); every process started is stopped at the end, or killed by the kernel if the
+benchmark dies.
+
+Run: ``.venv/bin/python bench/site_hub.py [--steps 10000,25000,50000,100000]
+[--duration 30] [--json]`` (about 8 minutes with the defaults).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import json
+import math
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from hereabouts.config import SitesConfig
+from liveness_support import Mosquitto, percentile
+from site_hub_support import (
+    HubProcess,
+    LoadProcess,
+    SinkProcess,
+    by_label,
+    cpu_seconds,
+    delta,
+    log,
+    rss_bytes,
+)
+
+SATURATED = 0.9
+"""A step whose verified rate is below this share of the offered rate overloads the hub."""
+SATURATED_CORES = 0.95
+"""A step in which the hub's process kept this much of a core busy overloads it too: the
+hub runs on one event loop, so it cannot use more than one core."""
+SATURATED_P95_S = 5.0
+"""And so does a step whose count latency p95 exceeds this (five times the target)."""
+TARGET_RATE = 10_000.0
+TARGET_P95_S = 1.0
+PROBE_TIMEOUT_S = 10.0  # the load's PROBE_TIMEOUT_S: a miss counts at this value
+BOUNDARY_WATCH_S = 30.0
+VERIFIED = ("hereabouts_site_events_in_total", "heartbeat")
+
+
+@dataclasses.dataclass
+class Baseline:
+    connections: int = 0
+    participants: int = 0
+    seconds: float = 0.0
+    frames_per_s: float = 0.0
+    sent_per_s: float = 0.0
+    sink_cores: float = 0.0
+    load_cores: float = 0.0
+    rss_growth_per_connection: float = 0.0
+
+
+@dataclasses.dataclass
+class Step:
+    target: int
+    participants: int = 0
+    connections: int = 0
+    offered_per_s: float = 0.0
+    seconds: float = 0.0
+    sent_per_s: float = 0.0
+    peak_per_s: float = 0.0
+    verified_per_s: float = 0.0
+    leaves_per_s: float = 0.0
+    hub_rejects: dict[str, float] = dataclasses.field(default_factory=dict)
+    plaza_rejects: dict[str, float] = dataclasses.field(default_factory=dict)
+    load_errors: dict[str, float] = dataclasses.field(default_factory=dict)
+    closed: dict[str, float] = dataclasses.field(default_factory=dict)
+    connect_failures: dict[str, int] = dataclasses.field(default_factory=dict)
+    count_frames_per_s: float = 0.0
+    latencies: list[float] = dataclasses.field(default_factory=list)
+    misses: int = 0
+    hub_cores: float = 0.0
+    load_cores: float = 0.0
+    broker_cores: float = 0.0
+    rss: int = 0
+    hwm: int = 0
+    rss_growth: int = 0
+    load_lag_p95_ms: float | None = None
+    load_backlog_bytes: int = 0
+    crossed_boundary: bool = False
+    unresponsive: bool = False
+
+    def latency(self, q: float) -> float:
+        return percentile(self.latencies, q)
+
+
+@dataclasses.dataclass
+class Figures:
+    interval_s: float
+    epoch_s: float
+    rooms_per_connection: int
+    room_size: int
+    compressed: bool = False
+    baseline: Baseline | None = None
+    rss_idle: int = 0
+    steps: list[Step] = dataclasses.field(default_factory=list)
+    boundaries: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    notes: list[str] = dataclasses.field(default_factory=list)
+
+
+def cadence() -> SitesConfig:
+    """The cadence the hub runs (it reads the same ``PRESENCE_*`` variables)."""
+    return SitesConfig.from_env()
+
+
+async def measure_baseline(args: argparse.Namespace, workdir: Path, figures: Figures) -> None:
+    sink = SinkProcess("sink", workdir)
+    load = LoadProcess("load-baseline", workdir)
+    config = cadence()
+    top = max(args.steps)
+    try:
+        await sink.start()
+        idle, _ = rss_bytes(sink.pid)
+        await load.start(
+            sink.socket_url,
+            interval_s=config.heartbeat_interval_s,
+            epoch_s=config.did_duration_s,
+            spread_s=config.rotation_spread_s,
+        )
+        log(f"baseline: {top} participants' connections to the sink")
+        opened = await load.call(
+            "connect",
+            participants=top,
+            per_connection=args.rooms_per_connection,
+            room_size=args.room_size,
+        )
+        if opened["failures"]:
+            figures.notes.append(f"baseline connections failed: {opened['failures']}")
+        await load.call("keys")
+        rss, _ = rss_bytes(sink.pid)
+        before, started = await sink.metrics(), time.monotonic()
+        cpu = (cpu_seconds(sink.pid), cpu_seconds(load.pid))
+        log(f"baseline: flooding the sink for {args.baseline_duration:g} s")
+        flood = await load.call("flood", seconds=args.baseline_duration)
+        after, elapsed = await sink.metrics(), time.monotonic() - started
+        frames = after[("sink_frames_total", "")] - before[("sink_frames_total", "")]
+        figures.baseline = Baseline(
+            connections=opened["connections"],
+            participants=opened["participants"],
+            seconds=elapsed,
+            frames_per_s=frames / elapsed,
+            sent_per_s=flood["sent"] / elapsed,
+            sink_cores=(cpu_seconds(sink.pid) - cpu[0]) / elapsed,
+            load_cores=(cpu_seconds(load.pid) - cpu[1]) / elapsed,
+            rss_growth_per_connection=(rss - idle) / max(1, opened["connections"]),
+        )
+        log(f"baseline: {figures.baseline.frames_per_s:,.0f} frames/s received by the sink")
+    finally:
+        await load.quit()
+        await sink.stop()
+
+
+def boundary_in(start_wall: float, end_wall: float, epoch_s: float) -> bool:
+    return math.floor(start_wall / epoch_s) != math.floor(end_wall / epoch_s)
+
+
+async def clear_of_boundaries(args: argparse.Namespace, config: SitesConfig) -> None:
+    """Wait until a window from now would end before the next epoch boundary, or until the
+    burst after a boundary is over (rotation spread, settle window, one interval)."""
+    margin_s = 2.0
+    after_s = config.settle_s + config.heartbeat_interval_s + args.settle
+    while True:
+        now = time.time()
+        epoch_start = math.floor(now / config.did_duration_s) * config.did_duration_s
+        if now < epoch_start + after_s:
+            wait = epoch_start + after_s - now
+        elif now + args.duration + margin_s > epoch_start + config.did_duration_s:
+            wait = epoch_start + config.did_duration_s + after_s - now
+        else:
+            return
+        log(f"  waiting {wait:.0f} s so that the window avoids an epoch boundary")
+        await asyncio.sleep(wait)
+
+
+async def wait_first_beats(load: LoadProcess, participants: int, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        stats = await load.call("stats")
+        if stats["first_beats"] >= participants:
+            return
+        await asyncio.sleep(1.0)
+    log(f"  ! not every participant had sent a heartbeat after {timeout_s:.0f} s")
+
+
+async def measure_step(
+    target: int,
+    args: argparse.Namespace,
+    hub: HubProcess,
+    load: LoadProcess,
+    broker: Mosquitto,
+    figures: Figures,
+    samples: list[list[Any]],
+) -> Step:
+    config = cadence()
+    step = Step(target)
+    log(f"step {target:,}: connecting")
+    opened = await load.call(
+        "connect",
+        participants=target,
+        per_connection=args.rooms_per_connection,
+        room_size=args.room_size,
+    )
+    step.connect_failures = opened["failures"]
+    step.participants, step.connections = opened["participants"], opened["connections"]
+    step.offered_per_s = step.participants / config.heartbeat_interval_s
+    failures = f"; failures {step.connect_failures}" if step.connect_failures else ""
+    log(
+        f"  {step.connections:,} connections, {step.participants:,} participants "
+        f"({opened['seconds']:.1f} s){failures}"
+    )
+    await load.call("start")
+    await wait_first_beats(load, step.participants, 6 * config.heartbeat_interval_s)
+    await asyncio.sleep(args.settle)
+    if args.boundaries == "avoid":
+        await clear_of_boundaries(args, config)
+    hub.check()
+    samples += (await load.call("probe_take"))["samples"]
+    log(f"  measuring {args.duration:g} s")
+    pids = (hub.pid, load.pid, broker.process.pid)
+    try:
+        metrics0, stats0 = await hub.metrics(), await load.call("stats")
+        cpu0, wall0, mono0 = [cpu_seconds(p) for p in pids], time.time(), time.monotonic()
+        await asyncio.sleep(args.duration)
+        metrics1, stats1 = await hub.metrics(), await load.call("stats")
+    except httpx.HTTPError as exc:
+        step.unresponsive = True
+        step.rss, step.hwm = rss_bytes(hub.pid)
+        step.rss_growth = step.rss - figures.rss_idle
+        log(f"  ! the hub's /metrics did not answer ({type(exc).__name__}): it is overloaded")
+        return step
+    cpu1, wall1, elapsed = [cpu_seconds(p) for p in pids], time.time(), time.monotonic() - mono0
+    probe = (await load.call("probe_take"))["samples"]
+    samples += probe
+    step.seconds = elapsed
+    step.crossed_boundary = boundary_in(wall0, wall1, config.did_duration_s)
+    events = delta(
+        by_label(metrics1, "hereabouts_site_events_in_total"),
+        by_label(metrics0, "hereabouts_site_events_in_total"),
+    )
+    step.verified_per_s = events.get("heartbeat", 0.0) / elapsed
+    step.leaves_per_s = events.get("leave", 0.0) / elapsed
+    step.hub_rejects = delta(
+        by_label(metrics1, "hereabouts_site_hub_rejects_total"),
+        by_label(metrics0, "hereabouts_site_hub_rejects_total"),
+    )
+    step.plaza_rejects = delta(
+        by_label(metrics1, "hereabouts_site_rejects_total"),
+        by_label(metrics0, "hereabouts_site_rejects_total"),
+    )
+    load_elapsed = stats1["monotonic"] - stats0["monotonic"]
+    step.sent_per_s = (
+        stats1["sent"].get("heartbeat", 0) - stats0["sent"].get("heartbeat", 0)
+    ) / load_elapsed
+    step.peak_per_s = stats1["peak_per_s"]
+    figures.compressed = stats1["compressed"]
+    step.load_errors = delta(stats1["errors"], stats0["errors"])
+    step.closed = stats1["closed"]
+    step.count_frames_per_s = (stats1["count_frames"] - stats0["count_frames"]) / load_elapsed
+    step.load_lag_p95_ms = stats1["lag_ms"]["p95"]
+    step.load_backlog_bytes = stats1["backlog_bytes"]
+    step.hub_cores, step.load_cores, step.broker_cores = (
+        (b - a) / elapsed for a, b in zip(cpu0, cpu1, strict=True)
+    )
+    step.latencies = [
+        PROBE_TIMEOUT_S if s[2] is None else s[2] for s in probe if wall0 <= s[1] <= wall1
+    ]
+    step.misses = sum(1 for s in probe if s[2] is None and wall0 <= s[1] <= wall1)
+    step.rss, step.hwm = rss_bytes(hub.pid)
+    step.rss_growth = step.rss - figures.rss_idle
+    log(
+        f"  offered {step.offered_per_s:,.0f}/s, sent {step.sent_per_s:,.0f}/s, verified "
+        f"{step.verified_per_s:,.0f}/s; count latency p95 {step.latency(95) * 1000:,.0f} ms "
+        f"(n={len(step.latencies)}, misses {step.misses}); hub {step.hub_cores:.2f} cores, "
+        f"RSS {step.rss / 2**20:,.0f} MiB; rejects {step.hub_rejects or 'none'}"
+    )
+    return step
+
+
+def boundary_report(
+    samples: list[list[Any]],
+    epoch_s: float,
+    steps: list[Step],
+    started_wall: float,
+    step_walls: list[float],
+) -> list[dict[str, Any]]:
+    """Probe latencies in the 30 s after each epoch boundary crossed while the load ran."""
+    if not samples:
+        return []
+    first, last = min(s[1] for s in samples), max(s[1] for s in samples)
+    reports = []
+    boundary = (math.floor(first / epoch_s) + 1) * epoch_s
+    while boundary <= last:
+        near = [s for s in samples if boundary <= s[1] < boundary + BOUNDARY_WATCH_S]
+        values = [PROBE_TIMEOUT_S if s[2] is None else s[2] for s in near]
+        running = [st for st, at in zip(steps, step_walls, strict=False) if at <= boundary]
+        reports.append(
+            {
+                "participants": running[-1].participants if running else None,
+                "seconds_into_run": boundary - started_wall,
+                "p50": percentile(values, 50),
+                "p95": percentile(values, 95),
+                "max": max(values) if values else float("nan"),
+                "n": len(values),
+                "misses": sum(1 for s in near if s[2] is None),
+            }
+        )
+        boundary += epoch_s
+    return reports
+
+
+async def measure_hub(
+    args: argparse.Namespace, workdir: Path, broker: Mosquitto, figures: Figures
+) -> None:
+    config = cadence()
+    hub = HubProcess("hub", workdir)
+    load = LoadProcess("load", workdir)
+    samples: list[list[Any]] = []
+    step_walls: list[float] = []
+    started_wall = time.time()
+    try:
+        log(f"hub: starting hereabouts up (at most {args.max_connections:,} connections)")
+        await hub.start(
+            broker.url, workdir, {"PRESENCE_HUB_MAX_CONNECTIONS": str(args.max_connections)}
+        )
+        await asyncio.sleep(2.0)
+        figures.rss_idle, _ = rss_bytes(hub.pid)
+        await load.start(
+            hub.socket_url,
+            interval_s=config.heartbeat_interval_s,
+            epoch_s=config.did_duration_s,
+            spread_s=config.rotation_spread_s,
+        )
+        probe = await load.call("probe_start")
+        if "error" in probe:
+            raise RuntimeError(f"the probe could not connect: {probe['error']}")
+        targets = sorted(args.steps)
+        for number, target in enumerate(targets):
+            step_walls.append(time.time())
+            step = await measure_step(target, args, hub, load, broker, figures, samples)
+            figures.steps.append(step)
+            overloaded = (
+                step.unresponsive
+                or step.verified_per_s < SATURATED * step.offered_per_s
+                or step.hub_cores >= SATURATED_CORES
+                or not step.latency(95) <= SATURATED_P95_S
+            )
+            if overloaded and not args.keep_going and number + 1 < len(targets):
+                skipped = ", ".join(f"{t:,}" for t in targets[number + 1 :])
+                figures.notes.append(
+                    f"steps {skipped} skipped: the hub was overloaded at "
+                    f"{step.participants:,} participants (--keep-going runs them anyway)"
+                )
+                log(f"  the hub is overloaded; skipping {skipped}")
+                break
+    finally:
+        figures.boundaries = boundary_report(
+            samples, config.did_duration_s, figures.steps, started_wall, step_walls
+        )
+        await load.quit()
+        code = await hub.stop()
+        if code not in (0, None):
+            figures.notes.append(f"the hub exited with {code} after SIGTERM")
+
+
+async def run_all(args: argparse.Namespace, figures: Figures) -> None:
+    with tempfile.TemporaryDirectory(prefix="site-hub-") as tmp:
+        workdir = Path(tmp)
+        broker = Mosquitto(workdir)
+        try:
+            await broker.wait_listening()
+            if args.baseline_duration > 0:
+                await measure_baseline(args, workdir, figures)
+            await measure_hub(args, workdir, broker, figures)
+        finally:
+            broker.stop()
+
+
+# --- report ---------------------------------------------------------------------------------
+
+
+def summary(figures: Figures) -> dict[str, Any]:
+    def step(s: Step) -> dict[str, Any]:
+        data = dataclasses.asdict(s)
+        data.pop("latencies")
+        data["count_latency_s"] = {
+            "p50": s.latency(50),
+            "p95": s.latency(95),
+            "max": max(s.latencies, default=float("nan")),
+            "n": len(s.latencies),
+        }
+        data["rss_growth_per_participant"] = s.rss_growth / max(1, s.participants)
+        data["rss_growth_per_connection"] = s.rss_growth / max(1, s.connections)
+        if figures.baseline is not None and figures.baseline.frames_per_s:
+            data["verified_to_baseline"] = s.verified_per_s / figures.baseline.frames_per_s
+        return data
+
+    return {
+        "config": {
+            "interval_s": figures.interval_s,
+            "epoch_s": figures.epoch_s,
+            "rooms_per_connection": figures.rooms_per_connection,
+            "room_size": figures.room_size,
+            "permessage_deflate": figures.compressed,
+        },
+        "targets": {"verified_per_s": TARGET_RATE, "count_latency_p95_s": TARGET_P95_S},
+        "baseline": dataclasses.asdict(figures.baseline) if figures.baseline else None,
+        "hub_rss_idle": figures.rss_idle,
+        "steps": [step(s) for s in figures.steps],
+        "boundaries": figures.boundaries,
+        "notes": figures.notes,
+    }
+
+
+def _ms(seconds: float) -> str:
+    return "—" if math.isnan(seconds) else f"{seconds * 1000:,.0f} ms"
+
+
+def _reasons(values: dict[str, float], seconds: float) -> str:
+    return ", ".join(f"{k} {v / seconds:,.0f}/s" for k, v in sorted(values.items())) or "none"
+
+
+def report(figures: Figures) -> None:
+    base = figures.baseline
+    print(
+        f"\nSite hub: one `hereabouts up`, a load process over WebSockets; heartbeats every "
+        f"{figures.interval_s:g} s, epochs of {figures.epoch_s:g} s; "
+        f"{figures.rooms_per_connection} rooms (participants) per connection, "
+        f"{figures.room_size} per room; permessage-deflate "
+        f"{'negotiated' if figures.compressed else 'declined by the hub'}"
+    )
+    if base is not None:
+        print(
+            f"baseline: sink on the same stack, {base.connections:,} connections, load "
+            f"flooding: {base.frames_per_s:,.0f} frames/s received "
+            f"(sink {base.sink_cores:.2f} cores, load {base.load_cores:.2f}); stack memory "
+            f"{base.rss_growth_per_connection / 1024:,.1f} KiB per connection"
+        )
+    print(f"hub RSS before the load: {figures.rss_idle / 2**20:,.0f} MiB\n")
+    header = (
+        f"{'participants':>12} {'conns':>6} {'offered/s':>9} {'sent/s':>8} {'peak/s':>7} "
+        f"{'verified/s':>10} {'÷offered':>8} {'÷sink':>6} {'hub cores':>9} "
+        f"{'load':>5} {'broker':>6}"
+    )
+    print(header)
+    for s in figures.steps:
+        ratio = (
+            f"{s.verified_per_s / base.frames_per_s:6.2f}"
+            if base is not None and base.frames_per_s
+            else f"{'—':>6}"
+        )
+        print(
+            f"{s.participants:>12,} {s.connections:>6,} {s.offered_per_s:>9,.0f} "
+            f"{s.sent_per_s:>8,.0f} {s.peak_per_s:>7,.0f} {s.verified_per_s:>10,.0f} "
+            f"{s.verified_per_s / max(1e-9, s.offered_per_s):>8.2f} {ratio} "
+            f"{s.hub_cores:>9.2f} {s.load_cores:>5.2f} {s.broker_cores:>6.2f}"
+        )
+    print(
+        f"\n{'participants':>12} {'count p50':>10} {'p95':>10} {'max':>10} {'n':>5} "
+        f"{'miss':>4} {'hub RSS':>9} {'Δ/participant':>13} {'Δ/conn':>9}"
+    )
+    for s in figures.steps:
+        print(
+            f"{s.participants:>12,} {_ms(s.latency(50)):>10} {_ms(s.latency(95)):>10} "
+            f"{_ms(max(s.latencies, default=float('nan'))):>10} {len(s.latencies):>5} "
+            f"{s.misses:>4} {s.rss / 2**20:>5,.0f} MiB "
+            f"{s.rss_growth / max(1, s.participants) / 1024:>9.2f} KiB "
+            f"{s.rss_growth / max(1, s.connections) / 1024:>5.1f} KiB"
+        )
+    print()
+    for s in figures.steps:
+        if s.unresponsive:
+            print(f"{s.participants:>12,}: the hub's /metrics did not answer: overloaded")
+            continue
+        details = [f"hub rejects: {_reasons(s.hub_rejects, s.seconds)}"]
+        if s.plaza_rejects:
+            details.append(f"plaza rejects: {_reasons(s.plaza_rejects, s.seconds)}")
+        if s.load_errors:
+            details.append(f"error frames: {_reasons(s.load_errors, s.seconds)}")
+        if s.closed:
+            details.append(f"connections closed by the hub so far (by code): {s.closed}")
+        if s.connect_failures:
+            details.append(f"connect failures: {s.connect_failures}")
+        details.append(
+            f"counts frames {s.count_frames_per_s:,.0f}/s; load lateness p95 "
+            f"{s.load_lag_p95_ms} ms, unsent {s.load_backlog_bytes / 1024:,.0f} KiB"
+        )
+        if s.crossed_boundary:
+            details.append("window crossed an epoch boundary")
+        print(f"{s.participants:>12,}: " + "; ".join(details))
+    for b in figures.boundaries:
+        print(
+            f"epoch boundary {b['seconds_into_run']:,.0f} s into the hub run with "
+            f"{b['participants'] or 0:,} participants: count latency in the next "
+            f"{BOUNDARY_WATCH_S:g} s p50 {_ms(b['p50'])}, p95 {_ms(b['p95'])}, max "
+            f"{_ms(b['max'])} (n={b['n']}, misses {b['misses']})"
+        )
+    top = max(figures.steps, key=lambda s: s.participants, default=None)
+    if top is not None:
+        rate_ok = top.verified_per_s >= TARGET_RATE
+        p95_ok = top.latency(95) <= TARGET_P95_S
+        print(
+            f"target at {top.participants:,} participants: {TARGET_RATE:,.0f} verified/s "
+            f"{'met' if rate_ok else 'MISSED'} ({top.verified_per_s:,.0f}/s), count p95 "
+            f"≤ {TARGET_P95_S:g} s {'met' if p95_ok else 'MISSED'} ({_ms(top.latency(95))})"
+        )
+    for note in figures.notes:
+        print(f"note: {note}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--steps",
+        default="10000,25000,50000,100000",
+        help="participants per step, comma-separated (10000,25000,50000,100000)",
+    )
+    parser.add_argument(
+        "--duration", type=float, default=30.0, help="steady window per step, seconds (30)"
+    )
+    parser.add_argument(
+        "--settle",
+        type=float,
+        default=5.0,
+        help="wait after every participant has sent a heartbeat (5 s)",
+    )
+    parser.add_argument(
+        "--rooms-per-connection",
+        type=int,
+        default=16,
+        help="rooms each connection watches, one participant in each (16)",
+    )
+    parser.add_argument(
+        "--room-size", type=int, default=20, help="participants (and watchers) per room (20)"
+    )
+    parser.add_argument(
+        "--baseline-duration",
+        type=float,
+        default=20.0,
+        help="seconds of flooding the sink; 0 skips the baseline (20)",
+    )
+    parser.add_argument(
+        "--max-connections",
+        type=int,
+        default=20_000,
+        help="PRESENCE_HUB_MAX_CONNECTIONS for the hub (20000)",
+    )
+    parser.add_argument(
+        "--boundaries",
+        choices=("avoid", "include"),
+        default="avoid",
+        help="keep windows clear of epoch boundaries (avoid)",
+    )
+    parser.add_argument(
+        "--keep-going", action="store_true", help="run every step even after the hub fell behind"
+    )
+    parser.add_argument("--timeout", type=float, default=1800.0, help="whole run, s (1800)")
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    args = parser.parse_args(argv)
+    args.steps = [int(s) for s in args.steps.split(",")]
+    if not 1 <= args.rooms_per_connection <= 16:
+        parser.error("--rooms-per-connection must be 1-16 (the hub's limit)")
+
+    config = cadence()
+    figures = Figures(
+        interval_s=config.heartbeat_interval_s,
+        epoch_s=config.did_duration_s,
+        rooms_per_connection=args.rooms_per_connection,
+        room_size=args.room_size,
+    )
+    started = time.monotonic()
+    try:
+        asyncio.run(asyncio.wait_for(run_all(args, figures), args.timeout))
+    except TimeoutError:
+        log(f"timed out after {args.timeout:.0f} s; the figures below are partial")
+    except KeyboardInterrupt:
+        log("interrupted; the figures below are partial")
+    except RuntimeError as exc:
+        log(f"failed: {exc}; the figures below are partial")
+    log(f"done in {time.monotonic() - started:.0f} s")
+    if args.json:
+        print(json.dumps(summary(figures)))
+    else:
+        report(figures)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
