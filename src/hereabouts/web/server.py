@@ -12,6 +12,8 @@ Choices, and why:
   owns signals and decides the order of shutdown.
 * Logging stays the program's: uvicorn's own logging configuration is not applied, its
   loggers are set to ``log_level`` (default ``warning``) and access logs are off.
+* WebSockets: uvicorn's sans-I/O protocol, reading a few messages ahead
+  (:mod:`hereabouts.web.websocket`), without compression (:data:`WS_PER_MESSAGE_DEFLATE`).
 * Endless responses (the event stream) would keep uvicorn's graceful shutdown waiting
   forever, so stopping first ends the app's live streams
   (:meth:`~hereabouts.web.stream.EventStreams.close_all`), then lets uvicorn finish, and
@@ -32,6 +34,7 @@ import uvicorn
 from starlette.types import ASGIApp
 
 from hereabouts.web.stream import EventStreams
+from hereabouts.web.websocket import ReadAheadWebSocketProtocol
 
 DEFAULT_SHUTDOWN_TIMEOUT_S: Final = 5.0
 """How long requests still running at shutdown may take to finish before they are
@@ -114,6 +117,7 @@ class HttpServer:
             access_log=False,
             ws_max_size=self._ws_max_size,
             ws_per_message_deflate=WS_PER_MESSAGE_DEFLATE,
+            ws=ReadAheadWebSocketProtocol,
             lifespan="auto",
             # uvicorn takes whole seconds here; the margin in stop() covers the rounding.
             timeout_graceful_shutdown=math.ceil(self._shutdown_timeout_s),
