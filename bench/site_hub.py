@@ -78,6 +78,7 @@ from liveness_support import Mosquitto, percentile
 from site_hub_support import (
     HubProcess,
     LoadProcess,
+    Metrics,
     SinkProcess,
     by_label,
     cpu_seconds,
@@ -97,11 +98,12 @@ TARGET_RATE = 10_000.0
 TARGET_P95_S = 1.0
 PROBE_TIMEOUT_S = 10.0  # the load's PROBE_TIMEOUT_S: a miss counts at this value
 BOUNDARY_WATCH_S = 30.0
-VERIFIED = ("hereabouts_site_events_in_total", "heartbeat")
 
 
 @dataclasses.dataclass
 class Baseline:
+    """The sink flooded by the load: what the generator and the WebSocket stack carry."""
+
     connections: int = 0
     participants: int = 0
     seconds: float = 0.0
@@ -114,6 +116,9 @@ class Baseline:
 
 @dataclasses.dataclass
 class Step:
+    """One step of load on the hub and what its steady window showed (rates per second,
+    CPU in cores, memory in bytes, latencies in seconds)."""
+
     target: int
     participants: int = 0
     connections: int = 0
@@ -148,6 +153,8 @@ class Step:
 
 @dataclasses.dataclass
 class Figures:
+    """Everything one run measured."""
+
     interval_s: float
     epoch_s: float
     rooms_per_connection: int
@@ -244,6 +251,29 @@ async def wait_first_beats(load: LoadProcess, participants: int, timeout_s: floa
     log(f"  ! not every participant had sent a heartbeat after {timeout_s:.0f} s")
 
 
+def window_rates(step: Step, metrics: tuple[Metrics, Metrics], stats: tuple[Any, Any]) -> None:
+    """The hub's counters and the load's, from both ends of the window, as rates."""
+    (metrics0, metrics1), (stats0, stats1) = metrics, stats
+
+    def hub_delta(name: str) -> dict[str, float]:
+        return delta(by_label(metrics1, name), by_label(metrics0, name))
+
+    events = hub_delta("hereabouts_site_events_in_total")
+    step.verified_per_s = events.get("heartbeat", 0.0) / step.seconds
+    step.leaves_per_s = events.get("leave", 0.0) / step.seconds
+    step.hub_rejects = hub_delta("hereabouts_site_hub_rejects_total")
+    step.plaza_rejects = hub_delta("hereabouts_site_rejects_total")
+    load_elapsed = stats1["monotonic"] - stats0["monotonic"]
+    sent = stats1["sent"].get("heartbeat", 0) - stats0["sent"].get("heartbeat", 0)
+    step.sent_per_s = sent / load_elapsed
+    step.peak_per_s = stats1["peak_per_s"]
+    step.load_errors = delta(stats1["errors"], stats0["errors"])
+    step.closed = stats1["closed"]
+    step.count_frames_per_s = (stats1["count_frames"] - stats0["count_frames"]) / load_elapsed
+    step.load_lag_p95_ms = stats1["lag_ms"]["p95"]
+    step.load_backlog_bytes = stats1["backlog_bytes"]
+
+
 async def measure_step(
     target: int,
     args: argparse.Namespace,
@@ -295,31 +325,6 @@ async def measure_step(
     samples += probe
     step.seconds = elapsed
     step.crossed_boundary = boundary_in(wall0, wall1, config.did_duration_s)
-    events = delta(
-        by_label(metrics1, "hereabouts_site_events_in_total"),
-        by_label(metrics0, "hereabouts_site_events_in_total"),
-    )
-    step.verified_per_s = events.get("heartbeat", 0.0) / elapsed
-    step.leaves_per_s = events.get("leave", 0.0) / elapsed
-    step.hub_rejects = delta(
-        by_label(metrics1, "hereabouts_site_hub_rejects_total"),
-        by_label(metrics0, "hereabouts_site_hub_rejects_total"),
-    )
-    step.plaza_rejects = delta(
-        by_label(metrics1, "hereabouts_site_rejects_total"),
-        by_label(metrics0, "hereabouts_site_rejects_total"),
-    )
-    load_elapsed = stats1["monotonic"] - stats0["monotonic"]
-    step.sent_per_s = (
-        stats1["sent"].get("heartbeat", 0) - stats0["sent"].get("heartbeat", 0)
-    ) / load_elapsed
-    step.peak_per_s = stats1["peak_per_s"]
-    figures.compressed = stats1["compressed"]
-    step.load_errors = delta(stats1["errors"], stats0["errors"])
-    step.closed = stats1["closed"]
-    step.count_frames_per_s = (stats1["count_frames"] - stats0["count_frames"]) / load_elapsed
-    step.load_lag_p95_ms = stats1["lag_ms"]["p95"]
-    step.load_backlog_bytes = stats1["backlog_bytes"]
     step.hub_cores, step.load_cores, step.broker_cores = (
         (b - a) / elapsed for a, b in zip(cpu0, cpu1, strict=True)
     )
@@ -327,6 +332,8 @@ async def measure_step(
         PROBE_TIMEOUT_S if s[2] is None else s[2] for s in probe if wall0 <= s[1] <= wall1
     ]
     step.misses = sum(1 for s in probe if s[2] is None and wall0 <= s[1] <= wall1)
+    window_rates(step, (metrics0, metrics1), (stats0, stats1))
+    figures.compressed = stats1["compressed"]
     step.rss, step.hwm = rss_bytes(hub.pid)
     step.rss_growth = step.rss - figures.rss_idle
     log(
