@@ -55,7 +55,8 @@ environment); every process started is stopped at the end, or killed by the kern
 benchmark dies.
 
 Run: ``.venv/bin/python bench/site_hub.py [--steps 10000,25000,50000,100000]
-[--duration 30] [--json]`` (about 8 minutes with the defaults).
+[--duration 30] [--json]`` (3-10 minutes with the defaults: the run ends at the first step
+that overloads the hub).
 """
 
 from __future__ import annotations
@@ -480,6 +481,17 @@ def summary(figures: Figures) -> dict[str, Any]:
     }
 
 
+def _finite(value: Any) -> Any:
+    """``value`` with NaN (no sample) as null, which JSON has and NaN it has not."""
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_finite(item) for item in value]
+    return value
+
+
 def _ms(seconds: float) -> str:
     return "—" if math.isnan(seconds) else f"{seconds * 1000:,.0f} ms"
 
@@ -647,7 +659,7 @@ def main(argv: list[str] | None = None) -> int:
         log(f"failed: {exc}; the figures below are partial")
     log(f"done in {time.monotonic() - started:.0f} s")
     if args.json:
-        print(json.dumps(summary(figures)))
+        print(json.dumps(_finite(summary(figures))))
     else:
         report(figures)
     return 0
