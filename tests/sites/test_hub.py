@@ -233,7 +233,9 @@ async def test_bad_input_is_refused_by_reason_and_the_connection_stays_up() -> N
 
 async def test_garbage_floods_and_oversized_frames_are_closed_with_clear_codes() -> None:
     async with rig() as r:
-        async with connect(r.url) as ws:
+        # The closing handshake takes milliseconds; a server that stopped reading the
+        # client's close reply would wait out its 10 s close timeout instead.
+        async with asyncio.timeout(5), connect(r.url) as ws:
             await ws.recv()  # hello
             with pytest.raises(ConnectionClosed) as closed:
                 for _ in range(100):

@@ -32,12 +32,16 @@ class ReadAheadWebSocketProtocol(WebSocketsSansIOProtocol):
             super().send_receive_event_to_app()
             return
         # The base class pauses unless it believes it already has; let it believe so, then
-        # pause only when the app is READ_AHEAD messages behind.
+        # pause only when the app is READ_AHEAD messages behind. A message the base class
+        # discards (the app has sent its close) must not pause reading: the peer's close
+        # reply has to be read, and nobody will take messages off the queue any more.
+        waiting = self.queue.qsize()
         self.read_paused = True
         try:
             super().send_receive_event_to_app()
         finally:
-            if self.queue.qsize() >= READ_AHEAD:
+            queued = self.queue.qsize() > waiting
+            if queued and self.queue.qsize() >= READ_AHEAD:
                 self.transport.pause_reading()
             else:
                 self.read_paused = False
