@@ -24,19 +24,14 @@ from typing import Final
 
 from hereabouts.errors import HereaboutsError
 from hereabouts.identity import Identity, verify
-from hereabouts.transports.topics import ROOT
+from hereabouts.transports.topics import probe_topic
 
-PROBE_PREFIX: Final = f"{ROOT}/probe"
 PROBE_TAG: Final = b"hereabouts/v1/probe\x00"
 """Domain tag of probe signatures: a probe signature can never pass as an event's."""
 
 STALE_AFTER_INTERVALS: Final = 3
 """Probes that may go unanswered (or unsent) before the hub reports itself unhealthy:
 one lost probe under a broker hiccup is not an outage; three intervals are."""
-
-
-def probe_topic(probe_id: str) -> str:
-    return f"{PROBE_PREFIX}/{probe_id}"
 
 
 @dataclass(slots=True)

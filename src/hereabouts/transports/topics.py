@@ -6,6 +6,8 @@ implementations subscribe to them, so they are built here and nowhere else.
 * ``hereabouts/v1/plaza/<kind>`` — peer events (``hey_there``, ``howdy``, ``chau``,
   ``newspaper``, ``lost``, ...).
 * ``hereabouts/v1/site/<room-key>`` — site presence, one topic per room.
+* ``hereabouts/v1/probe/<probe-id>`` — a browser hub's self-probe, read only by that hub
+  (:mod:`hereabouts.sites.probe`).
 
 The version segment lets a future wire format run beside this one on the same broker.
 
@@ -25,6 +27,7 @@ ROOT = "hereabouts/v1"
 
 PLAZA_PREFIX = f"{ROOT}/plaza"
 SITE_PREFIX = f"{ROOT}/site"
+PROBE_PREFIX = f"{ROOT}/probe"
 
 PLAZA_ALL = f"{PLAZA_PREFIX}/+"
 """Filter for every peer event kind (one level below the plaza prefix)."""
@@ -103,6 +106,11 @@ def plaza_topic(kind: str) -> str:
 def site_topic(room_key: str) -> str:
     """The topic of one site room: ``hereabouts/v1/site/<room-key>``."""
     return f"{SITE_PREFIX}/{_single_level(room_key, 'room key')}"
+
+
+def probe_topic(probe_id: str) -> str:
+    """The topic of one hub's self-probe: ``hereabouts/v1/probe/<probe-id>``."""
+    return f"{PROBE_PREFIX}/{_single_level(probe_id, 'probe id')}"
 
 
 def plaza_kind(topic: str) -> str | None:
