@@ -63,6 +63,7 @@ from hereabouts.sites.manager import (
 from hereabouts.sites.metrics import RoomCountCollector, site_counters
 from hereabouts.sites.probe import SelfProbe
 from hereabouts.sites.recent import RecentIds
+from hereabouts.sites.ticking import tick_forever
 from hereabouts.tasks import BackgroundTasks
 from hereabouts.transports.base import Transport
 from hereabouts.transports.errors import NotConnected
@@ -447,13 +448,12 @@ class SiteHub:
             await asyncio.sleep(self._probe.interval_ms / 1000)
 
     async def _tick(self) -> None:
-        cap_ms = round(self.config.heartbeat_interval_s * 1000)
-        while True:
-            now = self._now_ms()
-            due = self._counter.next_change_ms(now)
-            wait_ms = cap_ms if due is None else min(cap_ms, max(1, due - now))
-            await asyncio.sleep(wait_ms / 1000)
-            self._apply(self._counter.tick(self._now_ms()))
+        await tick_forever(
+            self._counter,
+            now_ms=self._now_ms,
+            apply=self._apply,
+            cap_ms=round(self.config.heartbeat_interval_s * 1000),
+        )
 
     # --- counting --------------------------------------------------------------------------
 
