@@ -62,6 +62,13 @@ class NotConnected(LocalError):
     reason = "not_connected"
 
 
+class Backlogged(NotConnected):
+    """The broker has stopped reading what we send: QoS 0 publications are refused rather
+    than queued without bound (at most once allows dropping them)."""
+
+    reason = "broker_backlogged"
+
+
 class TransportClosed(NotConnected):
     """The transport was closed (or killed) and cannot be used again."""
 

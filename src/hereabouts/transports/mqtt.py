@@ -38,7 +38,6 @@ from typing import Any, Literal
 import aiomqtt
 from aiomqtt import MqttError, ProtocolVersion
 from aiomqtt.exceptions import MqttConnectError
-from paho.mqtt import client as mqtt
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from hereabouts.core.backoff import Backoff, UniformSource
@@ -49,6 +48,7 @@ from hereabouts.transports.base import (
     Transport,
 )
 from hereabouts.transports.errors import NotConnected, SubscriptionRefused, TransportConfigError
+from hereabouts.transports.mqtt_batch import AtMostOnceBatch
 
 log = logging.getLogger(__name__)
 
@@ -174,6 +174,7 @@ class MqttTransport(Transport):
         self._may_fall_back = settings.protocol == "auto"
         self._filters: dict[str, Subscription] = {}
         self._client: aiomqtt.Client | None = None
+        self._at_most_once: AtMostOnceBatch | None = None
         self._runner: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
         self._first_attempt = asyncio.Event()
@@ -219,18 +220,21 @@ class MqttTransport(Transport):
     def _publish_at_most_once(
         self, client: aiomqtt.Client, topic: str, payload: bytes, *, retain: bool
     ) -> None:
-        """QoS 0: hand the packet to paho, which writes it from the event loop, and return.
+        """QoS 0: queue the packet for this loop turn's single write and return.
 
-        aiomqtt's ``publish`` would then wait, with a task, an event and a timer, until the
-        packet has left our socket. For "at most once" that says nothing the broker would
-        confirm, and it was a large share of a browser hub's time at thousands of events a
-        second.
-        (paho is reached through aiomqtt's ``_client``, the client aiomqtt itself drives.)
+        aiomqtt's ``publish`` would wait, with a task, an event and a timer, until the
+        packet has left our socket, and paho's would build and report each packet on its
+        own. For "at most once" neither says anything the broker would confirm, and
+        together they were a large share of a browser hub's time at thousands of events a
+        second: :mod:`~hereabouts.transports.mqtt_batch` writes them in one piece instead.
         """
-        info = client._client.publish(topic, payload, 0, retain)
-        if info.rc != mqtt.MQTT_ERR_SUCCESS:
-            reason = mqtt.error_string(info.rc)
-            raise NotConnected(f"publish to {self.state.endpoint} failed: {reason}")
+        batch = self._at_most_once
+        if batch is None or batch.paho is not client._client:
+            # paho is reached through aiomqtt's ``_client``, the client aiomqtt drives.
+            batch = self._at_most_once = AtMostOnceBatch(
+                client._client, mqtt5=self._protocol == ProtocolVersion.V5
+            )
+        batch.add(topic, payload, retain=retain)
 
     async def _subscribe(self, topic_filter: str, subscription: Subscription) -> None:
         self._filters[topic_filter] = subscription
@@ -324,6 +328,7 @@ class MqttTransport(Transport):
             error = _describe(exc)
         finally:
             self._client = None
+            self._at_most_once = None
             self._set_disconnected(error)
         return established, error
 
