@@ -13,7 +13,8 @@ Rules every transport follows:
   :class:`~hereabouts.transports.errors.WillAfterConnect`. A transport that cannot carry
   wills sets ``supports_will = False`` and raises
   :class:`~hereabouts.transports.errors.WillNotSupported`.
-* Subscriptions are *desired state*: a transport that reconnects subscribes again by itself.
+* Subscriptions are *desired state*: a transport that reconnects subscribes again by itself,
+  to every filter subscribed and not unsubscribed since.
 * A subscriber receives its own publications, as on MQTT, unless it subscribes with
   ``no_local=True``, a request (honoured by MQTT 5 and the in-memory bus, not by MQTT
   3.1.1): a caller must still tolerate its own messages coming back.
@@ -285,6 +286,16 @@ class Transport(ABC):
             raise TransportClosed("transport is closed")
         await self._subscribe(topic_filter, Subscription(qos=qos, no_local=no_local))
 
+    async def unsubscribe(self, topic_filter: str) -> None:
+        """Stop receiving messages for ``topic_filter`` (forgotten for reconnects too).
+
+        A no-op for a filter never subscribed. Messages already received stay in the queue;
+        a few more may arrive while the broker processes the request."""
+        validate_filter(topic_filter)
+        if self._closed:
+            raise TransportClosed("transport is closed")
+        await self._unsubscribe(topic_filter)
+
     async def messages(self) -> AsyncIterator[Message]:
         """Incoming messages, oldest first; ends after :meth:`close` once the queue is drained.
 
@@ -357,6 +368,9 @@ class Transport(ABC):
 
     @abstractmethod
     async def _subscribe(self, topic_filter: str, subscription: Subscription) -> None: ...
+
+    @abstractmethod
+    async def _unsubscribe(self, topic_filter: str) -> None: ...
 
     def _check_size(self, payload: bytes) -> None:
         if len(payload) > self.max_payload_bytes:

@@ -138,6 +138,9 @@ class MemoryTransport(Transport):
         if is_new and self.state.connected:
             self._bus._replay_retained(self, topic_filter)
 
+    async def _unsubscribe(self, topic_filter: str) -> None:
+        self._filters.pop(topic_filter, None)
+
     def kill(self) -> None:
         """Vanish as if the process crashed: detach and let the bus publish our will.
 

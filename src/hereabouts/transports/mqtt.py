@@ -251,6 +251,18 @@ class MqttTransport(Transport):
             self._filters.pop(topic_filter, None)
             raise SubscriptionRefused(f"broker refused subscription to {topic_filter!r}")
 
+    async def _unsubscribe(self, topic_filter: str) -> None:
+        if self._filters.pop(topic_filter, None) is None:
+            return
+        client = self._client
+        if client is None or not self.state.connected:
+            return  # the next connection starts clean and never subscribes to it
+        try:
+            await client.unsubscribe(topic_filter, timeout=self.settings.timeout_s)
+        except MqttError as exc:
+            # The link just broke; the next session starts clean without this filter.
+            log.debug("unsubscribe %s lost with the connection: %s", topic_filter, exc)
+
     # --- the background task -------------------------------------------------------------
 
     async def _run(self) -> None:
@@ -349,16 +361,26 @@ class MqttTransport(Transport):
 
     async def _restore_subscriptions(self, client: aiomqtt.Client) -> None:
         done: set[str] = set()
-        # Loop until stable: subscribe() may add filters while we await SUBACKs.
-        while pending := [f for f in self._filters if f not in done]:
+        # Loop until stable: subscribe() and unsubscribe() may change the filters while we
+        # await SUBACKs, and they only reach the broker themselves once we are connected.
+        while True:
+            pending = [f for f in self._filters if f not in done]
+            dropped = [f for f in done if f not in self._filters]
+            if not pending and not dropped:
+                return
             for topic_filter in pending:
-                granted = await self._send_subscribe(
-                    client, topic_filter, self._filters[topic_filter]
-                )
-                done.add(topic_filter)
+                subscription = self._filters.get(topic_filter)
+                if subscription is None:
+                    continue
+                granted = await self._send_subscribe(client, topic_filter, subscription)
                 if _suback_failed(granted):
                     self._filters.pop(topic_filter, None)
                     log.warning("%s refused subscription to %r", self.state.endpoint, topic_filter)
+                else:
+                    done.add(topic_filter)
+            for topic_filter in dropped:
+                done.discard(topic_filter)
+                await client.unsubscribe(topic_filter, timeout=self.settings.timeout_s)
 
     async def _pump_until_stopped(self, client: aiomqtt.Client) -> None:
         pump = asyncio.create_task(self._pump(client), name=f"mqtt-pump-{self.client_id}")
