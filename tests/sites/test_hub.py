@@ -26,6 +26,7 @@ from hereabouts.identity import Identity
 from hereabouts.sites import PresenceManager, room_key
 from hereabouts.sites.hub import SiteHub
 from hereabouts.transports.memory import MemoryBus
+from hereabouts.transports.topics import site_topic
 from hereabouts.web.server import HttpServer
 from hereabouts.web.site import build_site_routes
 from tests.sites.support import WireRecorder, browser_sealed, event_frame, eventually, now_ms
@@ -309,3 +310,52 @@ async def test_a_hub_forcing_ghost_mode_publishes_nobody(tmp_path: Path) -> None
         assert len(wire.dids()) == 1  # the Python visitor's, nobody else's
         assert r.hub.counters.by_label("site_hub_republished") == {}
         assert r.hub.counters.get("site_hub_rejects", "ghost_forced") == 1
+
+
+async def test_a_reload_finds_the_room_counted() -> None:
+    """The room outlives its last watcher by a stale timeout: a new page of the same
+    visitor (a reload) sees the count at once, not a zero that climbs back."""
+    async with rig() as r:
+        async with r.browser() as before:
+            await before.watch(LOBBY)
+            heartbeat = browser_sealed("site_heartbeat", Identity.generate(), LOBBY)
+            await before.send(event_frame(heartbeat))
+            await eventually(lambda: before.count(LOBBY) == 1)
+        async with r.browser() as after:
+            await after.watch(LOBBY)
+            await eventually(lambda: LOBBY in after.counts)
+            assert after.count(LOBBY) == 1
+        assert r.hub.counters.get("site_hub_rooms_released", "idle") == 0
+
+
+async def test_rooms_nobody_watches_are_unsubscribed_after_the_stale_timeout() -> None:
+    async with rig() as r, r.browser() as b:
+        await b.watch(LOBBY, DOCS)
+        await eventually(lambda: len(b.counts) == 2)
+        await b.watch(DOCS)  # LOBBY has no watcher now
+        await eventually(lambda: r.hub.health()["idle_rooms"] == 1)
+        await eventually(
+            lambda: r.hub.counters.get("site_hub_rooms_released", "idle") == 1,
+            timeout_s=CONFIG.stale_timeout_s * 3,
+        )
+        assert r.hub.health()["idle_rooms"] == 0
+        # The hub no longer hears the room: a visitor there reaches nobody.
+        heard = r.hub.transport.counters.messages_in
+        async with r.bus.transport(name="visitor") as visitor:
+            await visitor.publish(site_topic(LOBBY), b"{}", qos=0)
+            await visitor.publish(site_topic(DOCS), b"{}", qos=0)
+        # (the bus delivers as it publishes): DOCS reached the hub, LOBBY did not
+        assert r.hub.transport.counters.messages_in == heard + 1
+
+
+async def test_idle_rooms_make_way_when_the_hub_is_full() -> None:
+    async with rig(HubConfig(max_rooms=2)) as r, r.browser() as a, r.browser() as b:
+        await a.watch(LOBBY, DOCS)
+        await eventually(lambda: len(a.counts) == 2)
+        await a.watch(room_key(ORIGIN, "third"))  # LOBBY and DOCS go idle; one makes way
+        await eventually(lambda: room_key(ORIGIN, "third") in a.counts)
+        assert a.errors() == []
+        assert r.hub.counters.get("site_hub_rooms_released", "room_needed") == 1
+        # Two new rooms, one idle room to give: the hub is full.
+        await b.watch(room_key(ORIGIN, "fourth"), room_key(ORIGIN, "fifth"))
+        await eventually(lambda: b.errors() == ["hub_full"])

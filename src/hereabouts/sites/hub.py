@@ -22,13 +22,16 @@ keeping anything a Python participant would not see:
 A connection may only send events for rooms it watches: the hub then already listens to
 that room's topic, and the counter tracks it.
 
-The transport interface has no unsubscribe, so a room's topic stays subscribed after its
-last watcher leaves (its counting stops); ``max_rooms`` bounds the subscriptions too.
+A room nobody watches any more stays subscribed and counted for
+:attr:`~hereabouts.config.SitesConfig.stale_timeout_s` (a reload finds its count intact),
+then the hub unsubscribes from its topic and forgets it. When ``max_rooms`` is reached,
+such idle rooms make way for new ones at once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import time
@@ -82,11 +85,17 @@ CLIENT_BURST: Final = 32
 BROWSER_IDS: Final = 16_384
 """Event ids remembered as received from browsers, to refuse a replayed frame."""
 
+IDLE_SWEEP_S: Final = 5.0
+"""How often, at most, rooms nobody watches are looked at for release (half the stale
+timeout when that is shorter). They linger one stale timeout, 30 s by default, so
+releasing a few seconds late costs nothing."""
+
 HUB_COUNTERS: Final = {
     "site_hub_connections": ("Browser connections, by what happened", "state"),
     "site_hub_frames": ("Frames received from browsers, by type", "type"),
     "site_hub_rejects": ("Browser frames refused, by reason", "reason"),
     "site_hub_republished": ("Browser events republished on the plaza, by kind", "kind"),
+    "site_hub_rooms_released": ("Rooms unsubscribed after nobody watched them", "why"),
 }
 
 
@@ -180,6 +189,9 @@ class SiteHub:
         self._watchers: dict[str, set[HubClient]] = {}
         self._reported: dict[str, RoomCount] = {}
         self._subscribed: set[str] = set()
+        self._idle: dict[str, int] = {}
+        """Subscribed rooms nobody watches, oldest first: room key -> when (ms) the last
+        watcher left."""
         self._clients: set[HubClient] = set()
         self._ids = itertools.count(1)
         self._rate = RateLimiter(
@@ -203,6 +215,7 @@ class SiteHub:
         self._reader = self._background.spawn(self._read(), name="site-hub-reader")
         self._background.spawn(self._tick(), name="site-hub-ticker")
         self._background.spawn(self._probe_now_and_then(), name="site-hub-probe")
+        self._background.spawn(self._release_idle_rooms(), name="site-hub-idle-rooms")
         self._running = True
         return self
 
@@ -273,6 +286,7 @@ class SiteHub:
             },
             "connections": len(self._clients),
             "rooms": len(self._watchers),
+            "idle_rooms": len(self._idle),
             "ghost_forced": self.ghost_forced,
         }
 
@@ -332,8 +346,18 @@ class SiteHub:
         if len(wanted) > self.rooms_per_connection:
             raise TooManyRooms(f"a connection watches at most {self.rooms_per_connection} rooms")
         new = [key for key in wanted if key not in self._subscribed]
-        if len(self._subscribed) + len(new) > self.max_rooms:
-            raise HubFull("the hub counts its most rooms")
+        over = len(self._subscribed) + len(new) - self.max_rooms
+        if over > 0:
+            # Rooms nobody watches make way, this client's own old rooms included.
+            left_behind = [
+                key for key in client.watched - wanted if self._watchers.get(key) == {client}
+            ]
+            idle = [key for key in self._idle if key not in wanted]
+            if len(idle) + len(left_behind) < over:
+                raise HubFull("the hub counts its most rooms")
+            self._set_watched(client, client.watched & wanted)
+            for key in [key for key in self._idle if key not in wanted][:over]:
+                await self._release(key, why="room_needed")
         for key in new:
             self._subscribed.add(key)
             # Our own republications need not come back: they were counted on arrival.
@@ -344,18 +368,44 @@ class SiteHub:
             client.push(key, self._report(key, now))
 
     def _set_watched(self, client: HubClient, wanted: frozenset[str]) -> None:
+        now = self._now_ms()
         for key in client.watched - wanted:
             watchers = self._watchers.get(key)
             if watchers is not None:
                 watchers.discard(client)
                 if not watchers:
+                    # Still counted (its reported count is no longer kept up to date, so
+                    # forget it); released by _release_idle_rooms if nobody comes back.
                     del self._watchers[key]
-                    self._counter.untrack(key)
                     self._reported.pop(key, None)
+                    self._idle[key] = now
         for key in wanted - client.watched:
             self._watchers.setdefault(key, set()).add(client)
+            self._idle.pop(key, None)
             self._counter.track(key)
         client.watched = wanted
+
+    async def _release_idle_rooms(self) -> None:
+        """Unsubscribe rooms nobody has watched for a stale timeout, every few seconds."""
+        linger_ms = round(self.config.stale_timeout_s * 1000)
+        every_s = min(IDLE_SWEEP_S, self.config.stale_timeout_s / 2)
+        while True:
+            await asyncio.sleep(every_s)
+            cutoff = self._now_ms() - linger_ms
+            expired = [key for key, since in self._idle.items() if since <= cutoff]
+            for key in expired:
+                await self._release(key, why="idle")
+
+    async def _release(self, key: str, *, why: str) -> None:
+        """Stop counting a room nobody watches and unsubscribe its topic. All bookkeeping
+        happens before the await, so a watcher arriving meanwhile subscribes afresh."""
+        if self._idle.pop(key, None) is None:
+            return  # watched again meanwhile
+        self._subscribed.discard(key)
+        self._counter.untrack(key)
+        self.counters.add("site_hub_rooms_released", why)
+        with contextlib.suppress(NotConnected):  # the next connection starts without it
+            await self._transport.unsubscribe(site_topic(key))
 
     def counts(self) -> dict[str, RoomCount]:
         """Reported counts of every watched room, by room key (for metrics and tests)."""
