@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -33,6 +34,19 @@ def fast_settings(server: MosquittoServer, **overrides: object) -> MqttSettings:
     return MqttSettings(**options)  # type: ignore[arg-type]
 
 
+@contextlib.asynccontextmanager
+async def reader_and_writer(
+    server: MosquittoServer, **overrides: object
+) -> AsyncIterator[tuple[MqttTransport, MqttTransport]]:
+    """Two connected transports on ``server``: one to subscribe, one to publish."""
+    settings = fast_settings(server, **overrides)
+    async with (
+        MqttTransport(node_name="reader", settings=settings) as reader,
+        MqttTransport(node_name="writer", settings=settings) as writer,
+    ):
+        yield reader, writer
+
+
 async def eventually(check: Callable[[], bool], what: str, timeout: float = WAIT_S) -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
@@ -40,6 +54,16 @@ async def eventually(check: Callable[[], bool], what: str, timeout: float = WAIT
         if loop.time() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         await asyncio.sleep(0.02)
+
+
+async def reconnected(a: MqttTransport, b: MqttTransport, connections: int) -> None:
+    """Wait until both have made their ``connections``-th connection and are connected."""
+    await eventually(
+        lambda: a.state.connections == b.state.connections == connections
+        and a.state.connected
+        and b.state.connected,
+        "both to reconnect",
+    )
 
 
 async def next_message(transport: MqttTransport, timeout: float = WAIT_S) -> Message:
@@ -242,12 +266,7 @@ async def test_no_local_keeps_our_own_publications_away_on_mqtt5(
             assert (await next_message(hub)).payload == b"theirs"
         # And after a reconnect, the option is restored with the subscription.
         mosquitto.restart()
-        await eventually(
-            lambda: hub.state.connections == other.state.connections == 2
-            and hub.state.connected
-            and other.state.connected,
-            "both to reconnect",
-        )
+        await reconnected(hub, other, 2)
         await hub.publish("room/2", b"ours again")
         await other.publish("room/2", b"theirs again")
         seen = await messages_until(hub, "room/2")

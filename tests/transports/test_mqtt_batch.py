@@ -18,7 +18,7 @@ from hereabouts.transports.errors import Backlogged, NotConnected
 from hereabouts.transports.mqtt import MqttTransport
 from hereabouts.transports.mqtt_batch import publish_packet, remaining_length
 from tests.fixtures.mosquitto import MosquittoServer
-from tests.transports.test_mqtt import WAIT_S, fast_settings, next_message
+from tests.transports.test_mqtt import WAIT_S, next_message, reader_and_writer
 
 PROTOCOLS = ["5", "3.1.1"]
 
@@ -58,11 +58,7 @@ def test_publish_packets_byte_for_byte() -> None:
 async def test_a_burst_in_one_turn_arrives_whole_and_in_order(
     mosquitto: MosquittoServer, protocol: str
 ) -> None:
-    settings = fast_settings(mosquitto, protocol=protocol)
-    async with (
-        MqttTransport(node_name="reader", settings=settings) as reader,
-        MqttTransport(node_name="writer", settings=settings) as writer,
-    ):
+    async with reader_and_writer(mosquitto, protocol=protocol) as (reader, writer):
         await reader.subscribe("burst/#", qos=0)
         sizes = [0, 1, 127, 128, 16_384, 60_000]  # across remaining-length byte counts
         payloads = [os.urandom(sizes[i % len(sizes)]) for i in range(300)]
@@ -86,11 +82,7 @@ async def test_qos0_then_qos1_in_one_turn_leaves_the_loop_idle(
     """The QoS 1 publication asks for a writer after the QoS 0 write is scheduled; the
     write must leave that writer to paho, or it stays registered on a socket that is always
     writable and the event loop spins."""
-    settings = fast_settings(mosquitto)
-    async with (
-        MqttTransport(node_name="reader", settings=settings) as reader,
-        MqttTransport(node_name="writer", settings=settings) as writer,
-    ):
+    async with reader_and_writer(mosquitto) as (reader, writer):
         await reader.subscribe("mixed/+", qos=1)
         for round_number in range(20):
             await writer.publish("mixed/zero", b"%d" % round_number, qos=0)
@@ -108,11 +100,7 @@ async def test_a_broker_that_stops_reading_gets_refusals_not_a_growing_queue(
     mosquitto: MosquittoServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(mqtt_batch, "MAX_PENDING_WRITES", 8)
-    settings = fast_settings(mosquitto)
-    async with (
-        MqttTransport(node_name="reader", settings=settings) as reader,
-        MqttTransport(node_name="writer", settings=settings) as writer,
-    ):
+    async with reader_and_writer(mosquitto) as (reader, writer):
         await reader.subscribe("stalled/+", qos=0)
         assert mosquitto.process is not None
         pid = mosquitto.process.pid

@@ -7,9 +7,8 @@ import pytest
 from hereabouts.transports.base import Transport
 from hereabouts.transports.errors import InvalidTopic, TransportClosed
 from hereabouts.transports.memory import MemoryBus
-from hereabouts.transports.mqtt import MqttTransport
 from tests.fixtures.mosquitto import MosquittoServer
-from tests.transports.test_mqtt import eventually, fast_settings, messages_until
+from tests.transports.test_mqtt import eventually, messages_until, reader_and_writer, reconnected
 
 
 async def _only_the_marker_arrives(reader: Transport, writer: Transport, marker: str) -> None:
@@ -38,11 +37,7 @@ async def test_memory_bus_unsubscribe() -> None:
 async def test_mqtt_unsubscribe_survives_reconnects(
     mosquitto: MosquittoServer, protocol: str
 ) -> None:
-    settings = fast_settings(mosquitto, protocol=protocol)
-    async with (
-        MqttTransport(node_name="reader", settings=settings) as reader,
-        MqttTransport(node_name="writer", settings=settings) as writer,
-    ):
+    async with reader_and_writer(mosquitto, protocol=protocol) as (reader, writer):
         await reader.subscribe("room/dropped")
         await reader.subscribe("room/kept")
         await reader.unsubscribe("room/dropped")
@@ -50,30 +45,19 @@ async def test_mqtt_unsubscribe_survives_reconnects(
 
         # The broker forgets everything (clean sessions); the reader must not ask again.
         mosquitto.restart()
-        await eventually(
-            lambda: reader.state.connections == writer.state.connections == 2
-            and reader.state.connected
-            and writer.state.connected,
-            "both to reconnect",
-        )
+        await reconnected(reader, writer, 2)
         await _only_the_marker_arrives(reader, writer, "room/kept")
 
 
 async def test_mqtt_unsubscribe_while_disconnected_is_remembered(
     mosquitto: MosquittoServer,
 ) -> None:
-    settings = fast_settings(mosquitto)
-    async with (
-        MqttTransport(node_name="reader", settings=settings) as reader,
-        MqttTransport(node_name="writer", settings=settings) as writer,
-    ):
+    async with reader_and_writer(mosquitto) as (reader, writer):
         await reader.subscribe("room/dropped")
         await reader.subscribe("room/kept")
         mosquitto.stop()
         await eventually(lambda: not reader.state.connected, "the reader to notice")
         await reader.unsubscribe("room/dropped")
         mosquitto.start()
-        await eventually(
-            lambda: reader.state.connected and writer.state.connected, "both to reconnect"
-        )
+        await reconnected(reader, writer, 2)
         await _only_the_marker_arrives(reader, writer, "room/kept")
