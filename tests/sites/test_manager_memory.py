@@ -274,3 +274,28 @@ async def test_junk_and_forgeries_are_counted_by_reason_and_never_stop_the_reade
             "topic_mismatch": 1,
             "epoch_mismatch": 1,
         }
+
+
+async def test_unwatch_leaves_unsubscribes_and_forgets_the_room(tmp_path: Path) -> None:
+    bus = MemoryBus()
+    async with manager(bus, tmp_path / "a") as a, manager(bus, tmp_path / "b") as b:
+        a.consent.grant(SITE)
+        b.consent.grant(SITE)
+        await a.join(SITE)
+        await b.join(SITE)
+        await b.watch(SITE, "docs")
+        await eventually(lambda: a.count(SITE) == 2 and b.count(SITE) == 2)
+
+        await b.unwatch(SITE)  # joined: b leaves first, so a sees it go at once
+        await eventually(lambda: a.count(SITE) == 1)
+        assert b.rooms == []
+        assert b.count(SITE) == 0
+        assert set(b.room_counts()) == {room_key(SITE, "docs")}
+        heard = b.transport.counters.messages_in
+        await a.leave()
+        await a.join(SITE)  # a's leave and heartbeat in the room b no longer follows
+        await eventually(lambda: a.count(SITE) == 1)
+        assert b.transport.counters.messages_in == heard
+        assert b.count(SITE) == 0
+
+        await b.unwatch(OTHER, "never-watched")  # a no-op

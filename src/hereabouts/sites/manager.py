@@ -299,6 +299,21 @@ class PresenceManager:
             self._subscribed.add(target.key)
         return target.key
 
+    async def unwatch(self, origin: str, room: str = DEFAULT_ROOM) -> None:
+        """Stop counting ``room``: leave it first if joined, unsubscribe its topic, forget
+        its count (``count`` then says 0). Rooms stay watched until this is called, so an
+        application moving through many rooms calls it for the ones it is done with."""
+        self._require_running()
+        target = Room.of(origin, room)
+        await self.leave(origin, room)
+        self._watched.pop(target.key, None)
+        self._reported.pop(target.key, None)
+        self._counter.untrack(target.key)
+        if target.key in self._subscribed:
+            self._subscribed.discard(target.key)
+            with contextlib.suppress(NotConnected):  # the next connection starts without it
+                await self._transport.unsubscribe(site_topic(target.key))
+
     @property
     def rooms(self) -> list[Room]:
         """The rooms we are counted in."""
