@@ -133,6 +133,8 @@ class Step:
     leaves_per_s: float = 0.0
     hub_rejects: dict[str, float] = dataclasses.field(default_factory=dict)
     plaza_rejects: dict[str, float] = dataclasses.field(default_factory=dict)
+    republished_per_s: float = 0.0
+    publish_failures: dict[str, float] = dataclasses.field(default_factory=dict)
     load_errors: dict[str, float] = dataclasses.field(default_factory=dict)
     closed: dict[str, float] = dataclasses.field(default_factory=dict)
     connect_failures: dict[str, int] = dataclasses.field(default_factory=dict)
@@ -268,6 +270,9 @@ def window_rates(step: Step, metrics: tuple[Metrics, Metrics], stats: tuple[Any,
     step.verified_per_s = events.get("heartbeat", 0.0) / step.seconds
     step.leaves_per_s = events.get("leave", 0.0) / step.seconds
     step.hub_rejects = hub_delta("hereabouts_site_hub_rejects_total")
+    republished = hub_delta("hereabouts_site_hub_republished_total")
+    step.republished_per_s = republished.get("heartbeat", 0.0) / step.seconds
+    step.publish_failures = hub_delta("hereabouts_site_publish_failures_total")
     step.plaza_rejects = hub_delta("hereabouts_site_rejects_total")
     load_elapsed = stats1["monotonic"] - stats0["monotonic"]
     sent = stats1["sent"].get("heartbeat", 0) - stats0["sent"].get("heartbeat", 0)
@@ -557,7 +562,12 @@ def report(figures: Figures) -> None:
         if s.unresponsive:
             print(f"{s.participants:>12,}: the hub's /metrics did not answer: overloaded")
             continue
-        details = [f"hub rejects: {_reasons(s.hub_rejects, s.seconds)}"]
+        details = [
+            f"hub rejects: {_reasons(s.hub_rejects, s.seconds)}",
+            f"republished {s.republished_per_s:,.0f}/s",
+        ]
+        if s.publish_failures:
+            details.append(f"republish failures: {_reasons(s.publish_failures, s.seconds)}")
         if s.plaza_rejects:
             details.append(f"plaza rejects: {_reasons(s.plaza_rejects, s.seconds)}")
         if s.load_errors:
