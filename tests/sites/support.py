@@ -45,6 +45,55 @@ includes dozens of observers sharing one CPU (and, for browsers, a hop through a
 process the burst of new heartbeats that follows each boundary."""
 
 
+CATCH_UP_S = ACCEPTANCE.settle_s
+"""After a stall, how long the late heartbeats are given to arrive before samples are judged
+again: the delivery allowance the protocol itself gives after a boundary."""
+
+STALL_S = 0.25
+"""A sampling pause this much longer than asked for means the test process stood still."""
+
+
+class Sampler:
+    """Paces the acceptance tests' samples and tells which ones follow a stall.
+
+    Every visitor, hub and observer of those tests lives in the test process. When the
+    process stands still (the host took the CPU away for most of a second), every
+    visitor's heartbeat due meanwhile goes out late, later than the protocol's skew
+    allowance, so for a moment the true count is not what the visitors' schedules say.
+    Samples taken within ``catch_up_s`` of a stall are therefore not judged; they are
+    counted, and the tests require most samples to be judged.
+    """
+
+    def __init__(self, every_s: float, *, catch_up_s: float) -> None:
+        self.every_s = every_s
+        self.catch_up_s = catch_up_s
+        self.stalls: list[float] = []
+        self.samples = 0
+        self.skipped = 0
+        self._quiet_until = 0.0
+
+    async def judged(self) -> bool:
+        """Wait one period; False while catching up from a stall of this process."""
+        loop = asyncio.get_running_loop()
+        before = loop.time()
+        await asyncio.sleep(self.every_s)
+        now = loop.time()
+        if now - before - self.every_s > STALL_S:
+            self.stalls.append(round(now - before, 3))
+            self._quiet_until = now + self.catch_up_s
+        self.samples += 1
+        if now < self._quiet_until:
+            self.skipped += 1
+            return False
+        return True
+
+    def check(self) -> None:
+        """Fail unless at least three samples in four were judged."""
+        assert self.skipped * 4 <= self.samples, (
+            f"the test process stalled too often to judge counts: {self.stalls}"
+        )
+
+
 @dataclass
 class WireRecorder:
     """A plain subscriber to every site topic that keeps every message it sees."""
