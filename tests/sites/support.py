@@ -1,5 +1,6 @@
 """Helpers shared by the site-presence tests: a fast config, a raw wire recorder, events
-signed the way the widget signs them, and a simulated widget."""
+signed the way the widget signs them, a simulated widget, and the acceptance tests'
+stall-aware sampler."""
 
 from __future__ import annotations
 
