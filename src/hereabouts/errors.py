@@ -75,6 +75,12 @@ class InvalidDID(RemoteError):
     reason = "invalid_did"
 
 
+class JsonTooDeep(RemoteError):
+    """JSON from elsewhere nests deeper than we parse (see :mod:`hereabouts.jsonlimits`)."""
+
+    reason = "too_deep"
+
+
 class NotCanonicalizable(RemoteError):
     """A value cannot be written as RFC 8785 canonical JSON (NaN, huge integers, bad types)."""
 
@@ -91,6 +97,12 @@ class Oversize(EventRejected):
     """The message is larger than the configured limit."""
 
     reason = "oversize"
+
+
+class EventTooDeep(EventRejected, JsonTooDeep):
+    """A sealed event nests deeper than any real event does; refused before parsing."""
+
+    reason = "too_deep"
 
 
 class NotJSON(EventRejected):
