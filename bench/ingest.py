@@ -35,9 +35,9 @@ import nacl.signing
 from hereabouts.core.projection import Projection
 from hereabouts.events import HeyThere, Newspaper
 from hereabouts.identity import Identity, public_key_from_did
-from hereabouts.ingest import Accepted, Ingestor
-from hereabouts.keyring import Keyring
 from hereabouts.ledger import Ledger, MemoryLedger, SqliteLedger
+from hereabouts.peers.ingest import Accepted, Ingestor
+from hereabouts.peers.keyring import Keyring
 from hereabouts.wire import SIGNING_TAG, seal
 
 BASE_MS = 1_800_000_000_000

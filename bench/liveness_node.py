@@ -21,13 +21,13 @@ import logging
 import sys
 import time
 
-import hereabouts.node
+import hereabouts.peers.node
 from hereabouts import config as config_module
 from hereabouts.config import Config, HowdyConfig
 from hereabouts.up import run
 
 
-class ReportingNode(hereabouts.node.Node):
+class ReportingNode(hereabouts.peers.node.Node):
     """A node that prints its start and its status changes, with monotonic timestamps."""
 
     async def start(self) -> None:
@@ -68,7 +68,7 @@ def main() -> int:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     config = bench_config(args.preset, args.home, args.name, args.broker, args.howdy_spread)
-    hereabouts.node.Node = ReportingNode  # type: ignore[misc]  # what up.run() imports
+    hereabouts.peers.node.Node = ReportingNode  # type: ignore[misc]  # what up.run() imports
     return asyncio.run(run(config))
 
 

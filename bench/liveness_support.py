@@ -35,9 +35,9 @@ from hereabouts import config as config_module
 from hereabouts.config import Config
 from hereabouts.events import Howdy, SignedEvent
 from hereabouts.identity import Identity
-from hereabouts.keyring import Keyring
 from hereabouts.ledger import MemoryLedger
-from hereabouts.node import Node
+from hereabouts.peers.keyring import Keyring
+from hereabouts.peers.node import Node
 from hereabouts.transports.topics import plaza_topic
 from hereabouts.wire import unseal
 

@@ -14,7 +14,7 @@ import pytest
 
 from hereabouts.errors import Replayed, StorageError
 from hereabouts.ledger import Ledger, MemoryLedger, SqliteLedger
-from tests.peers import MINUTE, T0, Peer
+from tests.signers import MINUTE, T0, Peer
 
 ALICE = Peer("alice", seed=1)
 
@@ -101,7 +101,7 @@ WRITER = textwrap.dedent(
     """
     import sys
     from hereabouts.ledger import SqliteLedger
-    from tests.peers import Peer, T0
+    from tests.signers import Peer, T0
 
     ledger = SqliteLedger(sys.argv[1])
     peer = Peer("writer", seed=5)

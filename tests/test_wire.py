@@ -26,7 +26,7 @@ from hereabouts.errors import (
 from hereabouts.events import HeyThere, Howdy, Newspaper, SignedEvent
 from hereabouts.identity import Identity
 from hereabouts.wire import SIGNING_TAG, InvalidOutgoingEvent, event_id, seal, unseal
-from tests.peers import SECOND, T0, Peer
+from tests.signers import SECOND, T0, Peer
 
 ALICE = Peer("alice", seed=1)
 MALLORY = Peer("mallory", seed=66)

@@ -166,7 +166,7 @@ class HowdyConfig:
 
 @dataclass(frozen=True, slots=True)
 class NodeConfig:
-    """The asyncio node runtime (see :mod:`hereabouts.node`)."""
+    """The asyncio node runtime (see :mod:`hereabouts.peers.node`)."""
 
     name: str | None = None
     """Display name; default: the machine's host name."""

@@ -71,7 +71,8 @@ class Event(Struct, frozen=True, kw_only=True, omit_defaults=True, tag_field="ki
 
 
 class Rotation(Struct, frozen=True, kw_only=True):
-    """A key change for a pinned name, signed by the *old* key (see :mod:`hereabouts.keyring`)."""
+    """A key change for a pinned name, signed by the *old* key
+    (see :mod:`hereabouts.peers.keyring`)."""
 
     old_did: Did
     at_ms: Millis

@@ -38,7 +38,7 @@ if TYPE_CHECKING:  # the runtime pieces load only when a node really starts (fas
 
     from hereabouts.advert.republish import Republisher
     from hereabouts.identity import Identity
-    from hereabouts.node import Node
+    from hereabouts.peers.node import Node
     from hereabouts.sites.hub import SiteHub
     from hereabouts.web.app import HealthCheck
 
@@ -77,7 +77,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
     if args.name:
         changes["name"] = args.name
     if args.broker:
-        from hereabouts.node import parse_broker_url
+        from hereabouts.peers.node import parse_broker_url
 
         parse_broker_url(args.broker)  # fail early on a malformed URL
         changes["broker_url"] = args.broker
@@ -139,9 +139,9 @@ def _site_hub(config: Config, node: Node) -> SiteHub:
 
 async def run(config: Config, *, demo_peers: int = 0, sites: bool = True) -> int:
     from hereabouts.identity import Identity
-    from hereabouts.keyring import Keyring
     from hereabouts.ledger import MemoryLedger
-    from hereabouts.node import Node
+    from hereabouts.peers.keyring import Keyring
+    from hereabouts.peers.node import Node
     from hereabouts.web.app import create_app
     from hereabouts.web.server import HttpServer
 

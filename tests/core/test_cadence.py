@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from hereabouts.config import HeartbeatConfig
 from hereabouts.core.cadence import NewspaperCadence
 from hereabouts.errors import ConfigError, LocalError
-from tests.peers import SECOND, T0
+from tests.signers import SECOND, T0
 
 CONFIG = HeartbeatConfig()  # 30 s to 120 s, ±10 %
 MIDDLE = 0.5  # the draw that gives no jitter at all

@@ -25,7 +25,7 @@ from hereabouts.errors import LocalError
 from hereabouts.events import Howdy, SignedEvent
 from hereabouts.identity import Identity
 from hereabouts.wire import seal, unseal
-from tests.peers import SECOND, T0, Peer
+from tests.signers import SECOND, T0, Peer
 
 CONFIG = HowdyConfig()
 M = CONFIG.max_howdys

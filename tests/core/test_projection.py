@@ -13,7 +13,7 @@ from hereabouts.core.effects import Status
 from hereabouts.core.projection import Projection
 from hereabouts.events import SignedEvent
 from hereabouts.ledger import MemoryLedger
-from tests.peers import MINUTE, SECOND, T0, Peer
+from tests.signers import MINUTE, SECOND, T0, Peer
 
 ALICE = Peer("alice", seed=1)
 BOB = Peer("bob", seed=2)

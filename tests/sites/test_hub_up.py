@@ -14,7 +14,7 @@ from websockets.asyncio.client import connect
 
 from hereabouts.identity import Identity
 from hereabouts.sites import room_key
-from tests.node.test_up import start_up
+from tests.peers.test_up import start_up
 from tests.sites.support import browser_sealed, event_frame
 
 

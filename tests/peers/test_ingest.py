@@ -11,10 +11,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from hereabouts.core.effects import Status
 from hereabouts.core.projection import Projection
 from hereabouts.errors import StorageError
-from hereabouts.ingest import Accepted, Ingestor, Rejected
-from hereabouts.keyring import Keyring
 from hereabouts.ledger import MemoryLedger, SqliteLedger
-from tests.peers import MINUTE, SECOND, T0, Peer
+from hereabouts.peers.ingest import Accepted, Ingestor, Rejected
+from hereabouts.peers.keyring import Keyring
+from tests.signers import MINUTE, SECOND, T0, Peer
 
 ALICE = Peer("alice", seed=1)
 HOUR = 60 * MINUTE

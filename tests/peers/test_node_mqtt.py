@@ -17,12 +17,12 @@ from hereabouts.config import Config, HowdyConfig
 from hereabouts.core.effects import Status
 from hereabouts.events import Chau, HeyThere, Howdy
 from hereabouts.identity import Identity
-from hereabouts.node import Node
+from hereabouts.peers.node import Node
 from hereabouts.transports.mqtt import MqttSettings, MqttTransport
 from hereabouts.transports.topics import plaza_topic
 from hereabouts.wire import seal, unseal
 from tests.fixtures.mosquitto import MosquittoServer
-from tests.node.support import WireTap, light_node, sees, test_config, wait_until
+from tests.peers.support import WireTap, light_node, sees, test_config, wait_until
 
 pytestmark = pytest.mark.timeout(240)
 

@@ -21,7 +21,7 @@ from hereabouts.core.effects import Status
 from hereabouts.web.app import create_app
 from hereabouts.web.server import HttpServer
 from tests.fixtures.mosquitto import MosquittoServer, free_port
-from tests.node.support import light_node, sees, test_config, wait_until
+from tests.peers.support import light_node, sees, test_config, wait_until
 
 pytestmark = pytest.mark.timeout(180)
 

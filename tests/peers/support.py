@@ -12,9 +12,9 @@ from hereabouts import config as config_module
 from hereabouts.config import Config
 from hereabouts.core.effects import Status
 from hereabouts.identity import Identity
-from hereabouts.keyring import Keyring
 from hereabouts.ledger import MemoryLedger
-from hereabouts.node import Node
+from hereabouts.peers.keyring import Keyring
+from hereabouts.peers.node import Node
 from hereabouts.transports.base import Message, Transport
 from hereabouts.transports.mqtt import MqttSettings, MqttTransport
 

@@ -12,7 +12,7 @@ from hereabouts.core.effects import Status
 from hereabouts.transports.memory import MemoryBus
 from hereabouts.transports.topics import plaza_topic
 from hereabouts.wire import unseal
-from tests.node.support import light_node, sees, test_config, wait_until
+from tests.peers.support import light_node, sees, test_config, wait_until
 
 
 async def test_every_node_ends_its_boot_window_after_the_first_sync(tmp_path: Path) -> None:

@@ -23,9 +23,9 @@ from hereabouts.core.effects import StatusChanged
 from hereabouts.core.projection import Projection
 from hereabouts.errors import HereaboutsError, LocalError, TooOld
 from hereabouts.events import SignedEvent
-from hereabouts.keyring import Keyring
 from hereabouts.ledger import Ledger
 from hereabouts.metrics import Counters
+from hereabouts.peers.keyring import Keyring
 from hereabouts.wire import unseal
 
 

@@ -8,8 +8,8 @@ import pytest
 
 from hereabouts.errors import TofuViolation
 from hereabouts.identity import Identity
-from hereabouts.keyring import Keyring, make_rotation
-from tests.peers import T0, Peer
+from hereabouts.peers.keyring import Keyring, make_rotation
+from tests.signers import T0, Peer
 
 
 def test_first_key_seen_for_a_name_is_pinned() -> None:

@@ -7,7 +7,7 @@ Protocol decisions live in :mod:`hereabouts.core`; this module only carries them
 * **Start.** Replay the ledger; register a will that is a pre-signed ``lost`` event for this
   boot *and connection* (a reconnect signs a new one, so an old will can never outrank
   later news); connect; wait the discovery jitter; publish ``hey_there``.
-* **Receive.** Every message goes through :class:`~hereabouts.ingest.Ingestor` (verify,
+* **Receive.** Every message goes through :class:`~hereabouts.peers.ingest.Ingestor` (verify,
   rate limit, topic check, TOFU, ledger, projection). Only hey_there events that arrive on
   the plaza's hey_there topic can trigger a howdy; the neighbours listed in a howdy are
   ingested as events but never welcomed again.
@@ -55,11 +55,11 @@ from hereabouts.events import (
 )
 from hereabouts.fanout import Fanout
 from hereabouts.identity import Identity, load_or_create_identity
-from hereabouts.ingest import Accepted, Ingestor
-from hereabouts.keyring import KEYRING_FILE_NAME, Keyring
 from hereabouts.ledger import LEDGER_FILE_NAME, Ledger, SqliteLedger
 from hereabouts.metrics import Counters
-from hereabouts.node_metrics import NodeCollector
+from hereabouts.peers.ingest import Accepted, Ingestor
+from hereabouts.peers.keyring import KEYRING_FILE_NAME, Keyring
+from hereabouts.peers.metrics import NodeCollector
 from hereabouts.tasks import BackgroundTasks
 from hereabouts.transports.base import Message, Transport
 from hereabouts.transports.broker import EmbeddedBroker, ensure_local_broker

@@ -16,7 +16,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 from hereabouts.core.effects import Status
 
 if TYPE_CHECKING:
-    from hereabouts.node import Node
+    from hereabouts.peers.node import Node
 
 
 class NodeCollector(Collector):
