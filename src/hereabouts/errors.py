@@ -117,6 +117,19 @@ class MalformedEvent(EventRejected):
     reason = "malformed"
 
 
+class NotCanonical(MalformedEvent):
+    """A peer event whose bytes are not the canonical JSON of what they decode to (sorted
+    keys, no white space, every field present): one signed body must have one reading."""
+
+    reason = "not_canonical"
+
+
+class DuplicateKey(NotCanonical):
+    """A JSON object names the same key twice; parsers disagree on which one wins."""
+
+    reason = "duplicate_key"
+
+
 class UnknownKind(EventRejected):
     """The event names a kind this implementation does not know."""
 

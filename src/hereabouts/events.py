@@ -14,17 +14,21 @@ Kinds and what they say:
 ============  ================================================================================
 hey_there     "I am here": identity card with start time, endpoints and transport mode
 howdy         welcome to a newcomer: which hey_there it answers and up to ten neighbours, each
-              as that neighbour's *own* sealed hey_there, so a responder cannot vouch for an
-              identity it cannot prove
+              as that neighbour's *own* sealed hey_there and latest event, so a responder
+              can vouch only with what the neighbour itself signed
 chau          graceful goodbye
 newspaper     heartbeat with a small status
-seen          the emitter (observer) saw ``subject_did`` at ``at_ms``
+seen          the emitter (observer) saw ``subject_did`` at ``at_ms``; evidence about the
+              emitter only: nobody is believed about anybody but themselves
 lost          "my connection ended without a chau": pre-signed and left with the broker as
               the MQTT will, published by the broker when the connection dies
 ============  ================================================================================
 
 Field limits are declared with the types so that decoding validates them; ``wire.seal``
-validates outgoing events the same way, so an invalid event is never sent.
+validates outgoing events the same way, so an invalid event is never sent. Events are
+strict: unknown fields are refused, every integer is bounded, and (checked in
+:mod:`hereabouts.wire`) a body must be the canonical JSON of its event, every field present,
+so that one signed body cannot be read two ways.
 """
 
 from __future__ import annotations
@@ -33,22 +37,32 @@ from typing import Annotated, Final, Literal
 
 from msgspec import Meta, Raw, Struct
 
-Name = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f]+$")]
-"""A node's display name: 1-64 characters, no control characters (they would garble logs)."""
+from hereabouts.printable import NAME_PATTERN
+
+Name = Annotated[str, Meta(min_length=1, max_length=64, pattern=NAME_PATTERN)]
+"""A node's display name: 1-64 characters of printable text, without controls, bidi or
+zero-width characters, or white space at either end (see :mod:`hereabouts.printable`)."""
 
 Did = Annotated[str, Meta(min_length=9, max_length=128)]
 """A DID. Its form is checked where it matters, against the key that signed (an emitter's
 ``did`` must equal the envelope's signer, a valid ``did:key``); a regular expression here
 would double the decode cost of every event for no added safety."""
-BootId = Annotated[str, Meta(min_length=1, max_length=64)]
+BootId = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[!-~]+$")]
+"""Random per process start; printable ASCII without spaces."""
 Millis = Annotated[int, Meta(ge=0, le=2**53 - 1)]
 """Unix time in milliseconds; bounded by 2^53 so every JSON implementation reads it exactly."""
 
 EventId = Annotated[str, Meta(pattern=r"^[0-9a-f]{64}$")]
 """SHA-256 (hex) of an event's signed body bytes: see :mod:`hereabouts.wire`."""
 
-Url = Annotated[str, Meta(min_length=1, max_length=512)]
-EndpointName = Annotated[str, Meta(min_length=1, max_length=32)]
+Url = Annotated[str, Meta(min_length=1, max_length=512, pattern=r"^[^\x00-\x20\x7f]+$")]
+"""An endpoint's address; URLs hold no white space or control characters."""
+EndpointName = Annotated[str, Meta(pattern=r"^[a-z0-9][a-z0-9_.-]{0,31}$")]
+"""What an endpoint is for (``mesh``, ``api``): lowercase ASCII, so it sorts the same way
+in every implementation's canonical JSON."""
+Count = Annotated[int, Meta(ge=0, le=2**31 - 1)]
+Signature = Annotated[str, Meta(min_length=88, max_length=88)]
+"""An Ed25519 signature in padded base64."""
 
 MAX_ENDPOINTS: Final = 8
 MAX_HOWDY_NEIGHBOURS: Final = 10
@@ -60,23 +74,42 @@ Transport = Literal["plaza", "mesh"]
 news arrives in bursts, so its MISSING threshold is longer)."""
 
 
-class Event(Struct, frozen=True, kw_only=True, omit_defaults=True, tag_field="kind"):
+class Event(Struct, frozen=True, kw_only=True, tag_field="kind", forbid_unknown_fields=True):
     """Header shared by every event. Not used on its own."""
 
     name: Name
     did: Did
     boot_id: BootId
-    session: Annotated[int, Meta(ge=0, le=2**31)] = 0
+    session: Count = 0
     at_ms: Millis
 
 
-class Rotation(Struct, frozen=True, kw_only=True):
+class Rotation(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """A key change for a pinned name, signed by the *old* key
     (see :mod:`hereabouts.peers.keyring`)."""
 
     old_did: Did
     at_ms: Millis
-    sig: Annotated[str, Meta(max_length=128)]
+    sig: Signature
+
+
+class Credential(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Membership of an invited network (see :mod:`hereabouts.peers.membership`).
+
+    Signed by ``issuer``: the network key, or a member allowed to invite, whose own
+    credential then travels as ``parent`` and who spends one of its ``invites`` (``slot``).
+    """
+
+    network: Did
+    member: Did
+    name: Name
+    issuer: Did
+    issued_at_ms: Millis
+    expires_at_ms: Millis
+    invites: Annotated[int, Meta(ge=0, le=10_000)] = 0
+    slot: Annotated[int, Meta(ge=0, le=10_000)] | None = None
+    parent: Credential | None = None
+    sig: Signature
 
 
 class HeyThere(Event, frozen=True, tag="hey_there"):
@@ -84,24 +117,41 @@ class HeyThere(Event, frozen=True, tag="hey_there"):
     endpoints: Annotated[dict[EndpointName, Url], Meta(max_length=MAX_ENDPOINTS)] = {}
     transport: Transport = "plaza"
     rotation: Rotation | None = None
+    credential: Credential | None = None
+
+
+class Neighbour(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """One neighbour a howdy vouches for, in the neighbour's own signed words: its latest
+    hey_there (who and where it is) and, when newer, its latest event (how it is: a fresh
+    heartbeat, a chau, a ``lost`` will), so a newcomer judges it as everyone else does."""
+
+    hey_there: Raw
+    latest: Raw = Raw(b"null")
+    """``null`` when the hey_there is the neighbour's latest event (msgspec's ``Raw`` takes
+    any JSON value, so no ``| None``; :attr:`latest_event` reads it)."""
+
+    @property
+    def latest_event(self) -> bytes | None:
+        raw = bytes(self.latest)
+        return None if raw == b"null" else raw
 
 
 class Howdy(Event, frozen=True, tag="howdy"):
     to_did: Did
     answers: EventId
-    neighbours: Annotated[list[Raw], Meta(max_length=MAX_HOWDY_NEIGHBOURS)] = []
+    neighbours: Annotated[list[Neighbour], Meta(max_length=MAX_HOWDY_NEIGHBOURS)] = []
 
 
 class Chau(Event, frozen=True, tag="chau"):
     pass
 
 
-class NewspaperStatus(Struct, frozen=True, kw_only=True):
+class NewspaperStatus(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """What a heartbeat tells besides "alive": small on purpose, it is sent often."""
 
-    online_peers: Annotated[int, Meta(ge=0)] = 0
-    uptime_s: Annotated[int, Meta(ge=0)] = 0
-    next_in_s: Annotated[int, Meta(ge=0)] = 0
+    online_peers: Count = 0
+    uptime_s: Annotated[int, Meta(ge=0, le=2**53 - 1)] = 0
+    next_in_s: Count = 0
 
 
 class Newspaper(Event, frozen=True, tag="newspaper"):
@@ -162,10 +212,12 @@ __all__ = [
     "KIND_OF",
     "AnyEvent",
     "Chau",
+    "Credential",
     "Event",
     "HeyThere",
     "Howdy",
     "Lost",
+    "Neighbour",
     "Newspaper",
     "NewspaperStatus",
     "Rotation",

@@ -22,16 +22,26 @@ Design rules:
   path; each is a :class:`Vocabulary` (a decoder and its kinds). Kinds are unique across
   vocabularies, so a body decodes in exactly one of them and a signature made for one
   vocabulary is refused by the other as an unknown kind.
+* **One reading per signature.** Peer events are *canonical*: the whole sealed message is
+  the RFC 8785 form of what it decodes to (keys sorted, no white space, every field
+  present, nothing unknown), which :func:`seal` produces and :func:`unseal` checks by
+  encoding the decoded event again and comparing bytes (a fraction of a microsecond).
+  Duplicate keys, which parsers resolve differently, therefore never pass. Nesting is
+  bounded before parsing (:mod:`hereabouts.jsonlimits`). Site events, signed by browsers
+  with ``JSON.stringify``, are checked field by field but not for key order.
 * **Every refusal has its own type** (see :mod:`hereabouts.errors`): ``Oversize``,
-  ``NotJSON``, ``MalformedEvent``, ``UnknownKind``, ``MissingSignature``, ``BadSignature``,
-  ``EmitterMismatch``, ``FromTheFuture`` and ``InvalidDID``.
+  ``EventTooDeep``, ``NotJSON``, ``MalformedEvent``, ``NotCanonical``, ``DuplicateKey``,
+  ``UnknownKind``, ``MissingSignature``, ``BadSignature``, ``EmitterMismatch``,
+  ``FromTheFuture`` and ``InvalidDID``.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import hashlib
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -42,17 +52,21 @@ import msgspec
 from hereabouts.config import WireLimits
 from hereabouts.errors import (
     BadSignature,
+    DuplicateKey,
     EmitterMismatch,
+    EventTooDeep,
     FromTheFuture,
     LocalError,
     MalformedEvent,
     MissingSignature,
+    NotCanonical,
     NotJSON,
     Oversize,
     UnknownKind,
 )
 from hereabouts.events import KINDS, AnyEvent, SignedEvent
 from hereabouts.identity import Identity, verify
+from hereabouts.jsonlimits import check_depth
 
 SIGNING_TAG = b"hereabouts/v1/event\n"
 DEFAULT_LIMITS = WireLimits()
@@ -70,11 +84,22 @@ class _Envelope(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     sig: str = ""
 
 
+class _CanonicalPeerEvent(msgspec.Struct, frozen=True):
+    """A sealed peer event as :func:`seal` writes it, re-encoded to check canonical form."""
+
+    body: AnyEvent
+    sig: str
+    signer: str
+
+
 class _Head(msgspec.Struct):
     kind: str
 
 
 _encoder = msgspec.json.Encoder()
+_canonical_encoder = msgspec.json.Encoder(order="sorted")
+"""Sorted keys, no white space: RFC 8785 for what events hold (strings without control
+characters, integers below 2^53, objects, arrays, null), as tests/test_wire.py checks."""
 _envelope_decoder = msgspec.json.Decoder(_Envelope)
 _event_decoder = msgspec.json.Decoder(AnyEvent)
 _head_decoder = msgspec.json.Decoder(_Head)
@@ -104,6 +129,9 @@ class Vocabulary(Generic[E]):
 
     decoder: msgspec.json.Decoder[E]
     kinds: frozenset[str]
+    canonical: bool = False
+    """Sealed messages must be canonical JSON (see the module rules); :func:`seal_as` then
+    writes them so."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,7 +143,7 @@ class Opened(Generic[E]):
     raw: bytes
 
 
-PEER_EVENTS: Vocabulary[AnyEvent] = Vocabulary(_event_decoder, KINDS)
+PEER_EVENTS: Vocabulary[AnyEvent] = Vocabulary(_event_decoder, KINDS, canonical=True)
 
 
 def _kind(event: object) -> str:
@@ -144,13 +172,14 @@ def seal_as(
         raise InvalidOutgoingEvent(
             f"event names emitter {event.did}, but the key is {identity.did}"
         )
-    body = _encoder.encode(event)
+    encoder = _canonical_encoder if vocabulary.canonical else _encoder
+    body = encoder.encode(event)
     try:
         vocabulary.decoder.decode(body)
     except msgspec.ValidationError as exc:
         raise InvalidOutgoingEvent(f"{_kind(event)} event is invalid: {exc}") from None
     signature = identity.sign(SIGNING_TAG + body)
-    sealed = _encoder.encode(
+    sealed = encoder.encode(
         _Envelope(
             body=msgspec.Raw(body),
             signer=identity.did,
@@ -183,6 +212,25 @@ def _decode_signature(text: str) -> bytes:
         raise BadSignature("signature is not valid base64") from None
 
 
+def _duplicate_key(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    seen: dict[str, object] = {}
+    for key, value in pairs:
+        if key in seen:
+            raise DuplicateKey(f"the key {key[:40]!r} appears twice in one object")
+        seen[key] = value
+    return seen
+
+
+def _refuse_uncanonical(data: bytes) -> None:
+    """Say why ``data`` is not canonical (only called once it is known not to be)."""
+    with contextlib.suppress(ValueError):  # the strict decoder took it; the stdlib may not
+        json.loads(data, object_pairs_hook=_duplicate_key)
+    raise NotCanonical(
+        "a peer event must be canonical JSON: keys sorted, no white space, every field "
+        "present (RFC 8785)"
+    )
+
+
 def _decode_body(body: bytes, vocabulary: Vocabulary[E]) -> E:
     try:
         return vocabulary.decoder.decode(body)
@@ -205,6 +253,8 @@ def unseal(
     limits: WireLimits = DEFAULT_LIMITS,
     check_clock: bool = True,
     known: Callable[[str], bool] | None = None,
+    precheck: Callable[[AnyEvent], None] | None = None,
+    strict: bool = True,
 ) -> SignedEvent:
     """Verify and decode a sealed event, or raise the typed error that says why not.
 
@@ -214,8 +264,15 @@ def unseal(
     exact body bytes was verified before (it is in the ledger); its signature is then not
     checked again — the same signed bytes mean the same thing — which makes the duplicates
     that gossip and howdys carry cost a hash instead of a signature check.
+
+    ``precheck(event)`` runs on the decoded event just before the signature check and may
+    raise an :class:`~hereabouts.errors.EventRejected` to refuse it without paying for the
+    check (membership, admission of new keys). ``strict=False`` skips the canonical-form
+    check, for ledgers written before it existed.
     """
-    identifier, event = _open(PEER_EVENTS, data, now_ms, limits, check_clock, known)
+    identifier, event = _open(
+        PEER_EVENTS, data, now_ms, limits, check_clock, known, precheck, strict
+    )
     return SignedEvent(id=identifier, event=event, raw=bytes(data))
 
 
@@ -229,7 +286,7 @@ def unseal_as(
     known: Callable[[str], bool] | None = None,
 ) -> Opened[E]:
     """:func:`unseal` for an event of any :class:`Vocabulary`; same checks, same errors."""
-    identifier, event = _open(vocabulary, data, now_ms, limits, check_clock, known)
+    identifier, event = _open(vocabulary, data, now_ms, limits, check_clock, known, None, True)
     return Opened(id=identifier, event=event, raw=bytes(data))
 
 
@@ -240,11 +297,14 @@ def _open(
     limits: WireLimits,
     check_clock: bool,
     known: Callable[[str], bool] | None,
+    precheck: Callable[[E], None] | None,
+    strict: bool,
 ) -> tuple[str, E]:
     """Every check of :func:`unseal`; returns (event id, event). Shared by both entry points
     without an intermediate object, since it runs once per event on the ingest hot path."""
     if len(data) > limits.max_event_bytes:
         raise Oversize(f"{len(data)} bytes; the limit is {limits.max_event_bytes}")
+    check_depth(data, error=EventTooDeep)
     try:
         envelope = _envelope_decoder.decode(data)
     except msgspec.ValidationError as exc:
@@ -269,6 +329,14 @@ def _open(
                 f"{_kind(event)} is dated {ahead_ms / 1000:.1f}s ahead of our clock "
                 f"(allowed skew: {limits.max_future_skew_s:g}s)"
             )
+    if strict and vocabulary.canonical:
+        again = _canonical_encoder.encode(
+            _CanonicalPeerEvent(body=event, sig=envelope.sig, signer=envelope.signer)  # type: ignore[arg-type]
+        )
+        if again != data:
+            _refuse_uncanonical(data)
+    if precheck is not None:
+        precheck(event)
     identifier = event_id(body)
     if known is None or not known(identifier):
         verify(envelope.signer, SIGNING_TAG + body, signature)
