@@ -7,12 +7,14 @@ from typing import Any
 
 import msgspec
 
+from hereabouts.core.effects import Vouch
 from hereabouts.events import (
     AnyEvent,
     Chau,
     HeyThere,
     Howdy,
     Lost,
+    Neighbour,
     Newspaper,
     Seen,
     SignedEvent,
@@ -89,11 +91,21 @@ class Peer:
         return self.sign(Seen(**self._fields(at_ms, extra)))
 
     def howdy(
-        self, to: Peer, answers: str, at_ms: int, neighbours: Sequence[bytes] = ()
+        self, to: Peer, answers: str, at_ms: int, neighbours: Sequence[bytes | Vouch] = ()
     ) -> SignedEvent:
+        """A howdy vouching for ``neighbours``: sealed hey_theres, or :class:`Vouch` pairs
+        (a hey_there and the neighbour's latest event)."""
         extra = {
             "to_did": to.did,
             "answers": answers,
-            "neighbours": [msgspec.Raw(n) for n in neighbours],
+            "neighbours": [neighbour(n) for n in neighbours],
         }
         return self.sign(Howdy(**self._fields(at_ms, extra)))
+
+
+def neighbour(item: bytes | Vouch) -> Neighbour:
+    """A howdy's neighbour entry from a sealed hey_there or a :class:`Vouch`."""
+    if isinstance(item, bytes):
+        return Neighbour(hey_there=msgspec.Raw(item))
+    latest = msgspec.Raw(item.latest or b"null")
+    return Neighbour(hey_there=msgspec.Raw(item.hey_there), latest=latest)

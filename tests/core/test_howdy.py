@@ -6,13 +6,12 @@ import heapq
 import math
 from dataclasses import dataclass, field
 
-import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hereabouts.config import HowdyConfig
-from hereabouts.core.effects import ReplyDue, SendHowdy, Status
+from hereabouts.core.effects import ReplyDue, SendHowdy, Status, Vouch
 from hereabouts.core.howdy import (
     EAGER_FACTOR,
     Candidate,
@@ -25,7 +24,7 @@ from hereabouts.errors import LocalError
 from hereabouts.events import Howdy, SignedEvent
 from hereabouts.identity import Identity
 from hereabouts.wire import seal, unseal
-from tests.signers import SECOND, T0, Peer
+from tests.signers import SECOND, T0, Peer, neighbour
 
 CONFIG = HowdyConfig()
 M = CONFIG.max_howdys
@@ -50,13 +49,30 @@ def howdy_from(responder: Peer, answers: str, *, to: Peer = NEWCOMER) -> SignedE
     return responder.howdy(to, answers, T0 + SECOND)
 
 
-def candidate(peer: Peer, status: Status, last_ms: int) -> Candidate:
-    return Candidate(
-        did=peer.did,
-        status=status,
-        last_event_at_ms=last_ms,
-        hey_there=peer.sealed(peer.hey_there_event(last_ms)),
-    )
+EVIDENCE: dict[str, Vouch] = {}
+"""What the runtime's ledger would hold: each candidate's sealed hey_there (and latest)."""
+
+
+def evidence(did: str) -> Vouch | None:
+    return EVIDENCE.get(did)
+
+
+def no_evidence(did: str) -> Vouch | None:
+    return None
+
+
+def candidate(
+    peer: Peer,
+    status: Status,
+    last_ms: int,
+    *,
+    trusted: bool = True,
+    into: dict[str, Vouch] = EVIDENCE,
+    **endpoints: str,
+) -> Candidate:
+    hey_there = peer.sealed(peer.hey_there_event(last_ms, endpoints=endpoints))
+    into[peer.did] = Vouch(hey_there=hey_there)
+    return Candidate(did=peer.did, status=status, last_event_at_ms=last_ms, trusted=trusted)
 
 
 # --- rule 1: only arrivals are answered -------------------------------------------------------
@@ -92,9 +108,9 @@ def test_already_answered_hey_there_triggers_nothing() -> None:
     co = coordinator()
     hey_there = NEWCOMER.hey_there(T0)
     due = scheduled(co, hey_there)
-    assert co.on_timer(hey_there.id, due.at_ms, []) is not None
+    assert co.on_timer(hey_there.id, due.at_ms, [], no_evidence) is not None
     assert co.on_hey_there(hey_there, due.at_ms + 1) is None
-    assert co.on_timer(hey_there.id, due.at_ms + 2, []) is None  # a second timer: no reply
+    assert co.on_timer(hey_there.id, due.at_ms + 2, [], no_evidence) is None  # no second reply
     assert co.stats()["sent"] == 1
 
 
@@ -152,7 +168,7 @@ def test_reply_is_suppressed_once_max_howdys_responders_were_counted() -> None:
     for responder in RESPONDERS[:M]:
         co.on_howdy(howdy_from(responder, hey_there.id), T0 + SECOND)
     assert co.counted(hey_there.id) == M
-    assert co.on_timer(hey_there.id, due.at_ms, []) is None
+    assert co.on_timer(hey_there.id, due.at_ms, [], no_evidence) is None
     assert co.stats()["suppressed"] == 1
     assert co.stats()["sent"] == 0
 
@@ -163,7 +179,7 @@ def test_one_fewer_than_max_howdys_still_replies() -> None:
     due = scheduled(co, hey_there)
     for responder in RESPONDERS[: M - 1]:
         co.on_howdy(howdy_from(responder, hey_there.id), T0 + SECOND)
-    reply = co.on_timer(hey_there.id, due.at_ms, [])
+    reply = co.on_timer(hey_there.id, due.at_ms, [], no_evidence)
     assert reply == SendHowdy(hey_there_id=hey_there.id, to_did=NEWCOMER.did, neighbours=())
 
 
@@ -176,7 +192,7 @@ def test_one_responder_sending_twenty_howdys_counts_once() -> None:
         co.on_howdy(loud.howdy(NEWCOMER, hey_there.id, T0 + n), T0 + SECOND)
     assert co.counted(hey_there.id) == 1
     assert co.stats()["repeated"] == 19
-    assert co.on_timer(hey_there.id, due.at_ms, []) is not None
+    assert co.on_timer(hey_there.id, due.at_ms, [], no_evidence) is not None
 
 
 def test_fake_howdys_never_count() -> None:
@@ -192,7 +208,7 @@ def test_fake_howdys_never_count() -> None:
     assert co.counted(hey_there.id) == 0
     assert co.stats()["unknown"] == M
     assert co.stats()["fake"] == M + 1
-    assert co.on_timer(hey_there.id, due.at_ms, []) is not None
+    assert co.on_timer(hey_there.id, due.at_ms, [], no_evidence) is not None
 
 
 def test_howdys_welcoming_us_are_not_fake() -> None:
@@ -219,13 +235,46 @@ def test_reply_lists_untold_neighbours_ourselves_then_online_least_recently_acti
         candidate(NEWCOMER, Status.ONLINE, T0),
         candidate(quiet, Status.ONLINE, T0 - 100 * SECOND),
         candidate(ME, Status.ONLINE, T0),
-        candidate(busy, Status.ONLINE, T0 - 2 * SECOND),  # a duplicate: the first one stands
     ]
-    reply = co.on_timer(hey_there.id, due.at_ms, candidates)
+    candidates.append(candidates[1])  # a duplicate is listed once
+    reply = co.on_timer(hey_there.id, due.at_ms, candidates, evidence)
     assert reply is not None
-    dids = [unseal(raw, check_clock=False).did for raw in reply.neighbours]
+    dids = [unseal(v.hey_there, check_clock=False).did for v in reply.neighbours]
     assert dids == [ME.did, quiet.did, busy.did, missing.did, offline.did]
-    assert reply.neighbours[2] == candidates[1].hey_there  # the exact sealed bytes
+    assert reply.neighbours[2] == EVIDENCE[busy.did]  # the exact sealed bytes
+
+
+def test_trusted_neighbours_come_before_new_keys_of_the_same_status() -> None:
+    co = coordinator()
+    hey_there = NEWCOMER.hey_there(T0)
+    due = scheduled(co, hey_there)
+    fresh, settled = RESPONDERS[:2]
+    candidates = [
+        candidate(fresh, Status.ONLINE, T0 - 100 * SECOND, trusted=False),
+        candidate(settled, Status.ONLINE, T0 - 1 * SECOND),
+    ]
+    reply = co.on_timer(hey_there.id, due.at_ms, candidates, evidence)
+    assert reply is not None
+    dids = [unseal(v.hey_there, check_clock=False).did for v in reply.neighbours]
+    assert dids == [settled.did, fresh.did]
+
+
+def test_a_neighbour_is_vouched_for_with_its_latest_event_too() -> None:
+    co = coordinator()
+    hey_there = NEWCOMER.hey_there(T0)
+    due = scheduled(co, hey_there)
+    old = RESPONDERS[0]
+    vouch = Vouch(
+        hey_there=old.sealed(old.hey_there_event(T0 - 3600 * SECOND)),
+        latest=old.sealed(old.newspaper(T0 - SECOND).event),
+    )
+    reply = co.on_timer(
+        hey_there.id,
+        due.at_ms,
+        [Candidate(did=old.did, status=Status.ONLINE, last_event_at_ms=T0 - SECOND)],
+        lambda did: vouch if did == old.did else None,
+    )
+    assert reply is not None and reply.neighbours == (vouch,)
 
 
 def test_reply_lists_at_most_max_neighbours() -> None:
@@ -233,7 +282,7 @@ def test_reply_lists_at_most_max_neighbours() -> None:
     hey_there = NEWCOMER.hey_there(T0)
     due = scheduled(co, hey_there)
     candidates = [candidate(p, Status.ONLINE, T0 - i) for i, p in enumerate(RESPONDERS[:8])]
-    reply = co.on_timer(hey_there.id, due.at_ms, candidates)
+    reply = co.on_timer(hey_there.id, due.at_ms, candidates, evidence)
     assert reply is not None and len(reply.neighbours) == 3
 
 
@@ -244,40 +293,62 @@ def test_a_full_reply_fits_the_wire_limits() -> None:
     due = scheduled(co, hey_there)
     endpoints = {f"e{i}": "https://" + "x" * 400 + f".example/{i}" for i in range(8)}
     candidates = [
-        Candidate(
-            did=p.did,
-            status=Status.ONLINE,
-            last_event_at_ms=T0 - i,
-            hey_there=p.sealed(p.hey_there_event(T0 - i, endpoints=endpoints)),
-        )
-        for i, p in enumerate(RESPONDERS[:10])
+        candidate(p, Status.ONLINE, T0 - i, **endpoints) for i, p in enumerate(RESPONDERS[:10])
     ]
-    reply = co.on_timer(hey_there.id, due.at_ms, candidates)
+    reply = co.on_timer(hey_there.id, due.at_ms, candidates, evidence)
     assert reply is not None and 0 < len(reply.neighbours) < 10
     me = ME.identity
     howdy = Howdy(
         name="m" * 64,
         did=me.did,
         boot_id="b" * 64,
-        session=2**31,
+        session=2**31 - 1,
         at_ms=T0,
         to_did=reply.to_did,
         answers=reply.hey_there_id,
-        neighbours=[msgspec.Raw(n) for n in reply.neighbours],
+        neighbours=[neighbour(v) for v in reply.neighbours],
     )
     assert unseal(seal(howdy, me), now_ms=T0).id  # sealed within the limit and verifies
 
 
-# --- rule 6: bounded memory -------------------------------------------------------------------
+# --- rule 6: the budget -----------------------------------------------------------------------
+
+
+def test_the_budget_bounds_replies_and_refills_with_time() -> None:
+    config = HowdyConfig(budget_burst=3, budget_refill_s=10.0)
+    co = coordinator(config)
+    dues = [scheduled(co, peer.hey_there(T0)) for peer in RESPONDERS[:6]]
+    at = T0 + 5 * SECOND
+    replies = [co.on_timer(due.hey_there_id, at, [], no_evidence) for due in dues[:5]]
+    assert sum(r is not None for r in replies) == 3
+    assert co.stats()["over_budget"] == 2
+    assert co.budget_left(at) < 1
+    # Ten seconds later one more token has come back.
+    assert co.on_timer(dues[5].hey_there_id, at + 10 * SECOND, [], no_evidence) is not None
+
+
+def test_untrusted_responders_do_not_silence_the_welcome() -> None:
+    co = coordinator()
+    hey_there = NEWCOMER.hey_there(T0)
+    due = scheduled(co, hey_there)
+    assert co.arrival_ms(hey_there.id) == T0
+    for responder in RESPONDERS[:M]:
+        co.on_howdy(howdy_from(responder, hey_there.id), T0 + SECOND, trusted=False)
+    assert co.counted(hey_there.id) == 0
+    assert co.stats()["untrusted"] == M
+    assert co.on_timer(hey_there.id, due.at_ms, [], no_evidence) is not None
+
+
+# --- rule 7: bounded memory -------------------------------------------------------------------
 
 
 def test_memory_is_bounded_and_the_oldest_are_forgotten_first() -> None:
     co = coordinator(HowdyConfig(remember=3))
     dues = [scheduled(co, peer.hey_there(T0)) for peer in RESPONDERS[:5]]
     assert len(co) == 3
-    assert co.on_timer(dues[0].hey_there_id, T0 + 10 * SECOND, []) is None
+    assert co.on_timer(dues[0].hey_there_id, T0 + 10 * SECOND, [], no_evidence) is None
     assert co.stats()["forgotten"] == 1
-    assert co.on_timer(dues[4].hey_there_id, T0 + 10 * SECOND, []) is not None
+    assert co.on_timer(dues[4].hey_there_id, T0 + 10 * SECOND, [], no_evidence) is not None
 
 
 def test_howdys_for_a_forgotten_hey_there_are_not_counted() -> None:
@@ -349,8 +420,12 @@ def _pool_peer(i: int) -> Peer:
 
 
 POOL = [_pool_peer(i) for i in range(1000)]
-NEIGHBOURS = [candidate(p, Status.ONLINE, T0 - i * SECOND) for i, p in enumerate(RESPONDERS)]
-NEIGHBOUR_DID = {c.hey_there: c.did for c in NEIGHBOURS}
+SIM_EVIDENCE: dict[str, Vouch] = {}
+NEIGHBOURS = [
+    candidate(p, Status.ONLINE, T0 - i * SECOND, into=SIM_EVIDENCE)
+    for i, p in enumerate(RESPONDERS)
+]
+NEIGHBOUR_DID = {SIM_EVIDENCE[c.did].hey_there: c.did for c in NEIGHBOURS}
 
 
 @dataclass(order=True)
@@ -386,14 +461,16 @@ def simulate(
         item = heapq.heappop(queue)
         if item.order == 1:
             assert isinstance(item.what, int)
-            reply = nodes[item.what].on_timer(hey_there.id, item.at_ms, NEIGHBOURS)
+            reply = nodes[item.what].on_timer(
+                hey_there.id, item.at_ms, NEIGHBOURS, SIM_EVIDENCE.get
+            )
             if reply is None:
                 continue
             sent.append(reply)
             howdy = POOL[item.what].howdy(
                 NEWCOMER, reply.hey_there_id, item.at_ms, reply.neighbours
             )
-            delivery = (howdy, [NEIGHBOUR_DID[raw] for raw in reply.neighbours])
+            delivery = (howdy, [NEIGHBOUR_DID[v.hey_there] for v in reply.neighbours])
             heapq.heappush(queue, _Due(item.at_ms + latency_ms, 0, seq := seq + 1, delivery))
         else:
             assert isinstance(item.what, tuple)
@@ -430,7 +507,7 @@ def test_with_no_latency_exactly_min_n_max_howdys_reply(n: int) -> None:
 
 def test_later_replies_do_not_repeat_neighbours_already_told() -> None:
     sent = simulate(50, latency_ms=0)
-    told = [raw for reply in sent for raw in reply.neighbours]
+    told = [v.hey_there for reply in sent for v in reply.neighbours]
     assert len(told) == len(set(told)) == len(NEIGHBOURS)  # 25 neighbours, each told once
 
 

@@ -21,8 +21,7 @@ CAROL = Peer("carol", seed=3)
 
 
 def booted(config: ProjectionConfig | None = None) -> Projection:
-    """A projection whose own node has finished booting."""
-    return Projection(config, started_at_ms=T0 - 10 * MINUTE, booting=False)
+    return Projection(config)
 
 
 def feed(projection: Projection, events: list[SignedEvent], now_ms: int) -> None:
@@ -38,7 +37,7 @@ def test_no_events_means_unknown() -> None:
 
 def test_own_hey_there_means_own_online() -> None:
     me = Peer("me", seed=9)
-    projection = Projection(started_at_ms=T0, booting=True)
+    projection = Projection()
     changes = projection.apply(me.hey_there(T0), T0)
     assert projection.status(me.did, T0) is Status.ONLINE
     assert [(c.did, c.old, c.new) for c in changes] == [(me.did, None, Status.ONLINE)]
@@ -68,14 +67,21 @@ def test_chau_then_older_hey_there_stays_offline_until_newer() -> None:
     assert projection.status(ALICE.did, T0 + 5 * SECOND) is Status.ONLINE
 
 
-def test_seen_marks_observer_and_subject_online() -> None:
+def test_seen_is_evidence_about_its_observer_only() -> None:
     projection = booted()
     changes = projection.apply(ALICE.seen(BOB, T0), T0)
     assert projection.status(ALICE.did, T0) is Status.ONLINE
-    assert projection.status(BOB.did, T0) is Status.ONLINE
-    assert {c.did for c in changes} == {ALICE.did, BOB.did}
-    view = projection.view(BOB.did, T0)
-    assert view is not None and view.name == "bob" and view.last_event == "seen"
+    assert projection.status(BOB.did, T0) is None  # nobody speaks for Bob but Bob
+    assert {c.did for c in changes} == {ALICE.did}
+    assert BOB.did not in projection
+
+
+def test_a_forged_seen_revives_nobody() -> None:
+    projection = booted()
+    projection.apply(BOB.hey_there(T0), T0)
+    projection.apply(BOB.chau(T0 + SECOND), T0 + SECOND)
+    projection.apply(ALICE.seen(BOB, T0 + 2 * SECOND), T0 + 2 * SECOND)
+    assert projection.status(BOB.did, T0 + 2 * SECOND) is Status.OFFLINE
 
 
 def test_missing_after_threshold_and_online_again_on_fresh_event() -> None:
@@ -187,53 +193,95 @@ def test_restarts_are_counted_from_boot_ids_not_gaps() -> None:
     assert view is not None and view.restarts == 3
 
 
-def test_chau_during_boot_window_does_not_clobber_online() -> None:
-    projection = Projection(started_at_ms=T0, booting=True)
-    projection.apply(ALICE.hey_there(T0 + SECOND), T0 + SECOND)
-    changes = projection.apply(ALICE.chau(T0 + 2 * SECOND), T0 + 2 * SECOND)
-    assert changes == []
-    assert projection.status(ALICE.did, T0 + 2 * SECOND) is Status.ONLINE
-    # When the first sync completes the held chau is judged again; it is still the latest.
-    changes = projection.end_boot_window(T0 + 3 * SECOND)
-    assert [(c.old, c.new, c.cause) for c in changes] == [
-        (Status.ONLINE, Status.OFFLINE, "boot_window_closed")
-    ]
-
-
-def test_held_chau_applies_only_if_still_most_recent() -> None:
-    projection = Projection(started_at_ms=T0, booting=True)
-    projection.apply(ALICE.hey_there(T0), T0)
-    projection.apply(ALICE.chau(T0 + SECOND), T0 + SECOND)
-    projection.apply(ALICE.newspaper(T0 + 2 * SECOND), T0 + 2 * SECOND)
-    assert projection.end_boot_window(T0 + 3 * SECOND) == []
-    assert projection.status(ALICE.did, T0 + 3 * SECOND) is Status.ONLINE
-
-
-def test_boot_window_closes_by_itself_after_its_maximum() -> None:
-    projection = Projection(ProjectionConfig(boot_window_max_s=120), started_at_ms=T0)
-    projection.apply(ALICE.hey_there(T0), T0)
-    projection.apply(ALICE.chau(T0 + SECOND), T0 + SECOND)
-    assert projection.booting
-    assert projection.next_deadline() == T0 + 120 * SECOND
-    changes = projection.tick(T0 + 120 * SECOND)
-    assert not projection.booting
-    assert [(c.did, c.new) for c in changes] == [(ALICE.did, Status.OFFLINE)]
-
-
-def test_chau_alone_during_boot_is_offline() -> None:
-    projection = Projection(started_at_ms=T0, booting=True)
-    projection.apply(ALICE.chau(T0), T0)
+def test_a_chau_applies_at_once_even_to_a_newcomer() -> None:
+    """A departed peer vouched for with its chau is OFFLINE, never a ghost ONLINE."""
+    projection = Projection()
+    projection.apply(ALICE.hey_there(T0 - 3 * MINUTE), T0)
+    changes = projection.apply(ALICE.chau(T0 - MINUTE), T0)
     assert projection.status(ALICE.did, T0) is Status.OFFLINE
+    assert [(c.old, c.new) for c in changes] == [(Status.ONLINE, Status.OFFLINE)]
+
+
+def test_a_stale_chau_loses_to_any_later_event() -> None:
+    projection = Projection()
+    projection.apply(ALICE.chau(T0), T0)
+    projection.apply(ALICE.newspaper(T0 + SECOND), T0 + 2 * SECOND)
+    assert projection.status(ALICE.did, T0 + 2 * SECOND) is Status.ONLINE
 
 
 def test_name_comes_from_the_subjects_own_latest_event() -> None:
     projection = booted()
-    projection.apply(BOB.seen(CAROL, T0), T0)
+    projection.apply(CAROL.newspaper(T0 - 2 * SECOND), T0)
     view = projection.view(CAROL.did, T0)
     assert view is not None and view.name == "carol"
     projection.apply(CAROL.hey_there(T0 - SECOND, name="carol-laptop"), T0)
     view = projection.view(CAROL.did, T0)
     assert view is not None and view.name == "carol-laptop"
+
+
+# --- counts, forgetting, evidence -------------------------------------------------------------
+
+
+def test_counts_by_status_follow_every_change() -> None:
+    projection = booted()
+    projection.apply(ALICE.hey_there(T0), T0)
+    projection.apply(BOB.hey_there(T0), T0)
+    projection.apply(CAROL.chau(T0), T0)
+    assert projection.count(Status.ONLINE) == 2
+    assert projection.count(Status.OFFLINE) == 1
+    projection.tick(T0 + 301 * SECOND)  # Alice and Bob fall silent
+    assert projection.count(Status.ONLINE) == 0
+    assert projection.count(Status.MISSING) == 2
+    assert projection.forget(BOB.did) and not projection.forget(BOB.did)
+    assert projection.count(Status.MISSING) == 1
+    assert projection.status(BOB.did, T0) is None and len(projection) == 2
+    projection.tick(T0 + 10_000 * SECOND)  # its old deadline is skipped quietly
+
+
+def test_evidence_is_the_hey_there_and_the_latest_word() -> None:
+    projection = booted()
+    hey_there = ALICE.hey_there(T0 - 3600 * SECOND)
+    newspaper = ALICE.newspaper(T0 - SECOND)
+    projection.apply(hey_there, T0)
+    assert projection.evidence(ALICE.did, T0) == (hey_there.id, None)
+    projection.apply(newspaper, T0)
+    projection.apply(ALICE.howdy(BOB, "ab" * 32, T0), T0)  # a howdy is never the latest word
+    assert projection.evidence(ALICE.did, T0) == (hey_there.id, newspaper.id)
+    lost = ALICE.lost(T0 - 2 * SECOND)
+    projection.apply(lost, T0)
+    assert projection.status(ALICE.did, T0) is Status.MISSING
+    assert projection.evidence(ALICE.did, T0) == (hey_there.id, lost.id)
+    chau = ALICE.chau(T0 + SECOND)
+    projection.apply(chau, T0 + SECOND)
+    assert projection.evidence(ALICE.did, T0 + SECOND) == (hey_there.id, chau.id)
+    assert projection.evidence(BOB.did, T0) == (None, None)
+
+
+def test_two_processes_with_one_key_are_flagged() -> None:
+    twin = Peer("twin", seed=12)
+    projection = booted()
+    projection.apply(twin.hey_there(T0), T0)
+    twin.boot = "boot-2"
+    projection.apply(twin.hey_there(T0 + MINUTE), T0 + MINUTE)
+    view = projection.view(twin.did, T0 + MINUTE)
+    assert view is not None and not view.clash  # an ordinary restart
+    twin.boot = "boot-1"
+    projection.apply(twin.newspaper(T0 + 2 * MINUTE), T0 + 2 * MINUTE)  # the old one goes on
+    assert projection.clashes(twin.did, T0 + 2 * MINUTE)
+    assert not projection.clashes(twin.did, T0 + 30 * MINUTE)  # long quiet: flag gone
+
+
+def test_boots_remembered_per_subject_are_bounded() -> None:
+    restless = Peer("restless", seed=13)
+    projection = booted()
+    for n in range(50):
+        restless.boot = f"boot-{n}"
+        projection.apply(restless.hey_there(T0 + n * SECOND), T0 + n * SECOND)
+        projection.apply(restless.lost(T0 + n * SECOND + 1), T0 + n * SECOND)
+    view = projection.view(restless.did, T0 + 50 * SECOND)
+    assert view is not None and view.restarts == 49
+    subject = projection._subjects[restless.did]
+    assert len(subject.boot_starts) <= 8 and len(subject.lost) <= 16
 
 
 def test_replaying_the_ledger_gives_identical_statuses() -> None:
@@ -324,23 +372,23 @@ event_lists = st.lists(
 )
 
 
-def _statuses(events: list[SignedEvent], *, booting: bool, now: int) -> object:
-    projection = Projection(started_at_ms=T0 - 10 * MINUTE, booting=booting)
+def _statuses(events: list[SignedEvent], *, now: int) -> object:
+    projection = Projection()
     feed(projection, events, now)
     return projection.peers(now)
 
 
 @settings(max_examples=150, deadline=None)
-@given(events=event_lists, data=st.data(), booting=st.booleans())
+@given(events=event_lists, data=st.data())
 def test_any_permutation_applied_once_or_twice_gives_the_same_statuses(
-    events: list[SignedEvent], data: st.DataObject, booting: bool
+    events: list[SignedEvent], data: st.DataObject
 ) -> None:
     now = T0 + 200 * SECOND
-    expected = _statuses(events, booting=booting, now=now)
+    expected = _statuses(events, now=now)
     shuffled = data.draw(st.permutations(events))
-    assert _statuses(shuffled, booting=booting, now=now) == expected
+    assert _statuses(shuffled, now=now) == expected
     doubled = data.draw(st.permutations(events + events))
-    assert _statuses(doubled, booting=booting, now=now) == expected
+    assert _statuses(doubled, now=now) == expected
 
 
 @pytest.mark.parametrize("order", list(itertools.permutations(range(3))))

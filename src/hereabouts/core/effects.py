@@ -32,7 +32,7 @@ class StatusChanged:
     """Our clock when the change was decided."""
     cause: str
     """``event`` (an event arrived), ``timeout`` (silence passed the threshold), or
-    ``boot_window_closed`` (a held chau was judged again)."""
+    ``forgotten`` (the node forgot the peer; ``new`` repeats its last status)."""
     event_id: str | None = None
     """The event that caused the change, when one did."""
 
@@ -53,13 +53,22 @@ class ReplyDue:
 
 
 @dataclass(frozen=True, slots=True)
+class Vouch:
+    """A neighbour in its own signed words: its latest hey_there and, when newer, its latest
+    event, both sealed exactly as their emitter signed them."""
+
+    hey_there: bytes
+    latest: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class SendHowdy:
     """Publish a howdy answering ``hey_there_id``, addressed to ``to_did``.
 
-    ``neighbours`` are sealed hey_there events exactly as their emitters signed them, to be
-    carried verbatim (``msgspec.Raw``), so the newcomer verifies each one itself.
+    ``neighbours`` are carried verbatim (``msgspec.Raw``), so the newcomer verifies each
+    event itself.
     """
 
     hey_there_id: str
     to_did: str
-    neighbours: tuple[bytes, ...]
+    neighbours: tuple[Vouch, ...]

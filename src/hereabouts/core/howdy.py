@@ -26,17 +26,29 @@ Rules:
    n is.
 4. **Count, then decide.** A howdy counts for a hey_there only if it is verified (a
    :class:`~hereabouts.events.SignedEvent`), answers that hey_there's id, is addressed to
-   its emitter, and is not from the newcomer itself; responders are counted by DID, so
-   one responder sending twenty howdys counts once. When a timer fires, the node replies
-   only if fewer than ``max_howdys`` responders were counted. A howdy that arrives before
-   the hey_there it answers is not held back for later: responders wait out their slots
-   after hearing the hey_there, so on one broker that order does not happen.
+   its emitter, is not from the newcomer itself, and comes from a responder the runtime
+   *trusts* to welcome (a member of an invited network, or a key heard long enough: see
+   :mod:`hereabouts.peers.trust`), so ten fresh keys cannot silence the real welcomes.
+   Responders are counted by DID, so one responder sending twenty howdys counts once.
+   When a timer fires, the node replies only if fewer than ``max_howdys`` responders were
+   counted. A howdy that arrives before the hey_there it answers is not held back for
+   later: responders wait out their slots after hearing the hey_there, so on one broker
+   that order does not happen.
 5. **What a reply says.** Up to ``max_neighbours`` (never more than the wire's ten)
    neighbours the newcomer was not already told about by the howdys counted so far, each
-   as its own sealed hey_there: ourselves first, then ONLINE before MISSING before
-   OFFLINE, least recently active first (the busy ones will be heard from soon anyway; the
-   quiet ones might not speak for minutes), within the event size limit.
-6. **Bounded memory.** At most ``remember`` hey_there ids and ``remember`` (DID, boot)
+   in its own signed words: its latest hey_there and, when newer, its latest event (a
+   heartbeat, a chau, the ``lost`` will that made it MISSING), so the newcomer sees it as
+   everyone else does at once, however old its hey_there. Ourselves first, then ONLINE
+   before MISSING before OFFLINE, trusted keys before new ones, least recently active first
+   (the busy ones will be heard from soon anyway; the quiet ones might not speak for
+   minutes), within the event size limit.
+6. **A budget.** A node sends at most ``budget_burst`` howdys at once and one more every
+   ``budget_refill_s``; a timer that finds the budget spent stays silent (``over_budget``).
+   Newcomers are fresh keys, so a flood of fresh keys looks like a crowd of newcomers: the
+   budget is what bounds the replies it can draw, ``N · (burst + t / refill)`` for N nodes
+   over t seconds, while ordinary joins (about ``max_howdys`` replies spread over the
+   whole fleet) never come near it.
+7. **Bounded memory.** At most ``remember`` hey_there ids and ``remember`` (DID, boot)
    pairs are kept; the oldest are forgotten first. A timer for a forgotten hey_there does
    nothing.
 
@@ -71,13 +83,14 @@ The formula is :func:`expected_replies`; the tests check it with a discrete-even
 from __future__ import annotations
 
 import hashlib
+import heapq
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Final
 
 from hereabouts.config import HowdyConfig, WireLimits
-from hereabouts.core.effects import ReplyDue, SendHowdy, Status
+from hereabouts.core.effects import ReplyDue, SendHowdy, Status, Vouch
 from hereabouts.errors import LocalError
 from hereabouts.events import MAX_HOWDY_NEIGHBOURS, HeyThere, Howdy, SignedEvent
 
@@ -97,16 +110,25 @@ _STATUS_RANK: Final = {Status.ONLINE: 0, Status.MISSING: 1, Status.OFFLINE: 2}
 # What became of a remembered hey_there.
 _PENDING, _ANSWERED, _SUPPRESSED, _IGNORED = "pending", "answered", "suppressed", "ignored"
 
+RANKED_SPARE: Final = 3
+"""Candidates ranked per neighbour slot: a few spares for neighbours whose events are too
+big for what is left of the message, without sorting every peer."""
+
 
 @dataclass(frozen=True, slots=True)
 class Candidate:
-    """A neighbour we could vouch for: one row of the projection, with its sealed hey_there."""
+    """A neighbour we could vouch for: one row of the projection."""
 
     did: str
     status: Status
     last_event_at_ms: int
-    hey_there: bytes
-    """The neighbour's latest hey_there, sealed, exactly as it arrived."""
+    trusted: bool = True
+    """A member, or a key heard long enough; new keys are vouched for after trusted ones."""
+
+
+Evidence = Callable[[str], Vouch | None]
+"""The runtime's look-up of a neighbour's sealed hey_there and latest event (None when it
+has no hey_there of it)."""
 
 
 def slot_fraction(hey_there_id: str, responder_did: str) -> float:
@@ -148,6 +170,8 @@ STATS: Final = (
     "scheduled",
     "sent",
     "suppressed",
+    "over_budget",
+    "untrusted",
     "ignored_own",
     "ignored_replayed",
     "ignored_known_boot",
@@ -164,6 +188,8 @@ STATS: Final = (
 * ``scheduled`` — hey_theres that got a :class:`ReplyDue`;
 * ``sent`` / ``suppressed`` — timers that replied / stayed silent because ``max_howdys``
   responders had been counted first;
+* ``over_budget`` — timers that stayed silent because the budget was spent (rule 6);
+* ``untrusted`` — howdys not counted because their responder is not trusted to welcome;
 * ``ignored_own``, ``ignored_replayed``, ``ignored_known_boot``, ``ignored_stale`` —
   hey_theres that triggered nothing, by rule;
 * ``counted`` / ``repeated`` — howdys counted / not counted again because their responder
@@ -181,10 +207,11 @@ STATS: Final = (
 class _Arrival:
     """One remembered hey_there; the sets exist only while a reply is pending."""
 
-    __slots__ = ("newcomer", "responders", "state", "told")
+    __slots__ = ("at_ms", "newcomer", "responders", "state", "told")
 
-    def __init__(self, newcomer: str) -> None:
+    def __init__(self, newcomer: str, at_ms: int) -> None:
         self.newcomer = newcomer
+        self.at_ms = at_ms
         self.state = _IGNORED
         self.responders: set[str] = set()
         self.told: set[str] = set()
@@ -228,6 +255,9 @@ class HowdyCoordinator:
         self._arrivals: OrderedDict[str, _Arrival] = OrderedDict()
         self._boots: OrderedDict[tuple[str, str], None] = OrderedDict()
         self._stats: dict[str, int] = dict.fromkeys(STATS, 0)
+        self._budget = float(self._config.budget_burst)
+        self._budget_at_ms: int | None = None
+        self._refill_ms = self._config.budget_refill_s * 1000
 
     # --- inputs -------------------------------------------------------------------------
 
@@ -249,7 +279,7 @@ class HowdyCoordinator:
         if signed.id in self._arrivals:
             self._stats["ignored_replayed"] += 1
             return None
-        arrival = _Arrival(signed.did)
+        arrival = _Arrival(signed.did, now_ms)
         self._remember(signed.id, arrival)
         boot = (signed.did, event.boot_id)
         if boot in self._boots:
@@ -270,12 +300,18 @@ class HowdyCoordinator:
         return ReplyDue(hey_there_id=signed.id, at_ms=now_ms + delay)
 
     def on_howdy(
-        self, signed: SignedEvent, now_ms: int, *, neighbour_dids: Iterable[str] = ()
+        self,
+        signed: SignedEvent,
+        now_ms: int,
+        *,
+        neighbour_dids: Iterable[str] = (),
+        trusted: bool = True,
     ) -> None:
         """A verified howdy arrived; count it for the hey_there it answers (rule 4).
 
         ``neighbour_dids`` are the DIDs of the neighbours it listed whose sealed hey_theres
         verified; the newcomer has been told about those, so our reply will not repeat them.
+        ``trusted`` says whether its responder may count towards ``max_howdys``.
         Howdys addressed to us are the runtime's business and only counted as ``to_us``.
         """
         event = signed.event
@@ -293,7 +329,9 @@ class HowdyCoordinator:
             return
         if arrival.state != _PENDING:
             return  # we have decided already; nothing left to count for
-        if signed.did in arrival.responders:
+        if not trusted:
+            self._stats["untrusted"] += 1
+        elif signed.did in arrival.responders:
             self._stats["repeated"] += 1  # its neighbours were still told, below
         else:
             self._stats["counted"] += 1
@@ -308,13 +346,19 @@ class HowdyCoordinator:
             arrival.told.add(did)
 
     def on_timer(
-        self, hey_there_id: str, now_ms: int, candidates: Iterable[Candidate]
+        self,
+        hey_there_id: str,
+        now_ms: int,
+        candidates: Iterable[Candidate],
+        evidence: Evidence,
     ) -> SendHowdy | None:
-        """A :class:`ReplyDue` fell due: reply unless ``max_howdys`` responders beat us.
+        """A :class:`ReplyDue` fell due: reply unless ``max_howdys`` responders beat us or
+        the budget is spent.
 
-        ``candidates`` are the neighbours we could vouch for (our projection's peers with
-        their sealed hey_theres); include ourselves, since the howdy proves we are here but
-        only our hey_there gives the newcomer our endpoints (rule 5).
+        ``candidates`` are the neighbours we could vouch for (our projection's peers);
+        include ourselves, since the howdy proves we are here but only our hey_there gives
+        the newcomer our endpoints (rule 5). ``evidence`` fetches the sealed events of the
+        few that are picked.
         """
         arrival = self._arrivals.get(hey_there_id)
         if arrival is None:
@@ -326,7 +370,11 @@ class HowdyCoordinator:
             arrival.settle(_SUPPRESSED)
             self._stats["suppressed"] += 1
             return None
-        neighbours = self._pick(arrival, candidates)
+        if not self._spend(now_ms):
+            arrival.settle(_SUPPRESSED)
+            self._stats["over_budget"] += 1
+            return None
+        neighbours = self._pick(arrival, candidates, evidence)
         arrival.settle(_ANSWERED)
         self._stats["sent"] += 1
         return SendHowdy(hey_there_id=hey_there_id, to_did=arrival.newcomer, neighbours=neighbours)
@@ -342,6 +390,11 @@ class HowdyCoordinator:
         arrival = self._arrivals.get(hey_there_id)
         return 0 if arrival is None else len(arrival.responders)
 
+    def arrival_ms(self, hey_there_id: str) -> int | None:
+        """When a remembered hey_there arrived (our clock), or None."""
+        arrival = self._arrivals.get(hey_there_id)
+        return None if arrival is None else arrival.at_ms
+
     def __len__(self) -> int:
         """How many hey_there ids are remembered (at most ``remember``)."""
         return len(self._arrivals)
@@ -353,27 +406,53 @@ class HowdyCoordinator:
         if len(self._arrivals) > self._config.remember:
             self._arrivals.popitem(last=False)
 
-    def _pick(self, arrival: _Arrival, candidates: Iterable[Candidate]) -> tuple[bytes, ...]:
+    def budget_left(self, now_ms: int) -> float:
+        """Howdys this node could send now (rule 6)."""
+        self._refill(now_ms)
+        return self._budget
+
+    def _refill(self, now_ms: int) -> None:
+        if self._budget_at_ms is not None and self._refill_ms > 0:
+            earned = max(0, now_ms - self._budget_at_ms) / self._refill_ms
+            self._budget = min(float(self._config.budget_burst), self._budget + earned)
+        self._budget_at_ms = now_ms
+
+    def _spend(self, now_ms: int) -> bool:
+        self._refill(now_ms)
+        if self._budget < 1.0:
+            return False
+        self._budget -= 1.0
+        return True
+
+    def _pick(
+        self, arrival: _Arrival, candidates: Iterable[Candidate], evidence: Evidence
+    ) -> tuple[Vouch, ...]:
         skip = arrival.told | {arrival.newcomer}
-        unique: dict[str, Candidate] = {}
-        for candidate in candidates:
-            if candidate.did not in skip and candidate.hey_there and candidate.did not in unique:
-                unique[candidate.did] = candidate
-        ordered = sorted(
-            unique.values(),
+        ranked = heapq.nsmallest(
+            self._neighbours_max * RANKED_SPARE,
+            (c for c in candidates if c.did not in skip),
             key=lambda c: (
                 c.did != self._self_did,
                 _STATUS_RANK.get(c.status, len(_STATUS_RANK)),
+                not c.trusted,
                 c.last_event_at_ms,
                 c.did,
             ),
         )
-        picked: list[bytes] = []
+        picked: list[Vouch] = []
+        chosen: set[str] = set()
         budget = self._neighbour_bytes
-        for candidate in ordered:
-            size = len(candidate.hey_there) + 1  # and a comma
+        for candidate in ranked:
+            if candidate.did in chosen:
+                continue
+            vouch = evidence(candidate.did)
+            if vouch is None:
+                continue
+            # {"hey_there":…,"latest":…} and a comma
+            size = len(vouch.hey_there) + len(vouch.latest or b"null") + 27
             if size <= budget:
-                picked.append(candidate.hey_there)
+                picked.append(vouch)
+                chosen.add(candidate.did)
                 budget -= size
                 if len(picked) == self._neighbours_max:
                     break
@@ -387,6 +466,7 @@ __all__ = [
     "HowdyCoordinator",
     "ReplyDue",
     "SendHowdy",
+    "Vouch",
     "expected_replies",
     "reply_delay_ms",
     "slot_fraction",

@@ -1,41 +1,65 @@
 """The status projection: verified events and the time in, statuses and changes out.
 
-Rules (the seed design's, made deterministic):
+Rules (the seed design's, made deterministic and made to believe only first-hand words):
 
-1. **Most recent event wins**, per subject. Events are totally ordered by
+1. **Nobody speaks for anybody else.** An event is evidence about its *emitter* only: its
+   signature is the emitter's. A ``seen`` says something about its observer, never about
+   its subject; a howdy vouches for neighbours only by carrying their own signed events,
+   which are then taken in as theirs. So no key can make another one ONLINE, OFFLINE or
+   MISSING, and a forged "I saw X" revives nobody.
+2. **Most recent event wins**, per subject. Events are totally ordered by
    ``(at_ms, event id)``, so the winner never depends on arrival order; every rule below
    is a maximum over a set, so applying the same events in any order, once or twice, gives
    the same statuses.
-2. **What events mean.** ``hey_there``, ``newspaper``, ``howdy`` and ``seen`` are evidence
-   that their emitter is ONLINE; ``seen`` is also evidence for its subject. ``chau`` means
-   OFFLINE. ``lost`` (the broker's will for a dead connection) means MISSING when it is for
-   the subject's current boot and no later session of that boot has spoken since (an
-   event's ``session`` counts reconnects within a boot); a chau still wins over a lost.
-3. **Silence.** ONLINE whose winning event is older than the subject's threshold reads as
+3. **What events mean.** ``hey_there``, ``newspaper``, ``howdy`` and ``seen`` say their
+   emitter is ONLINE; ``chau`` means OFFLINE, at once (it is the subject's own word, and a
+   stale chau loses to any later event of the same subject). ``lost`` (the broker's will
+   for a dead connection) means MISSING when it is for the subject's current boot and no
+   later session of that boot has spoken since (an event's ``session`` counts reconnects
+   within a boot); a chau still wins over a lost.
+4. **Silence.** ONLINE whose winning event is older than the subject's threshold reads as
    MISSING (plaza peers and mesh-only peers have separate thresholds, see
    :class:`~hereabouts.config.ProjectionConfig`); any fresh event brings it back.
-4. **Restarts** are new boot ids in ``hey_there`` events, counted, never guessed from gaps.
-5. **Boot window.** While our own node boots (until :meth:`Projection.end_boot_window` or
-   ``boot_window_max_s``), a chau cannot beat a subject's ONLINE evidence: stale goodbyes
-   replayed during the first sync must not clobber live peers. When the window closes, held
-   chaus are judged again and apply only if they are still the most recent event.
+5. **Restarts** are new boot ids in ``hey_there`` events, counted, never guessed from gaps.
+6. **Two processes, one key.** When an older boot speaks after a newer boot of the same key
+   announced itself (later than :data:`CLASH_GRACE_MS`), two processes share the key; the
+   subject is flagged (``PeerView.clash``) until :data:`CLASH_MEMORY_MS` after the latest
+   such event. Like a status, the flag depends only on the set of events and the time.
 
-Statuses are a function of the set of events, the time and whether the window is open, so
-replaying the ledger into a fresh projection reproduces them. Changes are reported against
-the last status this projection reported for each subject.
+Statuses are a function of the set of events and the time, so replaying the ledger into a
+fresh projection reproduces them. Changes are reported against the last status this
+projection reported for each subject, and the number of subjects per reported status is
+kept as changes happen, so asking "how many are ONLINE" costs nothing whatever N is.
+Subjects can be forgotten (:meth:`Projection.forget`); the runtime decides when.
 """
 
 from __future__ import annotations
 
 import heapq
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Final
 
 from hereabouts.config import ProjectionConfig
 from hereabouts.core.effects import Status, StatusChanged
-from hereabouts.events import KIND_OF, Chau, HeyThere, Lost, Seen, SignedEvent
+from hereabouts.events import KIND_OF, HeyThere, Howdy, Lost, SignedEvent
 
 # (at_ms, event id, kind): ordered by the first two, which are unique per event.
 _Mark = tuple[int, str, str]
+
+CLASH_GRACE_MS: Final = 5_000
+"""How long an old boot may still speak after a new boot of its key started without that
+counting as two processes: a process that restarts says its chau (and the broker may
+deliver its will) a moment after its successor began."""
+
+MAX_BOOTS: Final = 8
+"""Boots remembered per subject (the most recently started); older ones only count towards
+``restarts``. Enough to see two processes interleave; bounded, since keys restart for ever.
+Per-boot sessions, wills and latest times are kept for at most twice as many boots."""
+
+CLASH_MEMORY_MS: Final = 10 * 60_000
+"""How long a subject stays flagged as shared by two processes after the last sign of it:
+a few heartbeat intervals, so the flag does not flicker between heartbeats."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +77,15 @@ class PeerView:
     restarts: int
     transport: str
     endpoints: dict[str, str]
+    clash: bool = False
+    """Two processes seem to share this key (rule 6)."""
+    claimed_name: str = ""
+    """The name its events carry (``name`` may add a fingerprint: the runtime labels it)."""
+    name_status: str = ""
+    """How ``name`` was labelled (:data:`hereabouts.core.keys.NameStatus`), when it was."""
+    fingerprint: str = ""
+    trust: str = ""
+    """``member``, ``proven`` or ``new`` (see :mod:`hereabouts.core.keys`), when known."""
 
 
 class _Subject:
@@ -60,8 +93,9 @@ class _Subject:
 
     __slots__ = (
         "best",
-        "best_not_chau",
-        "boots",
+        "boot_latest",
+        "boot_starts",
+        "boots_dropped",
         "did",
         "endpoints",
         "hey_there",
@@ -70,56 +104,48 @@ class _Subject:
         "named",
         "own",
         "own_boot",
-        "seen_name",
         "sessions",
+        "vouch",
     )
 
     def __init__(self, did: str) -> None:
         self.did = did
-        self.named: tuple[int, str, str] | None = None  # (at, id, name) of its latest own event
-        self.seen_name: tuple[int, str, str] | None = None  # the same from seen events
+        self.named: tuple[int, str, str] | None = None  # (at, id, name) of its latest event
         self.best: _Mark | None = None
-        self.best_not_chau: _Mark | None = None
         self.own: tuple[int, str] = (-1, "")  # latest own event other than a lost will
         self.own_boot: str | None = None
+        self.vouch: _Mark | None = None  # latest event other than a howdy or a lost will
         self.sessions: dict[str, int] = {}  # boot id -> highest session heard from
         self.lost: dict[str, tuple[int, str, int]] = {}  # boot -> (session, id, at) of its will
-        self.boots: set[str] = set()  # boot ids announced in hey_there events
+        self.boot_starts: dict[str, int] = {}  # boot id -> earliest at_ms of its hey_theres
+        self.boots_dropped = 0  # boots announced, then forgotten for newer ones
+        self.boot_latest: dict[str, int] = {}  # boot id -> latest at_ms of its events
         self.hey_there: _Mark | None = None
         self.endpoints: dict[str, str] = {}
         self.in_heap = False
 
     def display_name(self) -> str:
-        """Its own latest word on its name; failing that, what observers called it."""
-        named = self.named or self.seen_name
-        return "" if named is None else named[2]
+        return "" if self.named is None else self.named[2]
 
 
 class Projection:
     """Per-DID statuses derived from verified events. Sans-I/O: pass ``now_ms`` in."""
 
-    def __init__(
-        self,
-        config: ProjectionConfig | None = None,
-        *,
-        started_at_ms: int,
-        booting: bool = True,
-    ) -> None:
+    def __init__(self, config: ProjectionConfig | None = None) -> None:
         self._config = config or ProjectionConfig()
         self._plaza_ms = int(self._config.plaza_missing_after_s * 1000)
         self._mesh_ms = int(self._config.mesh_missing_after_s * 1000)
-        self._boot_deadline_ms = started_at_ms + int(self._config.boot_window_max_s * 1000)
-        self._booting = booting
         self._subjects: dict[str, _Subject] = {}
         self._transports: dict[str, str] = {}
         self._reported: dict[str, Status] = {}
+        self._counts: dict[Status, int] = dict.fromkeys(Status, 0)
         self._deadlines: list[tuple[int, str]] = []  # (when, did); one entry per subject
 
     # --- inputs -------------------------------------------------------------------------
 
     def apply(self, signed: SignedEvent, now_ms: int) -> list[StatusChanged]:
         """Take one verified event into account; return the status changes it causes."""
-        changes = self._close_window_if_due(now_ms) if self._booting else []
+        changes: list[StatusChanged] = []
         event = signed.event
         event_type = type(event)
         at_ms, event_id = event.at_ms, signed.id
@@ -127,6 +153,7 @@ class Projection:
         named = (at_ms, event_id, event.name)
         if emitter.named is None or named > emitter.named:
             emitter.named = named
+        kind = KIND_OF[event_type]
         if event_type is Lost:
             held = emitter.lost.get(event.boot_id)
             if held is None or (event.session, event_id) > held[:2]:
@@ -137,92 +164,113 @@ class Projection:
                 emitter.own_boot = event.boot_id
             if event.session > emitter.sessions.get(event.boot_id, -1):
                 emitter.sessions[event.boot_id] = event.session
-            mark: _Mark = (at_ms, event_id, KIND_OF[event_type])
+            mark: _Mark = (at_ms, event_id, kind)
             if event_type is HeyThere:
                 assert isinstance(event, HeyThere)
-                emitter.boots.add(event.boot_id)
-                if emitter.hey_there is None or mark > emitter.hey_there:
-                    emitter.hey_there = mark
-                    self._transports[emitter.did] = event.transport
-                    emitter.endpoints = dict(event.endpoints)
-            self._offer(emitter, mark, event_type is Chau)
+                self._announce(emitter, event, mark)
+            if event_type is not Howdy and (emitter.vouch is None or mark > emitter.vouch):
+                emitter.vouch = mark
+            if emitter.best is None or mark > emitter.best:
+                emitter.best = mark
+        self._note_boot(emitter, event.boot_id, at_ms)
         self._refresh(emitter, now_ms, "event", event_id, changes)
-        if event_type is Seen:
-            assert isinstance(event, Seen)
-            if event.subject_did != event.did:
-                self._apply_seen_subject(event, signed.id, now_ms, changes)
         return changes
 
-    def _apply_seen_subject(
-        self, event: Seen, event_id: str, now_ms: int, changes: list[StatusChanged]
-    ) -> None:
-        subject = self._subject(event.subject_did)
-        named = (event.at_ms, event_id, event.subject_name)
-        if subject.seen_name is None or named > subject.seen_name:
-            subject.seen_name = named
-        self._offer(subject, (event.at_ms, event_id, "seen"), False)
-        self._refresh(subject, now_ms, "event", event_id, changes)
-
     def tick(self, now_ms: int) -> list[StatusChanged]:
-        """Let time pass: report subjects that went silent, close an expired boot window."""
-        changes = self._close_window_if_due(now_ms)
+        """Let time pass: report subjects that went silent."""
+        changes: list[StatusChanged] = []
         heap = self._deadlines
         while heap and heap[0][0] <= now_ms:
             _, did = heapq.heappop(heap)
-            subject = self._subjects[did]
+            subject = self._subjects.get(did)
+            if subject is None:
+                continue  # forgotten since
             subject.in_heap = False
             self._refresh(subject, now_ms, "timeout", None, changes)
         return changes
 
-    def end_boot_window(self, now_ms: int) -> list[StatusChanged]:
-        """Our first sync completed: chaus held back during boot are judged again."""
-        if not self._booting:
-            return []
-        self._booting = False
-        changes: list[StatusChanged] = []
-        for subject in self._subjects.values():
-            if subject.best != subject.best_not_chau:
-                self._refresh(subject, now_ms, "boot_window_closed", None, changes)
-        return changes
+    def forget(self, did: str) -> bool:
+        """Drop everything known about ``did`` (the runtime decides when: see
+        :mod:`hereabouts.peers.admission`). True if it was known."""
+        subject = self._subjects.pop(did, None)
+        if subject is None:
+            return False
+        self._transports.pop(did, None)
+        reported = self._reported.pop(did, None)
+        if reported is not None:
+            self._counts[reported] -= 1
+        return True
 
     # --- outputs ------------------------------------------------------------------------
 
-    @property
-    def booting(self) -> bool:
-        return self._booting
-
     def next_deadline(self) -> int | None:
         """The earliest time at which :meth:`tick` may have something to report."""
-        candidates = [self._deadlines[0][0]] if self._deadlines else []
-        if self._booting:
-            candidates.append(self._boot_deadline_ms)
-        return min(candidates) if candidates else None
+        return self._deadlines[0][0] if self._deadlines else None
 
     def status(self, did: str, now_ms: int) -> Status | None:
         """The subject's status now, or None when no event about it is known."""
         subject = self._subjects.get(did)
         return None if subject is None else self._judge(subject, now_ms)[0]
 
+    def reported(self, did: str) -> Status | None:
+        """The status last reported for ``did`` (up to date when :meth:`tick` has run)."""
+        return self._reported.get(did)
+
+    def last_event_ms(self, did: str) -> int:
+        """``at_ms`` of the event that currently decides ``did``'s status (-1 if unknown)."""
+        subject = self._subjects.get(did)
+        return -1 if subject is None or subject.best is None else subject.best[0]
+
+    def count(self, status: Status) -> int:
+        """Subjects whose last reported status is ``status``; O(1)."""
+        return self._counts[status]
+
     def view(self, did: str, now_ms: int) -> PeerView | None:
         subject = self._subjects.get(did)
         return None if subject is None else self._view(subject, now_ms)
 
     def peers(self, now_ms: int) -> list[PeerView]:
-        """Every known subject, sorted by name then DID."""
+        """Every known subject, sorted by name then DID. O(N log N): for the API, never for
+        a decision taken per event."""
         views = [self._view(s, now_ms) for s in self._subjects.values()]
         return sorted(views, key=lambda v: (v.name, v.did))
+
+    def dids(self) -> Iterator[str]:
+        """Every known subject's DID, in no particular order."""
+        return iter(self._subjects)
 
     def statuses(self, now_ms: int) -> dict[str, Status]:
         """Status of every known subject, by DID."""
         judged = ((did, self._judge(s, now_ms)[0]) for did, s in self._subjects.items())
         return {did: status for did, status in judged if status is not None}
 
+    def evidence(self, did: str, now_ms: int) -> tuple[str | None, str | None]:
+        """Ids of the events a howdy should carry to vouch for ``did``: its latest
+        hey_there, and its latest word if newer (the lost will that makes it MISSING, else
+        its latest event other than a howdy, whose size would nest howdys in howdys)."""
+        subject = self._subjects.get(did)
+        if subject is None:
+            return None, None
+        hey_there = None if subject.hey_there is None else subject.hey_there[1]
+        latest = subject.vouch
+        if self._judge(subject, now_ms)[0] is Status.MISSING:
+            latest = self._lost_will(subject) or latest
+        if latest is None or latest[1] == hey_there:
+            return hey_there, None
+        return hey_there, latest[1]
+
+    def clashes(self, did: str, now_ms: int) -> bool:
+        """Whether two processes seem to share ``did``'s key now (rule 6)."""
+        subject = self._subjects.get(did)
+        return subject is not None and self._clashing(subject, now_ms)
+
     def pinned_event_ids(self) -> set[str]:
         """Events that retention must keep so that a replay of what remains decides the same:
-        each subject's winners, its latest own event and hey_there, and its current lost."""
+        each subject's winner, its latest own event, hey_there and vouching event, and its
+        current lost wills."""
         keep: set[str] = set()
         for s in self._subjects.values():
-            for mark in (s.best, s.best_not_chau, s.hey_there):
+            for mark in (s.best, s.hey_there, s.vouch):
                 if mark is not None:
                     keep.add(mark[1])
             if s.own[0] >= 0:
@@ -233,6 +281,9 @@ class Projection:
     def __len__(self) -> int:
         return len(self._subjects)
 
+    def __contains__(self, did: object) -> bool:
+        return did in self._subjects
+
     # --- the rules ----------------------------------------------------------------------
 
     def _subject(self, did: str) -> _Subject:
@@ -241,13 +292,54 @@ class Projection:
             subject = self._subjects[did] = _Subject(did)
         return subject
 
+    def _announce(self, subject: _Subject, event: HeyThere, mark: _Mark) -> None:
+        starts = subject.boot_starts
+        started = starts.get(event.boot_id)
+        if started is None or event.at_ms < started:
+            starts[event.boot_id] = event.at_ms
+            if len(starts) > MAX_BOOTS:
+                oldest = min(starts, key=lambda boot: (starts[boot], boot))
+                del starts[oldest]
+                subject.sessions.pop(oldest, None)
+                subject.lost.pop(oldest, None)
+                subject.boots_dropped += 1
+        if subject.hey_there is None or mark > subject.hey_there:
+            subject.hey_there = mark
+            self._transports[subject.did] = event.transport
+            subject.endpoints = dict(event.endpoints)
+
     @staticmethod
-    def _offer(subject: _Subject, mark: _Mark, is_chau: bool) -> None:
-        # Marks compare as (at_ms, event id, kind); ids are unique, so the kind never decides.
-        if subject.best is None or mark > subject.best:
-            subject.best = mark
-        if not is_chau and (subject.best_not_chau is None or mark > subject.best_not_chau):
-            subject.best_not_chau = mark
+    def _note_boot(subject: _Subject, boot: str, at_ms: int) -> None:
+        latest = subject.boot_latest
+        if at_ms > latest.get(boot, -1):
+            latest[boot] = at_ms
+            if len(latest) > 2 * MAX_BOOTS:  # forget the boot heard from least recently
+                del latest[min(latest, key=lambda b: (latest[b], b))]
+        for table in (subject.sessions, subject.lost):
+            while len(table) > 2 * MAX_BOOTS:
+                oldest = next(b for b in table if b != subject.own_boot)
+                del table[oldest]
+
+    @staticmethod
+    def _clash_at(subject: _Subject) -> int | None:
+        """Rule 6: the latest event of a boot dated after a newer boot had started. Only
+        boots whose hey_there we hold can be placed in time, so only they are judged."""
+        starts, found = subject.boot_starts, None
+        for boot, started in starts.items():
+            latest = subject.boot_latest.get(boot, started)
+            if any(
+                other_start > started and latest > other_start + CLASH_GRACE_MS
+                for other, other_start in starts.items()
+                if other != boot
+            ) and (found is None or latest > found):
+                found = latest
+        return found
+
+    def _clashing(self, subject: _Subject, now_ms: int) -> bool:
+        if len(subject.boot_starts) < 2:
+            return False
+        clash_at = self._clash_at(subject)
+        return clash_at is not None and now_ms - clash_at <= CLASH_MEMORY_MS
 
     def _threshold_ms(self, did: str) -> int:
         return self._mesh_ms if self._transports.get(did) == "mesh" else self._plaza_ms
@@ -268,8 +360,6 @@ class Projection:
     def _judge(self, subject: _Subject, now_ms: int) -> tuple[Status | None, _Mark | None]:
         """(status, the event that decides it) of one subject at ``now_ms``."""
         best = subject.best
-        if self._booting and subject.best_not_chau is not None:
-            best = subject.best_not_chau
         if best is not None and best[2] == "chau":
             return Status.OFFLINE, best
         will = self._lost_will(subject)
@@ -299,6 +389,9 @@ class Projection:
         old = self._reported.get(subject.did)
         if status is not old:
             self._reported[subject.did] = status
+            if old is not None:
+                self._counts[old] -= 1
+            self._counts[status] += 1
             changes.append(
                 StatusChanged(
                     did=subject.did,
@@ -311,11 +404,6 @@ class Projection:
                 )
             )
 
-    def _close_window_if_due(self, now_ms: int) -> list[StatusChanged]:
-        if self._booting and now_ms >= self._boot_deadline_ms:
-            return self.end_boot_window(now_ms)
-        return []
-
     def _view(self, subject: _Subject, now_ms: int) -> PeerView:
         status, decided = self._judge(subject, now_ms)
         assert status is not None and decided is not None, "known subjects have evidence"
@@ -327,7 +415,9 @@ class Projection:
             last_event=decided[2],
             last_event_id=decided[1],
             boot_id=subject.own_boot,
-            restarts=max(0, len(subject.boots) - 1),
+            restarts=max(0, len(subject.boot_starts) + subject.boots_dropped - 1),
             transport=self._transports.get(subject.did, "plaza"),
             endpoints=dict(subject.endpoints),
+            clash=self._clashing(subject, now_ms),
         )
+
