@@ -146,3 +146,18 @@ def test_committed_events_survive_kill_9(tmp_path: Path) -> None:
         assert {T0 + i for i in range(committed)} <= stored
     finally:
         ledger.close()
+
+
+def test_events_are_read_back_by_id(ledger: Ledger) -> None:
+    event = ALICE.hey_there(T0)
+    ledger.append(event)
+    assert ledger.get(event.id) == event.raw
+    assert ledger.get("00" * 32) is None
+
+
+def test_forgetting_a_key_deletes_its_events_only(ledger: Ledger) -> None:
+    bob = Peer("bob", seed=2)
+    ledger.append_many([ALICE.hey_there(T0), ALICE.newspaper(T0 + 1), bob.hey_there(T0)])
+    assert ledger.forget(ALICE.did) == 2
+    assert len(ledger) == 1 and ledger.forget(ALICE.did) == 0
+    assert ledger.append(ALICE.hey_there(T0)) is True  # no tombstone: it may come back

@@ -14,6 +14,9 @@ Rules:
   a re-gossiped old event is refused with :class:`~hereabouts.errors.Replayed` instead of
   being accepted a second time. Tombstones themselves are forgotten once older than a second
   cut-off, by which time the arrival age check refuses such events anyway.
+* **Forgetting a key.** :meth:`Ledger.forget` deletes every event of one emitter, for keys
+  the node has decided to forget (unproven keys gone silent, peers gone for a week); no
+  tombstones are kept for them, since such a key has to be admitted again to come back.
 * **Durable once committed.** :class:`SqliteLedger` uses WAL mode; a committed append
   survives the process being killed (``kill -9``). ``synchronous=NORMAL`` trades the last
   transactions before a *power* loss for commits that cost microseconds, the usual choice
@@ -64,6 +67,14 @@ class Ledger(abc.ABC):
     @abc.abstractmethod
     def tombstone_count(self) -> int: ...
 
+    @abc.abstractmethod
+    def get(self, event_id: str) -> bytes | None:
+        """The sealed bytes of one stored event."""
+
+    @abc.abstractmethod
+    def forget(self, did: str) -> int:
+        """Delete every stored event emitted by ``did``; returns how many."""
+
     def close(self) -> None:  # noqa: B027 - nothing to release by default
         """Release the store."""
 
@@ -86,12 +97,13 @@ class Ledger(abc.ABC):
             raise Replayed(f"event {signed.id[:16]}… was pruned and cannot be accepted again")
 
     def replay(self, *, limits: WireLimits | None = None) -> Iterator[SignedEvent]:
-        """Every stored event, verified again, in append order."""
+        """Every stored event, verified again, in append order (events stored before the
+        canonical-form rule existed are still read)."""
         for raw in self.raw_events():
             if limits is None:
-                yield unseal(raw, check_clock=False)
+                yield unseal(raw, check_clock=False, strict=False)
             else:
-                yield unseal(raw, check_clock=False, limits=limits)
+                yield unseal(raw, check_clock=False, limits=limits, strict=False)
 
     def prune(
         self,
@@ -120,7 +132,9 @@ class MemoryLedger(Ledger):
     """The in-memory twin: same behaviour, nothing on disk."""
 
     def __init__(self) -> None:
-        self._events: dict[str, tuple[int, bytes]] = {}  # id -> (at_ms, raw); dicts keep order
+        # id -> (at_ms, emitter, raw); dicts keep insertion order
+        self._events: dict[str, tuple[int, str, bytes]] = {}
+        self._by_did: dict[str, set[str]] = {}
         self._tombstones: dict[str, int] = {}
 
     def _store(self, batch: list[SignedEvent]) -> list[bool]:
@@ -128,9 +142,20 @@ class MemoryLedger(Ledger):
         for signed in batch:
             new = signed.id not in self._events
             if new:
-                self._events[signed.id] = (signed.at_ms, signed.raw)
+                self._events[signed.id] = (signed.at_ms, signed.did, signed.raw)
+                self._by_did.setdefault(signed.did, set()).add(signed.id)
             flags.append(new)
         return flags
+
+    def get(self, event_id: str) -> bytes | None:
+        held = self._events.get(event_id)
+        return None if held is None else held[2]
+
+    def forget(self, did: str) -> int:
+        ids = self._by_did.pop(did, set())
+        for event_id in ids:
+            self._events.pop(event_id, None)
+        return len(ids)
 
     def _is_tombstoned(self, event_id: str) -> bool:
         return event_id in self._tombstones
@@ -142,17 +167,22 @@ class MemoryLedger(Ledger):
         return len(self._events)
 
     def raw_events(self) -> Iterator[bytes]:
-        return iter([raw for _, raw in self._events.values()])
+        return iter([raw for _, _, raw in self._events.values()])
 
     def _prune(self, cutoff_ms: int, keep: Collection[str], tombstone_cutoff_ms: int) -> int:
         doomed = [
-            (event_id, at_ms)
-            for event_id, (at_ms, _) in self._events.items()
+            (event_id, at_ms, did)
+            for event_id, (at_ms, did, _) in self._events.items()
             if at_ms < cutoff_ms and event_id not in keep
         ]
-        for event_id, at_ms in doomed:
+        for event_id, at_ms, did in doomed:
             del self._events[event_id]
             self._tombstones[event_id] = at_ms
+            ids = self._by_did.get(did)
+            if ids is not None:
+                ids.discard(event_id)
+                if not ids:
+                    del self._by_did[did]
         self._tombstones = {i: t for i, t in self._tombstones.items() if t >= tombstone_cutoff_ms}
         return len(doomed)
 
@@ -170,6 +200,7 @@ CREATE TABLE IF NOT EXISTS events (
     raw BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS events_at ON events (at_ms);
+CREATE INDEX IF NOT EXISTS events_did ON events (did);
 CREATE TABLE IF NOT EXISTS tombstones (
     id TEXT PRIMARY KEY,
     at_ms INTEGER NOT NULL
@@ -222,6 +253,18 @@ class SqliteLedger(Ledger):
     def __contains__(self, event_id: object) -> bool:
         row = self._db.execute("SELECT 1 FROM events WHERE id = ?", (event_id,)).fetchone()
         return row is not None
+
+    def get(self, event_id: str) -> bytes | None:
+        row = self._db.execute("SELECT raw FROM events WHERE id = ?", (event_id,)).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def forget(self, did: str) -> int:
+        db = self._db
+        try:
+            cursor = db.execute("DELETE FROM events WHERE did = ?", (did,))
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot forget events in ledger {self.path}: {exc}") from None
+        return cursor.rowcount
 
     def __len__(self) -> int:
         count: int = self._db.execute("SELECT COUNT(*) FROM events").fetchone()[0]

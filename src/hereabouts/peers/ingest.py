@@ -1,32 +1,59 @@
-"""The edge: raw bytes in, verified events into the ledger and the projection, or a rejection.
+"""The edge: raw bytes in, verified and admitted events into the ledger and the projection.
 
 This is the one path by which anything comes to be believed:
 
-    unseal (size, shape, kind, signature, emitter, clock)
+    unseal: size, depth, shape, canonical form, kind, emitter, clock
+    → precheck, before paying for the signature: in an invited network, is the key a
+      member (or presenting a credential)? in an open one, is the key known, or is there
+      room and an admission token for a new one? (:mod:`hereabouts.core.keys`)
+    → signature (skipped for bytes already in the ledger)
     → age check (older than the retention window: refused)
-    → TOFU keyring (name pinned to another key: refused)
-    → ledger append (duplicate: ignored; pruned before: refused)
-    → projection apply (status changes out)
+    → the caller's gate (topic, rate limit) → tombstones
+    → trust: credential checked, rotation statement checked, key heard (admitted, maybe
+      proved); keys pushed out of the quarantine are forgotten
+    → ledger append (duplicate: ignored) → projection apply (status changes out)
 
 Bad input never raises out of :meth:`Ingestor.ingest`: it comes back as a :class:`Rejected`
 with the typed error, and is counted by reason in ``events_rejected``. Nothing rejected
-reaches the ledger or the projection.
+reaches the ledger, the projection or the key book. Local failures (storage) do raise.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Final
 
 from hereabouts.config import LedgerConfig, WireLimits
 from hereabouts.core.effects import StatusChanged
+from hereabouts.core.keys import KeyBook
 from hereabouts.core.projection import Projection
-from hereabouts.errors import HereaboutsError, LocalError, TooOld
-from hereabouts.events import SignedEvent
+from hereabouts.errors import EventRejected, HereaboutsError, LocalError, RemoteError, TooOld
+from hereabouts.events import AnyEvent, HeyThere, SignedEvent
 from hereabouts.ledger import Ledger
 from hereabouts.metrics import Counters
-from hereabouts.peers.keyring import Keyring
+from hereabouts.peers.keyring import check_rotation
+from hereabouts.peers.membership import Membership
 from hereabouts.wire import unseal
+
+HEARD_FRESH_MS: Final = 60_000
+"""An event counts as hearing its emitter *now* (towards proof by time) only if it is new to
+us and at most this old: an older one, or one we already had, is history that anybody can
+relay, and relaying a key's old events must not prove it present."""
+
+
+class NotAdmitted(EventRejected):
+    """An unknown key's event, refused before its signature was checked: new keys are
+    admitted at a bounded rate (``TrustConfig.admit_per_s``)."""
+
+    reason = "admission"
+
+
+class KeysFull(NotAdmitted):
+    """An unknown key's event, refused because the node remembers its most keys."""
+
+    reason = "keys_full"
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,33 +78,58 @@ Gate = Callable[[SignedEvent], None]
 
 
 class Ingestor:
-    """Wires wire, keyring, ledger and projection into one verified pipeline."""
+    """Wires wire, trust, ledger and projection into one verified pipeline."""
 
     def __init__(
         self,
         *,
         ledger: Ledger,
         projection: Projection,
-        keyring: Keyring,
+        keys: KeyBook,
+        membership: Membership | None = None,
         limits: WireLimits | None = None,
         retention_s: float = LedgerConfig().retention_s,
         counters: Counters | None = None,
+        on_forget: Callable[[StatusChanged], None] | None = None,
     ) -> None:
+        """``membership`` makes this an invited network's edge (None: open network).
+        ``on_forget`` hears of every peer forgotten here that the projection had reported,
+        as a change with cause ``forgotten`` (``new`` repeats its last status)."""
         self.ledger = ledger
         self.projection = projection
-        self.keyring = keyring
+        self.keys = keys
+        self.membership = membership
         self._limits = limits or WireLimits()
         self._retention_ms = int(retention_s * 1000)
         self.counters = counters or Counters()
+        self._on_forget = on_forget
         self._known = ledger.__contains__
         self.counters.describe("events_in", "Events accepted, by kind.", "kind")
         self.counters.describe(
             "events_rejected", "Events refused at the edge, by reason.", "reason"
         )
         self.counters.describe("events_duplicate", "Events already in the ledger, by kind.", "kind")
+        self.counters.describe("keys_forgotten", "Keys forgotten, by why.", "why")
+        self.counters.describe("keys_proved", "Keys that proved themselves by time.", "how")
+
+    # --- checks, cheapest first --------------------------------------------------------
+
+    def _precheck(self, event: AnyEvent, now_ms: int) -> None:
+        if self.membership is not None:
+            self.membership.precheck(event, now_ms)
+        elif not self.keys.admissible(event.did, now_ms):
+            if self.keys.full():
+                raise KeysFull("this node remembers its most keys; new keys must wait")
+            raise NotAdmitted("too many new keys at once; this one must wait")
 
     def _check(self, data: bytes, now_ms: int, gate: Gate | None) -> SignedEvent:
-        signed = unseal(data, now_ms=now_ms, limits=self._limits, known=self._known)
+        signed = unseal(
+            data,
+            now_ms=now_ms,
+            limits=self._limits,
+            known=self._known,
+            precheck=lambda event: self._precheck(event, now_ms),
+        )
         if signed.at_ms < now_ms - self._retention_ms:
             raise TooOld(
                 f"{signed.kind} is {(now_ms - signed.at_ms) / 3_600_000:.1f}h old; events older "
@@ -86,12 +138,40 @@ class Ingestor:
         self.ledger.admit(signed)
         if gate is not None:
             gate(signed)
-        self.keyring.check(signed)
+        self._trust(signed, now_ms)
         return signed
+
+    def _trust(self, signed: SignedEvent, now_ms: int) -> None:
+        """The key's standing, after its signature: member, rotation, admission. A known
+        key is heard later, once the event turns out new (:meth:`_heard`)."""
+        event = signed.event
+        if self.membership is not None:
+            self.membership.admit(event, now_ms)
+        rotation = event.rotation if type(event) is HeyThere else None
+        if rotation is not None:
+            check_rotation(event.name, event.did, rotation)
+        if not self.keys.known(event.did):
+            self._heard(event, now_ms)
+
+    def _heard(self, event: AnyEvent, now_ms: int) -> None:
+        heard = self.keys.heard(
+            event.did, event.name, now_ms, member=self.membership is not None
+        )
+        if not heard.admitted:
+            raise NotAdmitted("too many new keys at once; this one must wait")
+        if heard.proved:
+            self.counters.add("keys_proved", "time")
+        for did in heard.evicted:
+            self._forget(did, "quarantine_full", now_ms)
+        rotation = event.rotation if type(event) is HeyThere else None
+        if rotation is not None:
+            self.keys.rotate(rotation.old_did, event.did, now_ms)
 
     def _reject(self, error: HereaboutsError) -> Rejected:
         self.counters.add("events_rejected", error.reason)
         return Rejected(error)
+
+    # --- taking events in --------------------------------------------------------------
 
     def ingest(self, data: bytes, now_ms: int, *, gate: Gate | None = None) -> Outcome:
         """Verify one sealed event and take it in; never raises on bad input."""
@@ -126,19 +206,73 @@ class Ingestor:
         for (index, signed), new in zip(good, flags, strict=True):
             if new:
                 self.counters.add("events_in", signed.kind)
+                if now_ms - signed.at_ms <= HEARD_FRESH_MS:
+                    # Known when checked; pushed out of the quarantine by a key later in
+                    # this same batch at worst, and then simply not heard again.
+                    with contextlib.suppress(NotAdmitted):
+                        self._heard(signed.event, now_ms)
                 outcomes[index] = Accepted(signed, True, self.projection.apply(signed, now_ms))
             else:
                 self.counters.add("events_duplicate", signed.kind)
                 outcomes[index] = Accepted(signed, new=False)
         return [outcome for outcome in outcomes if outcome is not None]
 
-    def replay(self, now_ms: int) -> int:
-        """Rebuild the projection from the ledger (on start); returns the number of events."""
+    def replay(
+        self, now_ms: int, *, on_event: Callable[[SignedEvent], None] | None = None
+    ) -> int:
+        """Rebuild the projection from the ledger (on start); returns the number of events.
+
+        Our own ledger needs no admission tokens, but a member revoked since, or a
+        credential expired since, keeps its events out of the view. ``on_event`` sees every
+        event replayed."""
         count = 0
         for signed in self.ledger.replay(limits=self._limits):
+            event = signed.event
+            if self.membership is not None:
+                try:
+                    self.membership.precheck(event, now_ms)
+                    self.membership.admit(event, now_ms)
+                except RemoteError:
+                    continue
+            if not self.keys.known(event.did):
+                heard = self.keys.heard(
+                    event.did, event.name, now_ms, member=self.membership is not None,
+                    restore=True,
+                )
+                for did in heard.evicted:
+                    self._forget(did, "quarantine_full", now_ms)
             self.projection.apply(signed, now_ms)
+            if on_event is not None:
+                on_event(signed)
             count += 1
         return count
+
+    # --- forgetting ----------------------------------------------------------------------
+
+    def expire(self, now_ms: int) -> list[str]:
+        """Forget keys gone silent (see :meth:`KeyBook.expired`); returns their DIDs."""
+        gone = self.keys.expired(now_ms)
+        for did in gone:
+            self._forget(did, "silent", now_ms)
+        return gone
+
+    def forget(self, did: str, why: str, now_ms: int) -> None:
+        """Forget a key now (a revoked member), its record included."""
+        self.keys.forget(did)
+        self._forget(did, why, now_ms)
+
+    def _forget(self, did: str, why: str, now_ms: int) -> None:
+        last = self.projection.reported(did)
+        view = self.projection.view(did, now_ms) if last is not None else None
+        self.projection.forget(did)
+        self.ledger.forget(did)
+        self.counters.add("keys_forgotten", why)
+        if self._on_forget is not None and last is not None:
+            name = "" if view is None else view.name
+            self._on_forget(
+                StatusChanged(did=did, name=name, old=last, new=last, at_ms=now_ms,
+                              cause="forgotten")
+            )
 
     def prune(self, now_ms: int) -> int:
         """Apply retention: drop old events the projection does not need; returns the count."""

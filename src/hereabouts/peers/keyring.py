@@ -1,17 +1,16 @@
-"""Trust on first use: each name is pinned to the first key that signed for it.
+"""The keyring: proven keys and the names they hold, on disk; and key rotation statements.
 
-Names are for people; keys are what we can check. Once a verified event has bound a name to a
-DID, any event that uses the name with another key is refused with
-:class:`~hereabouts.errors.TofuViolation` — unless it is a ``hey_there`` carrying a rotation
-statement in which the *pinned* key hands the name to the new key. The statement signs
-``ROTATION_TAG ‖ canonical JSON {name, old_did, new_did, at_ms}`` (RFC 8785), so another
-implementation can rebuild the exact bytes from the values.
+Which key holds which name is decided by :class:`~hereabouts.core.keys.KeyBook` (a name
+is a label held by the key that proved itself under it first; nobody is refused for using
+a name). This module keeps the book's *proven* records across restarts, in SQLite
+(``<home>/keyring.sqlite3``), written in one transaction now and then
+(:meth:`Keyring.save`), so a restart neither forgets who holds a name nor makes every peer
+prove itself again. Unproven keys are never written: a flood of fresh keys costs no disk.
 
-Only an event's own emitter can pin its name. A ``seen`` event's subject name is checked
-against the pins but never pins anything: an observer cannot name somebody else's key.
-
-Pins live in SQLite (``<home>/keyring.sqlite3``) and in a dictionary in front of it, so the
-check on the hot path is a dictionary look-up; only a first pin or a rotation writes.
+A rotation statement lets a key hand its name, and its place as holder, to a new key. It
+is signed by the *old* key over ``ROTATION_TAG ‖ canonical JSON {name, old_did, new_did,
+at_ms}`` (RFC 8785), so another implementation can rebuild the exact bytes from the values,
+and travels in the new key's ``hey_there``.
 """
 
 from __future__ import annotations
@@ -19,24 +18,36 @@ from __future__ import annotations
 import base64
 import binascii
 import sqlite3
+from collections.abc import Iterable
 from pathlib import Path
 
 from hereabouts.canonical import canonicalize
+from hereabouts.core.keys import KeyRecord
 from hereabouts.errors import BadSignature, InvalidDID, StorageError, TofuViolation
-from hereabouts.events import HeyThere, Rotation, Seen, SignedEvent
+from hereabouts.events import Rotation
 from hereabouts.identity import Identity, verify
 
 ROTATION_TAG = b"hereabouts/v1/rotation\n"
 KEYRING_FILE_NAME = "keyring.sqlite3"
 
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS pins (
-    name TEXT PRIMARY KEY,
-    did TEXT NOT NULL,
-    pinned_at_ms INTEGER NOT NULL,
-    previous_did TEXT
-)
+DROP TABLE IF EXISTS pins;  -- first-use pins, replaced by proven keys (docs/security.md)
+CREATE TABLE IF NOT EXISTS keys (
+    did TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    first_ms INTEGER NOT NULL,
+    last_ms INTEGER NOT NULL,
+    proven_ms INTEGER NOT NULL,
+    claim_ms INTEGER NOT NULL,
+    rotated_to TEXT
+) WITHOUT ROWID;
 """
+
+
+class BadRotation(TofuViolation):
+    """A rotation statement that the key it names did not sign for this name and new key."""
+
+    reason = "bad_rotation"
 
 
 def rotation_message(*, name: str, old_did: str, new_did: str, at_ms: int) -> bytes:
@@ -53,72 +64,79 @@ def make_rotation(old: Identity, *, name: str, new_did: str, at_ms: int) -> Rota
     )
 
 
+def check_rotation(name: str, new_did: str, rotation: Rotation) -> None:
+    """Raise :class:`BadRotation` unless ``rotation.old_did`` signed it over to ``new_did``."""
+    message = rotation_message(
+        name=name, old_did=rotation.old_did, new_did=new_did, at_ms=rotation.at_ms
+    )
+    try:
+        signature = base64.b64decode(rotation.sig, validate=True)
+        verify(rotation.old_did, message, signature)
+    except (binascii.Error, ValueError, BadSignature, InvalidDID):
+        raise BadRotation(f"rotation statement for {name!r} does not verify") from None
+
+
 class Keyring:
-    """Name → DID pins, persisted in SQLite (``":memory:"`` for a throw-away keyring)."""
+    """Proven key records in SQLite (``":memory:"`` for a throw-away keyring)."""
 
     def __init__(self, path: Path | str = ":memory:") -> None:
+        self.path = str(path)
         try:
-            self._db = sqlite3.connect(str(path), isolation_level=None)
+            self._db = sqlite3.connect(self.path, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute(_SCHEMA)
-            rows = self._db.execute("SELECT name, did FROM pins").fetchall()
+            self._db.executescript(_SCHEMA)
         except sqlite3.Error as exc:
             raise StorageError(f"cannot open keyring {path}: {exc}") from None
-        self._pins: dict[str, str] = dict(rows)
 
-    def pinned(self, name: str) -> str | None:
-        """The DID pinned for ``name``, if any."""
-        return self._pins.get(name)
+    def load(self) -> list[KeyRecord]:
+        """Every stored record."""
+        try:
+            rows = self._db.execute(
+                "SELECT did, name, first_ms, last_ms, proven_ms, claim_ms, rotated_to FROM keys"
+            ).fetchall()
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot read keyring {self.path}: {exc}") from None
+        return [
+            KeyRecord(
+                did=did,
+                name=name,
+                first_ms=first,
+                last_ms=last,
+                proven_ms=proven,
+                claim_ms=claim,
+                rotated_to=rotated,
+            )
+            for did, name, first, last, proven, claim, rotated in rows
+        ]
+
+    def save(self, changed: Iterable[KeyRecord], dropped: Iterable[str]) -> None:
+        """Write changed proven records and delete dropped ones, in one transaction."""
+        rows = [
+            (r.did, r.name, r.first_ms, r.last_ms, r.proven_ms, r.claim_ms or r.proven_ms,
+             r.rotated_to)
+            for r in changed
+        ]
+        gone = [(did,) for did in dropped]
+        if not rows and not gone:
+            return
+        db = self._db
+        try:
+            db.execute("BEGIN")
+            db.executemany(
+                "INSERT OR REPLACE INTO keys (did, name, first_ms, last_ms, proven_ms, "
+                "claim_ms, rotated_to) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+            db.executemany("DELETE FROM keys WHERE did = ?", gone)
+            db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise StorageError(f"cannot write keyring {self.path}: {exc}") from None
 
     def __len__(self) -> int:
-        return len(self._pins)
-
-    def check(self, signed: SignedEvent) -> None:
-        """Accept ``signed`` under TOFU (pinning or rotating as needed) or raise TofuViolation."""
-        event = signed.event
-        pinned = self._pins.get(event.name)
-        if pinned is None:
-            self._pin(event.name, event.did, event.at_ms, previous=None)
-        elif pinned != event.did:
-            rotation = event.rotation if isinstance(event, HeyThere) else None
-            if rotation is None:
-                raise TofuViolation(
-                    f"name {event.name!r} is pinned to another key; this {signed.kind} is "
-                    "signed by a different one and carries no rotation statement"
-                )
-            self._check_rotation(event.name, pinned, event.did, rotation)
-            self._pin(event.name, event.did, event.at_ms, previous=pinned)
-        if isinstance(event, Seen):
-            subject_pin = self._pins.get(event.subject_name)
-            if subject_pin is not None and subject_pin != event.subject_did:
-                raise TofuViolation(
-                    f"seen names {event.subject_name!r} with a key other than its pinned one"
-                )
-
-    def _check_rotation(self, name: str, pinned: str, new_did: str, rotation: Rotation) -> None:
-        if rotation.old_did != pinned:
-            raise TofuViolation(
-                f"rotation for {name!r} is signed by a key other than the pinned one"
-            )
-        message = rotation_message(
-            name=name, old_did=rotation.old_did, new_did=new_did, at_ms=rotation.at_ms
-        )
-        try:
-            signature = base64.b64decode(rotation.sig, validate=True)
-            verify(rotation.old_did, message, signature)
-        except (binascii.Error, ValueError, BadSignature, InvalidDID):
-            raise TofuViolation(f"rotation statement for {name!r} does not verify") from None
-
-    def _pin(self, name: str, did: str, at_ms: int, *, previous: str | None) -> None:
-        try:
-            self._db.execute(
-                "INSERT OR REPLACE INTO pins (name, did, pinned_at_ms, previous_did) "
-                "VALUES (?, ?, ?, ?)",
-                (name, did, at_ms, previous),
-            )
-        except sqlite3.Error as exc:
-            raise StorageError(f"cannot write keyring: {exc}") from None
-        self._pins[name] = did
+        count: int = self._db.execute("SELECT COUNT(*) FROM keys").fetchone()[0]
+        return count
 
     def close(self) -> None:
         self._db.close()
