@@ -26,7 +26,8 @@ def test_production_defaults_match_the_documentation() -> None:
     assert config.wire.max_future_skew_s == 30
     assert config.projection.plaza_missing_after_s == 300
     assert config.projection.mesh_missing_after_s == 3600
-    assert config.projection.boot_window_max_s == 120
+    assert (config.trust.admit_burst, config.trust.admit_per_s) == (256, 10)
+    assert (config.howdy.budget_burst, config.howdy.budget_refill_s) == (10, 6)
     assert config.ledger.retention_s == 24 * 3600
     assert (config.heartbeat.min_interval_s, config.heartbeat.max_interval_s) == (30, 120)
 

@@ -50,3 +50,27 @@ async def test_cancel_all_ends_a_task_that_swallows_its_first_cancellation() -> 
     await started.wait()
     await asyncio.wait_for(tasks.cancel_all(), 30)
     assert task.cancelled()
+
+
+async def test_an_essential_task_that_ends_is_reported_until_the_owner_stops() -> None:
+    tasks = BackgroundTasks()
+
+    async def crash() -> None:
+        raise OSError("no space left on device")
+
+    async def returns() -> None:
+        return None
+
+    async def runs() -> None:
+        await asyncio.sleep(3600)
+
+    tasks.spawn(crash(), name="receive", essential=True)
+    tasks.spawn(returns(), name="timers", essential=True)
+    tasks.spawn(runs(), name="upkeep", essential=True)
+    tasks.spawn(returns(), name="one-off")
+    await asyncio.sleep(0.05)
+    report = tasks.report()
+    assert report["ok"] is False
+    assert report["failed"] == {"receive": "OSError: no space left on device", "timers": "ended"}
+    await tasks.cancel_all()  # cancelling essential tasks is no failure
+    assert set(tasks.report()["failed"]) == {"receive", "timers"}  # type: ignore[arg-type]

@@ -98,16 +98,9 @@ class ProjectionConfig:
     """The same for peers reachable only over the gossip mesh, whose news travels hop by hop
     and arrives in bursts; an hour keeps them from flapping."""
 
-    boot_window_max_s: float = 120.0
-    """While our own node boots (until its first sync completes, and never longer than this),
-    a chau does not move a peer from ONLINE to OFFLINE: stale goodbyes replayed during sync
-    must not clobber live peers. Held chaus are judged again when the window ends."""
-
     def __post_init__(self) -> None:
         _positive("plaza_missing_after_s", self.plaza_missing_after_s)
         _positive("mesh_missing_after_s", self.mesh_missing_after_s)
-        if self.boot_window_max_s < 0:
-            raise ConfigError("boot_window_max_s must not be negative")
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,13 +148,80 @@ class HowdyConfig:
     """How many hey_there ids the coordinator remembers (answered, suppressed or pending), so
     a replayed hey_there triggers nothing. Bounded: the oldest are forgotten first."""
 
+    budget_burst: int = 10
+    """Howdys one node may send at once. An ordinary join costs the whole fleet about
+    ``max_howdys`` replies, spread over every node, so a node rarely sends more than one in a
+    row; a fleet restart costs each node about ``max_howdys`` in all, which this covers.
+    Newcomers are fresh keys, so a flood of fresh keys draws on this and nothing more."""
+
+    budget_refill_s: float = 6.0
+    """One more howdy may be sent every this many seconds (10 a minute). Bounds what a
+    sustained flood of fake newcomers can draw from N nodes to ``N · (burst + t / 6 s)``."""
+
     def __post_init__(self) -> None:
         _positive("max_howdys", self.max_howdys)
         _positive("max_neighbours", self.max_neighbours)
         _positive("remember", self.remember)
+        _positive("budget_burst", self.budget_burst)
+        _positive("budget_refill_s", self.budget_refill_s)
         _positive("fresh_within_s", self.fresh_within_s)
         if self.jitter_max_s < 0:
             raise ConfigError("jitter_max_s must not be negative")
+
+
+@dataclass(frozen=True, slots=True)
+class TrustConfig:
+    """Whom a node believes, and how much it keeps about keys that proved nothing
+    (see :mod:`hereabouts.core.keys` and docs/security.md)."""
+
+    admit_burst: int = 256
+    """Unknown keys admitted at once. A newcomer learns about a hundred peers from its first
+    howdys (ten of ten neighbours) and must admit them all; 256 leaves room for the
+    heartbeats of the rest of a large fleet arriving meanwhile."""
+
+    admit_per_s: float = 10.0
+    """Unknown keys admitted per second, sustained. A newcomer to a fleet of N learns the
+    peers its howdys did not name from their heartbeats within one quiet interval (120 s),
+    so 10/s covers fleets of about 1,200 without delay; a larger fleet raises it. Events of
+    keys past the limit are refused *before* their signature is checked (``admission``),
+    which is what keeps a flood of fresh keys cheap."""
+
+    max_unproven: int = 4_096
+    """Admitted keys that have not proved themselves yet (the quarantine). When full, the
+    least recently heard is forgotten to make room. A flood admitted at ``admit_per_s``
+    reaches ``admit_per_s x plaza_missing_after_s`` keys at most (3,000 by default) before the
+    silent ones are forgotten, so honest newcomers are not pushed out by it."""
+
+    max_keys: int = 50_000
+    """Keys remembered in all, proven or not (a few hundred bytes each). Past it, unknown
+    keys are refused (``keys_full``) until some are forgotten."""
+
+    settle_s: float = 600.0
+    """A key whose own events reach us across this long, by *our* clock, has proved itself:
+    it can hold its name, it counts as a responder that silences other howdys, it leaves the
+    quarantine. Ten minutes is several heartbeats for a live node, and long enough that an
+    attacker can only prove as many keys as it can keep talking, rate-limited, in the
+    quarantine. Arrival times are used because a key chooses the times written in its
+    events. Gaps longer than the MISSING threshold reset the clock (the key is forgotten)."""
+
+    forget_after_s: float = 7 * 86_400.0
+    """A proven peer silent this long (MISSING or OFFLINE for a week) drops out of the view
+    and its events out of the ledger. Unproven keys are forgotten as soon as they fall
+    silent for the plaza MISSING threshold instead of being shown MISSING."""
+
+    pin_ttl_s: float = 30 * 86_400.0
+    """A proven key's hold on its name lasts this long after it was last heard, so a machine
+    can be away for weeks and come back to its name; after that, another key may prove
+    itself under the name and hold it."""
+
+    def __post_init__(self) -> None:
+        for name in ("admit_burst", "admit_per_s", "max_unproven", "max_keys", "settle_s"):
+            _positive(name, getattr(self, name))
+        _positive("forget_after_s", self.forget_after_s)
+        if self.pin_ttl_s < self.forget_after_s:
+            raise ConfigError("pin_ttl_s must be at least forget_after_s")
+        if self.max_unproven > self.max_keys:
+            raise ConfigError("max_unproven must not exceed max_keys")
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,8 +263,8 @@ class NodeConfig:
     """Events one emitter may send at once before the rate limit applies."""
 
     first_sync_s: float = 5.0
-    """The boot window ends this long after our hey_there if the first sync (howdys) has not
-    completed it earlier; never past ``ProjectionConfig.boot_window_max_s``."""
+    """The node reports itself as booting (``/healthz``) until ``max_howdys`` welcomes arrive
+    or this long after its hey_there, whichever comes first."""
 
     prune_every_s: float = 600.0
     """How often retention runs over the ledger."""
@@ -419,6 +479,7 @@ class Config:
     projection: ProjectionConfig = field(default_factory=ProjectionConfig)
     ledger: LedgerConfig = field(default_factory=LedgerConfig)
     howdy: HowdyConfig = field(default_factory=HowdyConfig)
+    trust: TrustConfig = field(default_factory=TrustConfig)
     node: NodeConfig = field(default_factory=NodeConfig)
     sites: SitesConfig = field(default_factory=SitesConfig)
     hub: HubConfig = field(default_factory=HubConfig)
@@ -451,9 +512,8 @@ def testing(home: str | os.PathLike[str] | None = None) -> Config:
     return Config(
         home=resolve_home(home),
         heartbeat=HeartbeatConfig(min_interval_s=1.0, max_interval_s=2.0, jitter_fraction=0.1),
-        projection=ProjectionConfig(
-            plaza_missing_after_s=6.0, mesh_missing_after_s=30.0, boot_window_max_s=2.0
-        ),
+        projection=ProjectionConfig(plaza_missing_after_s=6.0, mesh_missing_after_s=30.0),
+        trust=TrustConfig(settle_s=3.0, forget_after_s=600.0, pin_ttl_s=3600.0),
         ledger=LedgerConfig(retention_s=3600.0),
         howdy=HowdyConfig(jitter_max_s=0.5),
         node=NodeConfig(discovery_jitter_max_s=0.0, http_port=0, first_sync_s=1.0),

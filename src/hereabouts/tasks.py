@@ -4,8 +4,11 @@ The node, the site presence manager and the browser hub each run a few long-live
 (readers, tickers, heartbeats) and short ones (a leave or a republication in flight). This is
 where they are started and, at shutdown, ended:
 
-* a task that fails is logged with its name and forgotten; it never takes its siblings or
-  the owner down (a presence service keeps serving);
+* a task that fails is logged with its name; it never takes its siblings or the owner down
+  (a presence service keeps serving). A task spawned as ``essential`` (a reader, a timer
+  loop: the owner is deaf or stuck without it) that ends for any reason but cancellation is
+  remembered in :attr:`BackgroundTasks.failed`, which health reports read, so a node whose
+  reader died says so instead of answering "ok";
 * :meth:`BackgroundTasks.cancel_all` cancels again until every task has really ended. On
   Python 3.11 ``asyncio.wait_for`` (used inside aiomqtt's publish) can swallow a
   cancellation that lands just as its inner call completes, and the task then carries on to
@@ -30,21 +33,43 @@ class BackgroundTasks:
 
     def __init__(self) -> None:
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._essential: set[asyncio.Task[Any]] = set()
+        self.failed: dict[str, str] = {}
+        """Essential tasks that ended, by name: what ended them."""
 
     def __len__(self) -> int:
         return len(self._tasks)
 
-    def spawn(self, coroutine: Coroutine[Any, Any, object], *, name: str) -> asyncio.Task[Any]:
-        """Run ``coroutine`` as a task named ``name``, owned by this set."""
+    def spawn(
+        self, coroutine: Coroutine[Any, Any, object], *, name: str, essential: bool = False
+    ) -> asyncio.Task[Any]:
+        """Run ``coroutine`` as a task named ``name``, owned by this set. An ``essential``
+        task is meant to run until cancelled; its ending otherwise is a failure."""
         task = asyncio.get_running_loop().create_task(coroutine, name=name)
         self._tasks.add(task)
+        if essential:
+            self._essential.add(task)
         task.add_done_callback(self._finished)
         return task
 
+    def report(self) -> dict[str, object]:
+        """``{"ok": no essential task has ended, "failed": {name: why}}``."""
+        return {"ok": not self.failed, "failed": dict(self.failed)}
+
     def _finished(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("background task %s failed", task.get_name(), exc_info=task.exception())
+        essential = task in self._essential
+        self._essential.discard(task)
+        if task.cancelled():
+            return
+        error = task.exception()
+        if error is not None:
+            log.error("background task %s failed", task.get_name(), exc_info=error)
+        if essential:
+            why = "ended" if error is None else f"{type(error).__name__}: {error}"
+            self.failed[task.get_name()] = why[:300]
+            if error is None:
+                log.error("background task %s ended; it should run until stopped", task.get_name())
 
     async def wait(self, timeout_s: float | None = None) -> None:
         """Until the tasks running now have finished, or ``timeout_s`` has passed."""
@@ -52,7 +77,9 @@ class BackgroundTasks:
             await asyncio.wait(set(self._tasks), timeout=timeout_s)
 
     async def cancel_all(self) -> None:
-        """Cancel every task and return once all of them have ended."""
+        """Cancel every task and return once all of them have ended (ending essential tasks
+        this way is no failure)."""
+        self._essential.clear()
         while self._tasks:
             pending = set(self._tasks)
             for task in pending:

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import time
 from pathlib import Path
 
-from hereabouts.config import ProjectionConfig
 from hereabouts.core.effects import Status
 from hereabouts.transports.memory import MemoryBus
 from hereabouts.transports.topics import plaza_topic
@@ -15,13 +13,11 @@ from hereabouts.wire import unseal
 from tests.peers.support import light_node, sees, test_config, wait_until
 
 
-async def test_every_node_ends_its_boot_window_after_the_first_sync(tmp_path: Path) -> None:
-    """Even a stealth node, which never announces: otherwise it would hold back every chau
-    for the full boot window (120 s in production)."""
-    base = test_config(tmp_path)
-    config = base.replace(
-        projection=dataclasses.replace(ProjectionConfig(), boot_window_max_s=120.0)
-    )
+async def test_every_node_finishes_its_first_sync_and_sees_goodbyes_at_once(
+    tmp_path: Path,
+) -> None:
+    """Even a stealth node, which never announces, stops reporting itself as booting."""
+    config = test_config(tmp_path)
     bus = MemoryBus()
     lurker = light_node(config, "lurker", stealth=True, transport=bus.transport(name="l"))
     talker = light_node(config, "talker", transport=bus.transport(name="t"))
@@ -29,7 +25,9 @@ async def test_every_node_ends_its_boot_window_after_the_first_sync(tmp_path: Pa
     for node in (lurker, talker, leaver):
         await node.start()
     try:
-        await wait_until(lambda: not lurker.projection.booting and not talker.projection.booting)
+        await wait_until(
+            lambda: not lurker.health()["booting"] and not talker.health()["booting"]
+        )
         await wait_until(lambda: sees(lurker, leaver.did, Status.ONLINE))
         await leaver.stop()
         await wait_until(lambda: sees(lurker, leaver.did, Status.OFFLINE))

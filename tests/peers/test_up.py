@@ -73,7 +73,7 @@ async def test_metrics_health_and_peers_of_a_real_node(
             health = await client.get(f"{server.url}/healthz")
             assert health.status_code == 200 and health.json()["ok"] is True
             peers = (await client.get(f"{server.url}/v1/peers")).json()["peers"]
-            names = {p["name"]: p for p in peers}
+            names = {p["claimed_name"]: p for p in peers}
             assert names["other"]["status"] == "ONLINE"
             assert {"did", "last_event_at", "last_event", "boot_id"} <= set(names["other"])
     finally:

@@ -33,12 +33,16 @@ class NodeCollector(Collector):
         peers = GaugeMetricFamily(
             "hereabouts_peers", "Known peers by status (this node included).", labels=["status"]
         )
-        counts = {status: 0 for status in Status}
-        for view in node.peers():
-            counts[view.status] += 1
-        for status, count in counts.items():
-            peers.add_metric([status.value], count)
+        for status in Status:
+            peers.add_metric([status.value], node.projection.count(status))
         yield peers
+        keys = node.ingestor.keys
+        known = GaugeMetricFamily(
+            "hereabouts_keys", "Keys this node remembers, by standing.", labels=["standing"]
+        )
+        known.add_metric(["proven"], keys.proven_count())
+        known.add_metric(["unproven"], keys.unproven_count())
+        yield known
 
         transport = node.transport
         connected = GaugeMetricFamily(

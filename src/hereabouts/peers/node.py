@@ -1,18 +1,24 @@
-"""The peer-presence node: wires identity, plaza, ledger and the core objects together.
+"""The peer-presence node: wires identity, plaza, ledger, trust and the core objects together.
 
 ``async with Node(config) as node:`` connects to the plaza, announces itself and keeps an
 ONLINE / OFFLINE / MISSING view of every peer until the block ends, when it says ``chau``.
-Protocol decisions live in :mod:`hereabouts.core`; this module only carries them out:
+Protocol decisions live in :mod:`hereabouts.core`; whom to believe in
+:mod:`hereabouts.core.keys` and :mod:`hereabouts.peers.membership`; this module carries
+them out:
 
-* **Start.** Replay the ledger; register a will that is a pre-signed ``lost`` event for this
-  boot *and connection* (a reconnect signs a new one, so an old will can never outrank
-  later news); connect; wait the discovery jitter; publish ``hey_there``.
-* **Receive.** Every message goes through :class:`~hereabouts.peers.ingest.Ingestor` (verify,
-  rate limit, topic check, TOFU, ledger, projection). Only hey_there events that arrive on
-  the plaza's hey_there topic can trigger a howdy; the neighbours listed in a howdy are
-  ingested as events but never welcomed again.
+* **Start.** Read back proven keys (keyring) and the network membership (``<home>/network``);
+  replay the ledger; register a will that is a pre-signed ``lost`` event for this boot *and
+  connection*; connect; wait the discovery jitter; publish ``hey_there`` (with our
+  credential in an invited network).
+* **Receive.** Every message goes through :class:`~hereabouts.peers.ingest.Ingestor`
+  (verify, admit, rate limit, topic check, ledger, projection). Only hey_theres that arrive
+  on the plaza's hey_there topic can trigger a howdy; the neighbours in a howdy are taken in
+  as their own events and never welcomed again. Events signed with our own key by another
+  process are refused and reported (``/healthz``, the log).
 * **Timers.** One task sleeps until the earliest of: a peer's MISSING deadline, a planned
-  howdy, the end of the boot window.
+  howdy, the end of the first sync.
+* **Upkeep.** Every few seconds: forget silent keys, write proven keys back, retry messages
+  held while storage failed.
 * **Heartbeats.** ``newspaper`` at the adaptive cadence; one more right after a reconnect.
 * **Stop.** Publish ``chau`` (QoS 1), then disconnect cleanly so the will is not sent.
 * **Stealth.** Listen and build the full view; publish nothing at all, not even a will.
@@ -22,15 +28,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import heapq
 import logging
 import random
 import secrets
 import socket
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Final, Self
 from urllib.parse import urlsplit
 
 import msgspec
@@ -38,17 +45,28 @@ from prometheus_client.registry import CollectorRegistry
 
 from hereabouts.config import Config, production
 from hereabouts.core.cadence import NewspaperCadence
-from hereabouts.core.effects import Status, StatusChanged
+from hereabouts.core.effects import Status, StatusChanged, Vouch
 from hereabouts.core.howdy import Candidate, HowdyCoordinator
+from hereabouts.core.keys import KeyBook
 from hereabouts.core.projection import PeerView, Projection
 from hereabouts.core.ratelimit import RateLimiter
-from hereabouts.errors import ConfigError, HereaboutsError, RateLimited, TopicMismatch
+from hereabouts.errors import (
+    ConfigError,
+    EventRejected,
+    HereaboutsError,
+    RateLimited,
+    RemoteError,
+    StorageError,
+    TopicMismatch,
+)
 from hereabouts.events import (
     AnyEvent,
     Chau,
     HeyThere,
     Howdy,
     Lost,
+    Name,
+    Neighbour,
     Newspaper,
     NewspaperStatus,
     SignedEvent,
@@ -57,14 +75,28 @@ from hereabouts.fanout import Fanout
 from hereabouts.identity import Identity, load_or_create_identity
 from hereabouts.ledger import LEDGER_FILE_NAME, Ledger, SqliteLedger
 from hereabouts.metrics import Counters
+from hereabouts.peers.faults import RETRY_EVERY_S, Held, KeyClash, StorageFaults
 from hereabouts.peers.ingest import Accepted, Ingestor
 from hereabouts.peers.keyring import KEYRING_FILE_NAME, Keyring
+from hereabouts.peers.membership import (
+    Membership,
+    decode_revocation,
+    encode_revocation,
+    revocation_key,
+)
 from hereabouts.peers.metrics import NodeCollector
+from hereabouts.peers.network import load_membership, load_network_key, save_revocations
 from hereabouts.tasks import BackgroundTasks
 from hereabouts.transports.base import Message, Transport
 from hereabouts.transports.broker import EmbeddedBroker, ensure_local_broker
 from hereabouts.transports.mqtt import MqttSettings, MqttTransport, ProtocolChoice
-from hereabouts.transports.topics import plaza_kind, plaza_topic
+from hereabouts.transports.topics import (
+    REVOKED_ALL,
+    REVOKED_PREFIX,
+    plaza_kind,
+    plaza_topic,
+    revoked_topic,
+)
 from hereabouts.wire import seal, unseal
 
 log = logging.getLogger(__name__)
@@ -73,6 +105,24 @@ PLAZA_FILTER = "hereabouts/v1/plaza/+"
 CHANGES_QUEUE = 1000
 """Status changes buffered per ``changes()`` subscriber; a slower reader loses the oldest."""
 
+UPKEEP_EVERY_S: Final = 5.0
+"""How often silent keys are forgotten. They are forgotten minutes to days after falling
+silent, so a few seconds late costs nothing."""
+
+KEYRING_FLUSH_S: Final = 60.0
+"""How often proven keys' records are written back: at worst a minute of "last heard"
+times is lost in a crash, which only delays forgetting."""
+
+CLASH_GRACE_MS: Final = 5_000
+"""Events of our own key from another boot dated this soon after our start are a previous
+run of ours saying goodbye, not another process."""
+
+
+class KeyShared(EventRejected):
+    """An event signed with this node's own key by another process (another boot id)."""
+
+    reason = "key_shared"
+
 
 def parse_broker_url(url: str) -> tuple[str, int]:
     """``mqtt://host[:port]`` → (host, port)."""
@@ -80,6 +130,17 @@ def parse_broker_url(url: str) -> tuple[str, int]:
     if parts.scheme != "mqtt" or not parts.hostname:
         raise ConfigError(f"broker URL must look like mqtt://host:port, got {url!r}")
     return parts.hostname, parts.port or 1883
+
+
+def check_name(name: str) -> str:
+    """``name`` if peers would accept it as a node name, else :class:`ConfigError`."""
+    try:
+        return msgspec.convert(name, type=Name)
+    except msgspec.ValidationError:
+        raise ConfigError(
+            f"node name {name[:80]!r} is not allowed: 1-64 printable characters, without "
+            "control, bidi or zero-width characters or white space at either end"
+        ) from None
 
 
 class Node:
@@ -94,6 +155,7 @@ class Node:
         transport: Transport | None = None,
         ledger: Ledger | None = None,
         keyring: Keyring | None = None,
+        membership: Membership | None = None,
         stealth: bool | None = None,
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
@@ -101,15 +163,19 @@ class Node:
     ) -> None:
         """``identity``, ``transport``, ``ledger`` and ``keyring`` default to the ones in
         ``config.home`` and on ``config.node.broker_url`` (or the embedded broker); pass
-        your own to run several nodes in one process. ``clock`` returns Unix seconds;
+        your own to run several nodes in one process. ``membership`` makes the node a member
+        of an invited network; by default it is read from ``config.home`` when the identity
+        is too, and otherwise the network is open. ``clock`` returns Unix seconds;
         ``log_changes=False`` keeps status changes out of the INFO log (demo peers)."""
         self.config = config or production()
         node_config = self.config.node
-        self.name = name or node_config.name or socket.gethostname() or "node"
+        self.name = check_name(name or node_config.name or socket.gethostname() or "node")
         self.stealth = node_config.stealth if stealth is None else stealth
         self._clock = clock
         self._rng = rng or random.Random()
         self._identity = identity
+        self._home_membership = identity is None and membership is None
+        self.membership = membership
         self._transport = transport
         self._ledger = ledger
         self._keyring = keyring
@@ -124,13 +190,15 @@ class Node:
             capacity=CHANGES_QUEUE,
             on_drop=lambda: self.counters.add("changes_dropped", "slow_subscriber"),
         )
+        self._storage = StorageFaults(self.counters)
+        self._clash = KeyClash(self.counters)
         self._howdy_due: list[tuple[int, str]] = []
         self._wake = asyncio.Event()
-        self._latest_hey_there: dict[str, SignedEvent] = {}
         self._session = 0
         self._announced = asyncio.Event()
         self._howdys_to_us = 0
-        self._boot_end_ms: int | None = None
+        self._sync_due_ms: int | None = None
+        self._synced = False
         self._running = False
         self._log_changes = log_changes
 
@@ -152,31 +220,51 @@ class Node:
         return self._transport
 
     def peers(self) -> list[PeerView]:
-        """Every known peer (and this node) as seen now."""
-        return self.projection.peers(self._now_ms())
+        """Every known peer (and this node) as seen now, names labelled (see
+        :mod:`hereabouts.core.keys`: a name another key holds is shown with a fingerprint)."""
+        return [self._labelled(view) for view in self.projection.peers(self._now_ms())]
 
     def status_of(self, did: str) -> Status | None:
         return self.projection.status(did, self._now_ms())
 
+    def online_count(self) -> int:
+        """Peers (this node included) whose last reported status is ONLINE; O(1)."""
+        return self.projection.count(Status.ONLINE)
+
     async def changes(self) -> AsyncIterator[StatusChanged]:
-        """Status changes from now on, until the node stops. One queue per call."""
+        """Status changes from now on, until the node stops. One queue per call. A peer
+        the node forgets comes as a change with cause ``forgotten``."""
         async for change in self._changes.subscribe():
             yield change
 
     def health(self) -> dict[str, object]:
+        now = self._now_ms()
         state = self.transport.state
-        by_status: dict[str, int] = {s.value: 0 for s in Status}
-        for view in self.peers():
-            by_status[view.status.value] += 1
+        parts: dict[str, dict[str, object]] = {
+            "tasks": self._background.report(),
+            "storage": self._storage.report(now),
+            "identity": self._clash.report(now),
+            "network": (
+                {"ok": True, "mode": "open"}
+                if self.membership is None
+                else self.membership.own_status(now)
+            ),
+        }
+        keys = self.ingestor.keys
         return {
-            "ok": state.connected,
+            "ok": state.connected and all(bool(part["ok"]) for part in parts.values()),
             "name": self.name,
             "did": self.did,
             "stealth": self.stealth,
-            "booting": self.projection.booting,
+            "booting": not self._synced,
             "broker": state.as_dict(),
-            "peers": by_status,
-            "ledger_events": len(self.ingestor.ledger),
+            "peers": {s.value: self.projection.count(s) for s in Status},
+            "keys": {
+                "known": len(keys),
+                "proven": keys.proven_count(),
+                "unproven": keys.unproven_count(),
+            },
+            **parts,
         }
 
     # --- lifecycle ------------------------------------------------------------------------
@@ -199,32 +287,41 @@ class Node:
         home = config.home
         if self._identity is None:
             self._identity, _ = load_or_create_identity(home)
+        if self._home_membership:
+            self.membership = load_membership(home, self._identity)
         if self._ledger is None:
             self._ledger = SqliteLedger(home / LEDGER_FILE_NAME)
         if self._keyring is None:
             self._keyring = Keyring(home / KEYRING_FILE_NAME)
-        self.projection = Projection(config.projection, started_at_ms=self.started_at_ms)
+        now = self._now_ms()
+        self.projection = Projection(config.projection)
+        keys = KeyBook(
+            config.trust,
+            silence_ms=int(config.projection.plaza_missing_after_s * 1000),
+            max_howdys=config.howdy.max_howdys,
+        )
+        keys.load(self._keyring.load(), now)
         self._limiter = RateLimiter(
-            rate_per_s=config.node.rate_limit_per_s, burst=config.node.rate_limit_burst
+            rate_per_s=config.node.rate_limit_per_s,
+            burst=config.node.rate_limit_burst,
+            max_keys=config.trust.max_keys,
         )
         self.ingestor = Ingestor(
             ledger=self._ledger,
             projection=self.projection,
-            keyring=self._keyring,
+            keys=keys,
+            membership=self.membership,
             limits=config.wire,
             retention_s=config.ledger.retention_s,
             counters=self.counters,
+            on_forget=self._forgotten,
         )
+        keys.heard(self.did, self.name, now, member=self.membership is not None, restore=True)
         self.howdy = HowdyCoordinator(
             config.howdy, self_did=self.did, max_event_bytes=config.wire.max_event_bytes
         )
         self.cadence = NewspaperCadence(config.heartbeat)
-        now = self._now_ms()
-        replayed = self.ingestor.replay(now)
-        for signed in self._ledger.replay():
-            if isinstance(signed.event, HeyThere):
-                self._remember_hey_there(signed)
-                self.howdy.on_hey_there(signed, now)  # learns known boots; stale, so no reply
+        replayed = self.ingestor.replay(now, on_event=self._replayed)
         log.info("%s (%s) starting; %d events replayed", self.name, self.did, replayed)
         if self._transport is None:
             self._transport = await self._default_transport()
@@ -235,17 +332,20 @@ class Node:
             transport.set_will_source(self._will_for_connection)
         transport.on_connect(self._on_connected)
         await transport.subscribe(PLAZA_FILTER)
+        if self.membership is not None:
+            await transport.subscribe(REVOKED_ALL)
         await transport.connect()
         self._running = True
-        self._spawn(self._receive_loop(), "receive")
-        self._spawn(self._timer_loop(), "timers")
-        self._spawn(self._prune_loop(), "retention")
+        self._spawn(self._receive_loop(), "receive", essential=True)
+        self._spawn(self._timer_loop(), "timers", essential=True)
+        self._spawn(self._upkeep_loop(), "upkeep", essential=True)
+        self._spawn(self._prune_loop(), "retention", essential=True)
+        self._spawn(self._publish_revocations(), "revocations")
         if not self.stealth:
-            self._spawn(self._announce_then_heartbeat(), "announce")
+            self._spawn(self._announce_then_heartbeat(), "announce", essential=True)
         else:
             self._announced.set()
-            first_sync_ms = int(config.node.first_sync_s * 1000)
-            self._schedule_boot_end(self._now_ms() + first_sync_ms)
+            self._plan_sync_end(self._now_ms() + int(config.node.first_sync_s * 1000))
 
     async def stop(self) -> None:
         """Say chau (unless stealthy), disconnect cleanly, stop tasks, close what we own."""
@@ -257,6 +357,7 @@ class Node:
         await self._background.cancel_all()
         await self.transport.close()
         self._changes.close()
+        self._flush_keyring()
         if self._owns_stores and self._ledger is not None and self._keyring is not None:
             self._ledger.close()
             self._keyring.close()
@@ -293,8 +394,14 @@ class Node:
             # Speak in the new session at once, so a late will of the old one is outranked.
             self._spawn(self._publish_event(self._newspaper()), "reconnected-newspaper")
 
-    def _spawn(self, coroutine: Coroutine[Any, Any, object], name: str) -> None:
-        self._background.spawn(coroutine, name=f"{self.name}:{name}")
+    def _spawn(
+        self, coroutine: Coroutine[Any, Any, object], name: str, *, essential: bool = False
+    ) -> None:
+        self._background.spawn(coroutine, name=f"{self.name}:{name}", essential=essential)
+
+    def _replayed(self, signed: SignedEvent) -> None:
+        if isinstance(signed.event, HeyThere):
+            self.howdy.on_hey_there(signed, self._now_ms())  # learns boots; stale: no reply
 
     # --- making and sending events --------------------------------------------------------
 
@@ -312,10 +419,18 @@ class Node:
         header.update(fields)
         return kind(**header)  # type: ignore[arg-type]
 
+    def _hey_there(self) -> AnyEvent:
+        credential = None if self.membership is None else self.membership.own
+        return self._event(
+            HeyThere, started_at_ms=self.started_at_ms, transport="plaza", credential=credential
+        )
+
     def _newspaper(self) -> AnyEvent:
-        online = sum(1 for v in self.peers() if v.status is Status.ONLINE and v.did != self.did)
+        online = self.online_count()
+        if self.projection.reported(self.did) is Status.ONLINE:
+            online -= 1
         status = NewspaperStatus(
-            online_peers=online,
+            online_peers=max(0, online),
             uptime_s=max(0, (self._now_ms() - self.started_at_ms) // 1000),
             next_in_s=int(self.cadence.next_in_s),
         )
@@ -325,7 +440,11 @@ class Node:
         """Seal, take into our own view, publish; a plaza outage is logged, never raised."""
         data = seal(event, self.identity, limits=self.config.wire)
         signed = unseal(data, check_clock=False)
-        self._accepted(self.ingestor.ingest(data, self._now_ms()), from_plaza=False)
+        now = self._now_ms()
+        try:
+            self._accepted(self.ingestor.ingest(data, now), from_plaza=False)
+        except StorageError as exc:  # others still need to hear from us
+            self._storage.failed("own_event", exc, now)
         try:
             await self.transport.publish(plaza_topic(signed.kind), data)
         except HereaboutsError as exc:  # NotConnected, TransportClosed, ...
@@ -339,13 +458,12 @@ class Node:
         jitter_s = self._rng.random() * self.config.node.discovery_jitter_max_s
         await asyncio.sleep(jitter_s)
         await self.transport.wait_connected()
-        hey_there = self._event(HeyThere, started_at_ms=self.started_at_ms, transport="plaza")
+        hey_there = self._hey_there()
         while await self._publish_event(hey_there) is None:
             await asyncio.sleep(1.0)
             await self.transport.wait_connected()
         self._announced.set()
-        first_sync_ms = int(self.config.node.first_sync_s * 1000)
-        self._schedule_boot_end(self._now_ms() + first_sync_ms)
+        self._plan_sync_end(self._now_ms() + int(self.config.node.first_sync_s * 1000))
         announced_at = hey_there.at_ms
         # Re-announce (same boot, so nobody welcomes us again) at half the retention window:
         # a hey_there older than retention is refused by nodes that meet us later (inside a
@@ -355,9 +473,7 @@ class Node:
             delay_ms = self.cadence.next_delay_ms(self._now_ms(), self._rng.random())
             await asyncio.sleep(delay_ms / 1000)
             if self._now_ms() - announced_at >= reannounce_ms:
-                renewed = self._event(
-                    HeyThere, started_at_ms=self.started_at_ms, transport="plaza"
-                )
+                renewed = self._hey_there()
                 if await self._publish_event(renewed) is not None:
                     announced_at = renewed.at_ms
             await self._publish_event(self._newspaper())
@@ -369,11 +485,14 @@ class Node:
             self._receive_message(message)
 
     def _receive_message(self, message: Message) -> None:
+        if message.topic.startswith(REVOKED_PREFIX + "/"):
+            self._take_revocation(message.payload)
+            return
         kind = plaza_kind(message.topic)
         try:
             self._receive(message.payload, kind)
-        except HereaboutsError:
-            raise  # local errors (storage) must surface
+        except StorageError as exc:  # a full disk: hold the message, retry, tell /healthz
+            self._storage.failed("ledger", exc, self._now_ms(), Held(message.payload, kind))
         except Exception:  # a bug must not silence the node; count and carry on
             self.counters.add("handler_errors", kind or "unknown")
             log.exception("error handling a %s message", kind)
@@ -386,11 +505,21 @@ class Node:
         if not isinstance(outcome, Accepted):
             log.debug("refused a message on %s: %s", topic_kind, outcome.error)
             return
+        if self._storage.failing:
+            self._storage.recovered()
         self._accepted(outcome, from_plaza=True)
 
     def _gate(self, signed: SignedEvent, topic_kind: str | None, now_ms: int) -> None:
         if topic_kind != signed.kind:
             raise TopicMismatch(f"{signed.kind} event on the {topic_kind} topic")
+        event = signed.event
+        if (
+            signed.did == self.did
+            and event.boot_id != self.boot_id
+            and event.at_ms > self.started_at_ms + CLASH_GRACE_MS
+        ):
+            self._clash.saw(event.boot_id, signed.kind, now_ms)
+            raise KeyShared("an event signed with this node's key by another process")
         if not self._limiter.allow(signed.did, now_ms):
             raise RateLimited(f"{signed.event.name!r} exceeds its rate limit")
 
@@ -403,34 +532,90 @@ class Node:
             return
         event = signed.event
         now = self._now_ms()
-        if isinstance(event, HeyThere):
-            self._remember_hey_there(signed)
-            if from_plaza:
-                online = sum(1 for v in self.projection.peers(now) if v.status is Status.ONLINE)
-                due = self.howdy.on_hey_there(signed, now, online_peers=online)
-                if due is not None and not self.stealth:
-                    heapq.heappush(self._howdy_due, (due.at_ms, due.hey_there_id))
-                    self._wake.set()
+        if isinstance(event, HeyThere) and from_plaza:
+            due = self.howdy.on_hey_there(signed, now, online_peers=self.online_count())
+            if due is not None and not self.stealth:
+                heapq.heappush(self._howdy_due, (due.at_ms, due.hey_there_id))
+                self._wake.set()
         elif isinstance(event, Howdy) and from_plaza:
             self._take_howdy(signed, event, now)
 
     def _take_howdy(self, signed: SignedEvent, howdy: Howdy, now_ms: int) -> None:
         vouched = []
-        for raw in howdy.neighbours:
-            outcome = self.ingestor.ingest(bytes(raw), now_ms)
-            if isinstance(outcome, Accepted) and isinstance(outcome.event.event, HeyThere):
-                vouched.append(outcome.event.did)
-                self._accepted(outcome, from_plaza=False)
-        self.howdy.on_howdy(signed, now_ms, neighbour_dids=vouched)
+        for neighbour in howdy.neighbours:
+            outcome = self.ingestor.ingest(bytes(neighbour.hey_there), now_ms)
+            if not (isinstance(outcome, Accepted) and isinstance(outcome.event.event, HeyThere)):
+                continue
+            vouched.append(outcome.event.did)
+            self._accepted(outcome, from_plaza=False)
+            latest_event = neighbour.latest_event
+            if latest_event is not None:
+                self._accepted(self.ingestor.ingest(latest_event, now_ms), from_plaza=False)
+        heard_at = self.howdy.arrival_ms(howdy.answers)
+        trusted = heard_at is not None and self.ingestor.keys.trusted_responder(
+            signed.did, heard_at
+        )
+        self.howdy.on_howdy(signed, now_ms, neighbour_dids=vouched, trusted=trusted)
         if howdy.to_did == self.did:
             self._howdys_to_us += 1
             if self._howdys_to_us >= self.config.howdy.max_howdys:
-                self._schedule_boot_end(now_ms)
+                self._plan_sync_end(now_ms)
 
-    def _remember_hey_there(self, signed: SignedEvent) -> None:
-        held = self._latest_hey_there.get(signed.did)
-        if held is None or signed.order_key > held.order_key:
-            self._latest_hey_there[signed.did] = signed
+    def _take_revocation(self, payload: bytes) -> None:
+        membership = self.membership
+        if membership is None:
+            return
+        try:
+            revocation = decode_revocation(payload)
+            if membership.revoked(revocation.member):
+                return
+            removed = membership.revoke(revocation)
+        except RemoteError as exc:
+            self.counters.add("revocations_rejected", exc.reason)
+            return
+        self.counters.add("revocations", "accepted")
+        log.warning("the network revoked %s (%d members removed)", revocation.member, len(removed))
+        for did in removed:
+            self.ingestor.forget(did, "revoked", self._now_ms())
+        try:
+            save_revocations(self.config.home, membership.revocations())
+        except StorageError as exc:
+            self._storage.failed("revocations", exc, self._now_ms())
+
+    async def _publish_revocations(self) -> None:
+        """The network key's holder keeps every revocation retained on the plaza."""
+        if self.membership is None or not self._home_membership:
+            return
+        if load_network_key(self.config.home) is None:
+            return
+        await self.transport.wait_connected()
+        for revocation in self.membership.revocations():
+            topic = revoked_topic(revocation_key(revocation.member))
+            with contextlib.suppress(HereaboutsError):
+                await self.transport.publish(
+                    topic, encode_revocation(revocation), qos=1, retain=True
+                )
+
+    # --- views and changes ----------------------------------------------------------------
+
+    def _labelled(self, view: PeerView) -> PeerView:
+        keys = self.ingestor.keys
+        label = keys.label(view.did, bound=self.membership is not None)
+        record = keys.record(view.did)
+        trust = "new" if record is None or not record.proven else (
+            "member" if record.member else "proven"
+        )
+        return dataclasses.replace(
+            view,
+            name=label.text,
+            claimed_name=view.name,
+            name_status=label.status,
+            fingerprint=label.fingerprint,
+            trust=trust,
+        )
+
+    def _label(self, did: str) -> str:
+        return self.ingestor.keys.label(did, bound=self.membership is not None).text
 
     def _broadcast(self, changes: list[StatusChanged]) -> None:
         if not changes:
@@ -438,24 +623,31 @@ class Node:
         if any(c.did != self.did for c in changes):
             self.cadence.note_change(self._now_ms())
         for change in changes:
+            change = dataclasses.replace(change, name=self._label(change.did))
             if self._log_changes:
                 log.info("%s is %s (%s)", change.name or "a peer", change.new.value, change.cause)
             self._changes.publish(change)
 
+    def _forgotten(self, change: StatusChanged) -> None:
+        """A peer was forgotten (silent, pushed out of the quarantine, revoked)."""
+        if self._log_changes:
+            log.info("%s forgotten", change.name or "a peer")
+        self._changes.publish(change)
+
     # --- timers ---------------------------------------------------------------------------
 
-    def _schedule_boot_end(self, at_ms: int) -> None:
-        """End the boot window at ``at_ms`` (or earlier, if already planned earlier)."""
-        if self._boot_end_ms is None or at_ms < self._boot_end_ms:
-            self._boot_end_ms = at_ms
+    def _plan_sync_end(self, at_ms: int) -> None:
+        """The first sync counts as done at ``at_ms`` (or earlier, if already planned)."""
+        if self._sync_due_ms is None or at_ms < self._sync_due_ms:
+            self._sync_due_ms = at_ms
         self._wake.set()
 
     def _next_wake_ms(self) -> int | None:
         candidates = [t for t in (self.projection.next_deadline(),) if t is not None]
         if self._howdy_due:
             candidates.append(self._howdy_due[0][0])
-        if self.projection.booting and self._boot_end_ms is not None:
-            candidates.append(self._boot_end_ms)
+        if not self._synced and self._sync_due_ms is not None:
+            candidates.append(self._sync_due_ms)
         return min(candidates) if candidates else None
 
     async def _timer_loop(self) -> None:
@@ -465,12 +657,17 @@ class Node:
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout)
-            await self._fire_timers(self._now_ms())
+            try:
+                await self._fire_timers(self._now_ms())
+            except StorageError as exc:
+                self._storage.failed("timers", exc, self._now_ms())
+            except Exception:  # one bad timer must not stop every later one
+                self.counters.add("handler_errors", "timers")
+                log.exception("error handling a timer")
 
     async def _fire_timers(self, now_ms: int) -> None:
-        boot_end = self._boot_end_ms
-        if self.projection.booting and boot_end is not None and boot_end <= now_ms:
-            self._broadcast(self.projection.end_boot_window(now_ms))
+        if not self._synced and self._sync_due_ms is not None and self._sync_due_ms <= now_ms:
+            self._synced = True
         self._broadcast(self.projection.tick(now_ms))
         if self._howdy_due and self._howdy_due[0][0] <= now_ms:
             # Count the howdys that already arrived before deciding whether to add one.
@@ -478,35 +675,96 @@ class Node:
                 self._receive_message(message)
         while self._howdy_due and self._howdy_due[0][0] <= now_ms:
             _, hey_there_id = heapq.heappop(self._howdy_due)
-            reply = self.howdy.on_timer(hey_there_id, now_ms, self._candidates(now_ms))
+            reply = self.howdy.on_timer(
+                hey_there_id, now_ms, self._candidates(), lambda did: self._evidence(did, now_ms)
+            )
             if reply is None:
                 continue
             howdy = self._event(
                 Howdy,
                 to_did=reply.to_did,
                 answers=reply.hey_there_id,
-                neighbours=[msgspec.Raw(raw) for raw in reply.neighbours],
+                neighbours=[
+                    Neighbour(
+                        hey_there=msgspec.Raw(vouch.hey_there),
+                        latest=msgspec.Raw(vouch.latest or b"null"),
+                    )
+                    for vouch in reply.neighbours
+                ],
             )
             await self._publish_event(howdy)
 
-    def _candidates(self, now_ms: int) -> list[Candidate]:
-        candidates = []
-        for view in self.projection.peers(now_ms):
-            hey_there = self._latest_hey_there.get(view.did)
-            if hey_there is not None:
-                candidates.append(
-                    Candidate(
-                        did=view.did,
-                        status=view.status,
-                        last_event_at_ms=view.last_event_at_ms,
-                        hey_there=hey_there.raw,
-                    )
+    def _candidates(self) -> Iterator[Candidate]:
+        projection, keys = self.projection, self.ingestor.keys
+        for did in projection.dids():
+            status = projection.reported(did)
+            if status is not None:
+                yield Candidate(
+                    did=did,
+                    status=status,
+                    last_event_at_ms=projection.last_event_ms(did),
+                    trusted=keys.proven(did),
                 )
-        return candidates
+
+    def _evidence(self, did: str, now_ms: int) -> Vouch | None:
+        hey_there_id, latest_id = self.projection.evidence(did, now_ms)
+        if hey_there_id is None:
+            return None
+        ledger = self.ingestor.ledger
+        hey_there = ledger.get(hey_there_id)
+        if hey_there is None:
+            return None
+        latest = None if latest_id is None else ledger.get(latest_id)
+        return Vouch(hey_there=hey_there, latest=latest)
+
+    async def _upkeep_loop(self) -> None:
+        flushed = time.monotonic()
+        while True:
+            failing = self._storage.failing
+            await asyncio.sleep(RETRY_EVERY_S if failing else UPKEEP_EVERY_S)
+            now = self._now_ms()
+            try:
+                self.ingestor.expire(now)
+            except StorageError as exc:
+                self._storage.failed("forget", exc, now)
+            if failing:
+                self._retry_held()
+            if time.monotonic() - flushed >= KEYRING_FLUSH_S:
+                self._flush_keyring()
+                flushed = time.monotonic()
+
+    def _retry_held(self) -> None:
+        held = self._storage.held
+        while held:
+            item = held[0]
+            try:
+                self._receive(item.payload, item.kind)
+            except StorageError as exc:
+                self._storage.failed("ledger", exc, self._now_ms())
+                return
+            except Exception:
+                self.counters.add("handler_errors", item.kind or "unknown")
+                log.exception("error handling a held %s message", item.kind)
+            held.popleft()
+        self._storage.recovered()
+
+    def _flush_keyring(self) -> None:
+        if self._keyring is None:
+            return
+        changed, dropped = self.ingestor.keys.dirty()
+        try:
+            self._keyring.save(changed, dropped)
+        except StorageError as exc:
+            self._storage.failed("keyring", exc, self._now_ms())
 
     async def _prune_loop(self) -> None:
         while True:
             await asyncio.sleep(self.config.node.prune_every_s)
-            dropped = self.ingestor.prune(self._now_ms())
+            try:
+                dropped = self.ingestor.prune(self._now_ms())
+            except StorageError as exc:
+                self._storage.failed("prune", exc, self._now_ms())
+                continue
             if dropped:
                 log.info("retention dropped %d old events", dropped)
+

@@ -8,6 +8,8 @@ implementations subscribe to them, so they are built here and nowhere else.
 * ``hereabouts/v1/site/<room-key>`` — site presence, one topic per room.
 * ``hereabouts/v1/probe/<probe-id>`` — a browser hub's self-probe, read only by that hub
   (:mod:`hereabouts.sites.probe`).
+* ``hereabouts/v1/network/revoked/<hash>`` — an invited network's revocations, retained,
+  one topic per revoked member (:mod:`hereabouts.peers.membership`).
 
 The version segment lets a future wire format run beside this one on the same broker.
 
@@ -28,12 +30,16 @@ ROOT = "hereabouts/v1"
 PLAZA_PREFIX = f"{ROOT}/plaza"
 SITE_PREFIX = f"{ROOT}/site"
 PROBE_PREFIX = f"{ROOT}/probe"
+REVOKED_PREFIX = f"{ROOT}/network/revoked"
 
 PLAZA_ALL = f"{PLAZA_PREFIX}/+"
 """Filter for every peer event kind (one level below the plaza prefix)."""
 
 SITE_ALL = f"{SITE_PREFIX}/+"
 """Filter for every site room."""
+
+REVOKED_ALL = f"{REVOKED_PREFIX}/+"
+"""Filter for every revocation of an invited network."""
 
 #: Peer event kinds the plaza carries today. Not enforced by :func:`plaza_topic` (a newer
 #: node may publish a kind we do not know; the wire layer rejects what it cannot read).
@@ -111,6 +117,11 @@ def site_topic(room_key: str) -> str:
 def probe_topic(probe_id: str) -> str:
     """The topic of one hub's self-probe: ``hereabouts/v1/probe/<probe-id>``."""
     return f"{PROBE_PREFIX}/{_single_level(probe_id, 'probe id')}"
+
+
+def revoked_topic(key: str) -> str:
+    """The retained topic of one revocation: ``hereabouts/v1/network/revoked/<key>``."""
+    return f"{REVOKED_PREFIX}/{_single_level(key, 'revocation key')}"
 
 
 def plaza_kind(topic: str) -> str | None:

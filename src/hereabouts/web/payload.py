@@ -39,9 +39,19 @@ def node_json(node: NodeView) -> JsonObject:
 
 
 def peer_json(peer: PeerView, *, own_did: str) -> JsonObject:
-    """One row of the neighbourhood. ``self`` marks the node's own entry."""
+    """One row of the neighbourhood. ``self`` marks the node's own entry.
+
+    ``name`` is safe to show: a name that another key holds, or that this key has not yet
+    proved itself under, carries ``~`` and the key's fingerprint; ``claimed_name`` is what
+    the peer calls itself. ``trust`` is ``member``, ``proven`` or ``new``; ``shared_key``
+    says two processes seem to use this peer's key."""
     return {
         "name": peer.name,
+        "claimed_name": peer.claimed_name or peer.name,
+        "name_status": peer.name_status,
+        "fingerprint": peer.fingerprint,
+        "trust": peer.trust,
+        "shared_key": peer.clash,
         "did": peer.did,
         "status": str(peer.status),
         "last_event": peer.last_event,
