@@ -51,7 +51,7 @@ def address_key(host: str | None) -> str:
     if not host:
         return UNKNOWN_ADDRESS
     try:
-        address = ipaddress.ip_address(host)
+        address = ipaddress.ip_address(host.split("%", 1)[0])  # an IPv6 zone says nothing
     except ValueError:
         return host[:64]
     if isinstance(address, ipaddress.IPv6Address):
