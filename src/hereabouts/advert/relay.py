@@ -349,11 +349,16 @@ class RelayStore:
         """Build the index from the directory: every entry file read once."""
         if not self.directory.is_dir():
             return
-        for path in self.directory.iterdir():
-            if path.name.startswith(".") and path.name.endswith(".tmp"):
-                path.unlink(missing_ok=True)  # left by a crash mid-write
-            elif path.suffix == ".json":
-                self._load_one(path, now)
+        try:
+            for path in self.directory.iterdir():
+                if path.name.startswith(".") and path.name.endswith(".tmp"):
+                    path.unlink(missing_ok=True)  # left by a crash mid-write
+                elif path.suffix == ".json":
+                    self._load_one(path, now)
+        except OSError as exc:
+            raise StorageError(
+                f"cannot read the relay directory {self.directory}: {exc.strerror or exc}"
+            ) from None
         # A smaller configuration than last time, or files from elsewhere: apply the bounds.
         self._make_room_at_load(now)
         while self.index.tombstones > self.config.max_tombstones:
@@ -370,14 +375,15 @@ class RelayStore:
     def _load_one(self, path: Path, now: datetime) -> None:
         raw = self._read(path)
         try:
-            assert raw is not None
+            if raw is None:
+                raise ValueError("unreadable")
             did = str(raw["did"])
             issued_at = parse_time(raw["issued_at"])
             stored_at = parse_time(raw["stored_at"])
             doc = raw.get("document")
             if relay_file_name(did) != path.name or not (doc is None or isinstance(doc, dict)):
                 raise ValueError("not this relay's entry")
-        except (AssertionError, KeyError, TypeError, ValueError):
+        except (KeyError, TypeError, ValueError):
             path.unlink(missing_ok=True)  # damaged entry: drop it rather than serve it
             self.counters.add(EVICTIONS, "damaged")
             return
