@@ -439,15 +439,17 @@ class RelayConfig:
     max_entries: int = 10_000
     """``HEREABOUTS_RELAY_MAX_ENTRIES``: most live documents held. At 16 KiB per document at
     worst this is 160 MiB of disk, and the in-memory index costs about 0.7 KiB per entry
-    (live or tombstone: 21 MiB at the default bounds). When reached, a new document displaces an expired entry,
-    else the oldest entry of the address holding the most (so the relay stays open)."""
+    (live or tombstone: 21 MiB at the default bounds). When reached, a new document
+    displaces an expired entry, else the oldest entry of the address holding the most (so
+    the relay stays open)."""
 
     max_tombstones: int = 20_000
     """``HEREABOUTS_RELAY_MAX_TOMBSTONES``: most tombstones (DID and ``issued_at`` of a
-    document no longer served; a file of about 200 bytes, one file-system block) kept so that an older document
-    cannot replace a newer one. Twice ``max_entries``: every held entry can expire and be
-    replaced once before tombstones are forgotten early. Past it the oldest goes first, and
-    that DID can be rolled back by an older, still valid document until it pushes again."""
+    document no longer served; a file of about 200 bytes, one file-system block) kept so
+    that an older document cannot replace a newer one. Twice ``max_entries``: every held
+    entry can expire and be replaced once before tombstones are forgotten early. Past it
+    the oldest goes first, and that DID can be rolled back by an older, still valid
+    document until it pushes again."""
 
     max_entries_per_address: int = 1_000
     """``HEREABOUTS_RELAY_MAX_ENTRIES_PER_ADDRESS``: most live documents pushed from one
