@@ -469,6 +469,110 @@ class HubConfig:
         return cls(**values)  # type: ignore[arg-type]
 
 
+def _env_rate(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+
+
+@dataclass(frozen=True, slots=True)
+class RelayConfig:
+    """The presence@2 relay of ``hereabouts up`` (see :mod:`hereabouts.advert.relay` and
+    ``docs/advert.md``): how long it serves a document, how much it holds, and how much of
+    it one DID or one client address may take. ``HEREABOUTS_RELAY_*`` variables override
+    each field (see :meth:`from_env`).
+
+    Client addresses are what the relay's socket sees (IPv6 counted per /64). Behind a
+    reverse proxy every client has the proxy's address, so every per-address budget below
+    becomes one budget shared by all clients: size them for that, or keep the relay off
+    proxies."""
+
+    ttl_s: float = 900.0
+    """``HEREABOUTS_RELAY_TTL``: longest a relay serves a document, whatever the document
+    says. Longer than the default 600 s document lifetime so this limit rarely bites, short
+    enough that a node whose delegation was revoked by omission drops out soon."""
+
+    max_entries: int = 10_000
+    """``HEREABOUTS_RELAY_MAX_ENTRIES``: most live documents held. At 16 KiB per document at
+    worst this is 160 MiB of disk, and the in-memory index costs about 0.7 KiB per entry
+    (live or tombstone: 21 MiB at the default bounds). When reached, a new document
+    displaces an expired entry, else the oldest entry of the address holding the most (so
+    the relay stays open)."""
+
+    max_tombstones: int = 20_000
+    """``HEREABOUTS_RELAY_MAX_TOMBSTONES``: most tombstones (DID and ``issued_at`` of a
+    document no longer served; a file of about 200 bytes, one file-system block) kept so
+    that an older document cannot replace a newer one. Twice ``max_entries``: every held
+    entry can expire and be replaced once before tombstones are forgotten early. Past it
+    the oldest goes first, and that DID can be rolled back by an older, still valid
+    document until it pushes again."""
+
+    max_entries_per_address: int = 1_000
+    """``HEREABOUTS_RELAY_MAX_ENTRIES_PER_ADDRESS``: most live documents pushed from one
+    client address. A tenth of ``max_entries``: one address flooding fresh keys fills only
+    its share, while a NAT with hundreds of nodes behind it still fits."""
+
+    address_pushes_per_minute: float = 120.0
+    """``HEREABOUTS_RELAY_ADDRESS_PUSHES_PER_MINUTE``: sustained pushes accepted from one
+    address (refused ones included), checked before the body is parsed. A node re-publishes
+    about every 8 minutes, so this carries about 1,000 nodes behind one address, and bounds
+    the signature checks and disk writes one address can ask for."""
+
+    address_push_burst: int = 60
+    """``HEREABOUTS_RELAY_ADDRESS_PUSH_BURST``: pushes one address may make at once before
+    its rate applies (nodes behind one NAT re-publishing together after an outage)."""
+
+    did_pushes_per_minute: float = 2.0
+    """``HEREABOUTS_RELAY_DID_PUSHES_PER_MINUTE``: sustained pushes of new documents by one
+    DID. A node re-publishes every few minutes; each replacement costs a disk write, so a key
+    replacing its document in a loop is refused instead."""
+
+    did_push_burst: int = 5
+    """``HEREABOUTS_RELAY_DID_PUSH_BURST``: documents one DID may push in quick succession (a
+    restart, a change of endpoints) before its rate applies."""
+
+    def __post_init__(self) -> None:
+        _positive("ttl_s", self.ttl_s)
+        _positive("max_entries", self.max_entries)
+        _positive("max_tombstones", self.max_tombstones)
+        _positive("max_entries_per_address", self.max_entries_per_address)
+        _positive("address_pushes_per_minute", self.address_pushes_per_minute)
+        _positive("did_pushes_per_minute", self.did_pushes_per_minute)
+        if self.address_push_burst < 1 or self.did_push_burst < 1:
+            raise ConfigError("address_push_burst and did_push_burst must be at least 1")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> RelayConfig:
+        """Read the ``HEREABOUTS_RELAY_*`` variables (unset or empty means the default)."""
+        source = os.environ if env is None else env
+        default = cls()
+        prefix = "HEREABOUTS_RELAY_"
+        values: dict[str, object] = {
+            "ttl_s": _env_seconds(source, prefix + "TTL", default.ttl_s),
+            "max_entries": _env_int(source, prefix + "MAX_ENTRIES", default.max_entries),
+            "max_tombstones": _env_int(source, prefix + "MAX_TOMBSTONES", default.max_tombstones),
+            "max_entries_per_address": _env_int(
+                source, prefix + "MAX_ENTRIES_PER_ADDRESS", default.max_entries_per_address
+            ),
+            "address_pushes_per_minute": _env_rate(
+                source, prefix + "ADDRESS_PUSHES_PER_MINUTE", default.address_pushes_per_minute
+            ),
+            "address_push_burst": _env_int(
+                source, prefix + "ADDRESS_PUSH_BURST", default.address_push_burst
+            ),
+            "did_pushes_per_minute": _env_rate(
+                source, prefix + "DID_PUSHES_PER_MINUTE", default.did_pushes_per_minute
+            ),
+            "did_push_burst": _env_int(source, prefix + "DID_PUSH_BURST", default.did_push_burst),
+        }
+        values.update(overrides)
+        return cls(**values)  # type: ignore[arg-type]
+
+
 @dataclass(frozen=True, slots=True)
 class Config:
     """The whole configuration of one node."""
@@ -483,6 +587,7 @@ class Config:
     node: NodeConfig = field(default_factory=NodeConfig)
     sites: SitesConfig = field(default_factory=SitesConfig)
     hub: HubConfig = field(default_factory=HubConfig)
+    relay: RelayConfig = field(default_factory=RelayConfig)
 
     def __post_init__(self) -> None:
         floor = THRESHOLD_FACTOR * self.heartbeat.max_interval_s

@@ -30,12 +30,13 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from hereabouts import config as config_module
-from hereabouts.config import Config, HubConfig, NodeConfig, SitesConfig
+from hereabouts.config import Config, HubConfig, NodeConfig, RelayConfig, SitesConfig
 from hereabouts.errors import ConfigError
 
 if TYPE_CHECKING:  # the runtime pieces load only when a node really starts (fast --help)
     from starlette.routing import BaseRoute
 
+    from hereabouts.advert.relay import RelayStore
     from hereabouts.advert.republish import Republisher
     from hereabouts.identity import Identity
     from hereabouts.peers.node import Node
@@ -90,16 +91,34 @@ def config_from_args(args: argparse.Namespace) -> Config:
     hub = HubConfig.from_env()
     if getattr(args, "ghost_hard_off", False):
         hub = dataclasses.replace(hub, ghost_mode_hard_off=True)
-    return base.replace(node=node, sites=SitesConfig.from_env(), hub=hub)
+    # HEREABOUTS_RELAY_* variables tune the relay (quotas, bounds; see RelayConfig).
+    return base.replace(
+        node=node, sites=SitesConfig.from_env(), hub=hub, relay=RelayConfig.from_env()
+    )
 
 
-def _advert_routes(config: Config, node: Node) -> list[BaseRoute]:
-    from hereabouts.advert.http import build_advert_routes
+async def _relay(config: Config, node: Node) -> RelayStore:
+    """The relay's store, its index built from disk in a thread (it reads every entry
+    file once), its counters and gauges in the node's registry."""
     from hereabouts.advert.relay import RelayStore
+    from hereabouts.advert.relay_metrics import RelayCollector
+
+    relay = await asyncio.to_thread(
+        RelayStore,
+        config.home / RELAY_DIR,
+        node.did,
+        config=config.relay,
+        counters=node.counters,
+    )
+    node.registry.register(RelayCollector(relay))
+    return relay
+
+
+def _advert_routes(config: Config, relay: RelayStore) -> list[BaseRoute]:
+    from hereabouts.advert.http import build_advert_routes
     from hereabouts.advert.store import PresenceStore
 
     store = PresenceStore(config.home)
-    relay = RelayStore(config.home / RELAY_DIR, node.did)
     return list(build_advert_routes(store=store, relay=relay))
 
 
@@ -152,7 +171,7 @@ async def run(config: Config, *, demo_peers: int = 0, sites: bool = True) -> int
             loop.add_signal_handler(signum, stop.set)
     async with contextlib.AsyncExitStack() as stack:
         node = await stack.enter_async_context(Node(config))
-        routes = _advert_routes(config, node)
+        routes = _advert_routes(config, await _relay(config, node))
         health_parts: dict[str, HealthCheck] = {}
         if sites:
             from hereabouts.web.site import build_site_routes

@@ -14,11 +14,11 @@ import httpx
 import pytest
 
 from hereabouts.advert import encode_presence
-from hereabouts.advert.errors import RelayFull
 from hereabouts.advert.http import create_app
 from hereabouts.advert.relay import RelayStore, relay_file_name
 from hereabouts.advert.store import PresenceStore
 from hereabouts.advert.timestamps import parse_time
+from hereabouts.config import RelayConfig
 from hereabouts.identity import Identity
 from tests.advert.conftest import T0, Clock, serve
 
@@ -40,7 +40,7 @@ def node(tmp_path: Path, clock: Clock) -> Iterator[tuple[str, PresenceStore]]:
 
 @pytest.fixture
 def relay(tmp_path: Path, clock: Clock) -> Iterator[tuple[str, RelayStore]]:
-    held = RelayStore(tmp_path / "relay", RELAY.did, ttl_s=900)
+    held = RelayStore(tmp_path / "relay", RELAY.did, config=RelayConfig(ttl_s=900), now=T0)
     with serve(create_app(relay=held, clock=clock)) as url:
         yield url, held
 
@@ -184,7 +184,7 @@ def test_relay_honours_delegation_expiry(
 
 
 def test_relay_honours_its_own_ttl(tmp_path: Path, clock: Clock, make_doc: Any) -> None:
-    held = RelayStore(tmp_path / "relay", RELAY.did, ttl_s=100)
+    held = RelayStore(tmp_path / "relay", RELAY.did, config=RelayConfig(ttl_s=100), now=T0)
     doc = relayed(make_doc)
     clock.now = T0 + timedelta(seconds=10)
     with serve(create_app(relay=held, clock=clock)) as url, httpx.Client(base_url=url) as client:
@@ -199,16 +199,17 @@ def test_relay_honours_its_own_ttl(tmp_path: Path, clock: Clock, make_doc: Any) 
         assert post(client, older).status_code == 409
 
 
-def test_relay_prunes_and_is_bounded(tmp_path: Path, make_doc: Any) -> None:
-    held = RelayStore(tmp_path / "relay", RELAY.did, max_entries=2)
+def test_relay_full_buries_the_first_expired_entry(tmp_path: Path, make_doc: Any) -> None:
+    held = RelayStore(tmp_path / "relay", RELAY.did, config=RelayConfig(max_entries=2), now=T0)
     now = T0 + timedelta(seconds=1)
     docs = [relayed(make_doc, identity=Identity.from_seed(bytes([i]) * 32), lifetime_s=60 * i)
             for i in range(1, 4)]
     assert held.accept(docs[0], now) and held.accept(docs[1], now)
-    with pytest.raises(RelayFull):
-        held.accept(docs[2], now)
     later = T0 + timedelta(seconds=61)
     assert held.get(docs[0]["did"], later) is None
     assert held.get(docs[1]["did"], later) is not None
-    assert held.prune(T0 + timedelta(days=8)) == 2
-    assert held.count() == 0
+    assert held.accept(docs[2], later)  # full: the expired entry makes room
+    assert held.index.live == 2 and held.index.tombstones == 1
+    assert held.get(docs[1]["did"], later) is not None
+    assert held.sweep(T0 + timedelta(days=8)) == 5  # two buried, then three forgotten
+    assert held.count() == 0 and not list(held.directory.iterdir())

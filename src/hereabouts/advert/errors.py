@@ -99,9 +99,38 @@ class RelayNotNamed(PresenceRejected):
 
 
 class RelayFull(PresenceRejected):
-    """The relay holds as many documents as it is allowed to; try again later."""
+    """The relay cannot make room for another document within its rules; try again later."""
 
     reason = "relay_full"
+
+
+class RelayQuotaExceeded(PresenceRejected):
+    """A client address or a DID used up its share of the relay; retry after
+    :attr:`retry_after_s` seconds."""
+
+    reason = "relay_quota"
+
+    def __init__(self, message: str, *, retry_after_s: float) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class RelayAddressRateLimited(RelayQuotaExceeded):
+    """The client address pushed more documents than its rate allows."""
+
+    reason = "relay_address_rate"
+
+
+class RelayAddressFull(RelayQuotaExceeded):
+    """The client address holds as many live documents as one address may."""
+
+    reason = "relay_address_full"
+
+
+class RelayDidRateLimited(RelayQuotaExceeded):
+    """The DID replaced its document here more often than its rate allows."""
+
+    reason = "relay_did_rate"
 
 
 class PresenceFetchFailed(PresenceRejected):

@@ -9,7 +9,11 @@ Routes (see ``docs/advert.md``):
   never served.
 * ``POST /v1/relay/presence`` — hand this relay a signed document that names it
   (:mod:`hereabouts.advert.relay`). 201 when stored, 200 when already held, 4xx with
-  ``{"error": <reason slug>, "detail": ...}`` otherwise. The body is bounded while it streams.
+  ``{"error": <reason slug>, "detail": ...}`` otherwise: 429 with ``Retry-After`` when the
+  client's address or the document's DID used up its quota (the address's push rate is
+  checked before the body is read), 503 only when the relay cannot make room within its
+  rules or cannot write. The body is bounded while it streams. Every push is counted in
+  ``relay_pushes`` by outcome (``stored``, ``unchanged`` or the refusal's reason slug).
 * ``GET /v1/relay/{did}/presence`` — a held document, until the earliest of its expiries.
 
 :func:`build_advert_routes` returns plain Starlette routes so the node's server can mount
@@ -45,11 +49,17 @@ from hereabouts.advert.errors import (
     PresenceStale,
     RelayFull,
     RelayNotNamed,
+    RelayQuotaExceeded,
 )
 from hereabouts.advert.fetch import RELAY_PUSH_PATH, WELL_KNOWN_PATH
 from hereabouts.advert.relay import RelayStore
 from hereabouts.advert.store import DEFAULT_ALIAS, PresenceStore
 from hereabouts.advert.timestamps import utc_now
+from hereabouts.errors import StorageError
+
+PUSHES = "relay_pushes"
+"""Counter of relay pushes, labelled ``outcome``: ``stored``, ``unchanged``, or the reason
+slug of the refusal (``relay_address_rate``, ``presence_stale``, ...)."""
 
 #: HTTP status for each refusal; anything else a presence check raises is a plain 400.
 STATUS_BY_ERROR: dict[type[PresenceRejected], int] = {
@@ -58,6 +68,7 @@ STATUS_BY_ERROR: dict[type[PresenceRejected], int] = {
     RelayNotNamed: 403,
     PresenceBadSignature: 403,
     PresenceBadDID: 400,
+    RelayQuotaExceeded: 429,
     RelayFull: 503,
 }
 
@@ -144,14 +155,26 @@ class _RelayEndpoints:
         self.relay = relay
         self.clock = clock
         self.max_body_bytes = max_body_bytes
+        relay.counters.describe(PUSHES, "Pushes to the presence relay, by outcome.", "outcome")
 
     async def push(self, request: Request) -> Response:
+        client = request.client.host if request.client is not None else None
+        counters = self.relay.counters
         try:
+            self.relay.admit(client, self.clock())
             raw = await read_bounded_body(request, self.max_body_bytes)
             doc = decode_presence(raw, max_bytes=self.max_body_bytes)
-            stored = self.relay.accept(doc, self.clock())
+            stored = self.relay.accept(doc, self.clock(), client=client)
         except PresenceRejected as exc:
-            return error_response(_status_for(exc), exc.reason, str(exc))
+            counters.add(PUSHES, exc.reason)
+            response = error_response(_status_for(exc), exc.reason, str(exc))
+            if isinstance(exc, RelayQuotaExceeded):
+                response.headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after_s)))
+            return response
+        except StorageError as exc:
+            counters.add(PUSHES, exc.reason)
+            return error_response(503, exc.reason, "the relay cannot store documents now")
+        counters.add(PUSHES, "stored" if stored else "unchanged")
         return JSONResponse(
             {"stored": stored, "id": doc.get("id")}, status_code=201 if stored else 200
         )
