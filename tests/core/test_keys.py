@@ -77,12 +77,21 @@ def test_no_more_than_max_keys_are_remembered() -> None:
 # --- rule 2: quarantine -------------------------------------------------------------------
 
 
+def test_arrivals_are_kept_to_the_second() -> None:
+    keys = book()
+    keys.heard(KEYS[0], "x", T0)
+    keys.heard(KEYS[0], "x", T0 + 999)
+    assert keys.record(KEYS[0]).last_ms == T0  # type: ignore[union-attr]
+    keys.heard(KEYS[0], "x", T0 + SECOND)
+    assert keys.record(KEYS[0]).last_ms == T0 + SECOND  # type: ignore[union-attr]
+
+
 def test_the_quarantine_evicts_the_least_recently_heard() -> None:
     keys = book(TrustConfig(admit_burst=100, max_unproven=3, max_keys=100))
     for n, did in enumerate(KEYS[:3]):
-        keys.heard(did, "x", T0 + n)
-    keys.heard(KEYS[0], "x", T0 + 10)  # heard again: now the freshest
-    heard = keys.heard(KEYS[3], "x", T0 + 11)
+        keys.heard(did, "x", T0 + n * SECOND)
+    keys.heard(KEYS[0], "x", T0 + 10 * SECOND)  # heard again: now the freshest
+    heard = keys.heard(KEYS[3], "x", T0 + 11 * SECOND)
     assert heard.evicted == (KEYS[1],)
     assert keys.unproven_count() == 3 and not keys.known(KEYS[1])
 

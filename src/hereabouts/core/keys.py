@@ -42,7 +42,7 @@ Rules:
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, KeysView
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
@@ -51,6 +51,10 @@ from hereabouts.config import TrustConfig
 FINGERPRINT_CHARS: Final = 6
 """Characters of a DID shown after ``~``: 58^6 (about 38 billion) possibilities, so telling
 two keys under one name apart at a glance, not a security check (compare the full DID)."""
+
+HEARD_RESOLUTION_MS: Final = 1_000
+"""Arrival times are kept to the second: a burst of events from one key updates its record
+once. Proof takes minutes and forgetting minutes to days, so a second is precise enough."""
 
 NameStatus = Literal["bound", "held", "settling", "contested"]
 """How a peer's name is shown: ``bound`` by an invited network's credential; ``held`` by this
@@ -100,6 +104,11 @@ class Heard:
     """Unproven keys pushed out of the quarantine to make room: forget them."""
     proved: bool = False
     """The key has just proved itself."""
+
+
+HEARD: Final = Heard(admitted=True)
+"""The common outcome of :meth:`KeyBook.heard`: admitted, nothing else to do."""
+_REFUSED: Final = Heard(admitted=False)
 
 
 def fingerprint(did: str) -> str:
@@ -155,6 +164,13 @@ class KeyBook:
         record = self._records.get(did)
         if record is None:
             return self._admit(did, name, now_ms, member=member, restore=restore)
+        if (
+            now_ms - record.last_ms < HEARD_RESOLUTION_MS
+            and name == record.name
+            and (record.member or not member)
+            and (record.proven or now_ms - record.first_ms < self._settle_ms)
+        ):
+            return HEARD
         record.last_ms = max(record.last_ms, now_ms)
         record.dropped = False
         if member and not record.member:
@@ -173,7 +189,7 @@ class KeyBook:
                 record.proven_ms = record.claim_ms = now_ms
                 self._make_proven(record)
                 proved = True
-        return Heard(admitted=True, proved=proved)
+        return Heard(admitted=True, proved=True) if proved else HEARD
 
     def rotate(self, old_did: str, new_did: str, now_ms: int) -> None:
         """A verified rotation statement: ``old_did`` hands its place to ``new_did`` (which
@@ -199,11 +215,11 @@ class KeyBook:
         self, did: str, name: str, now_ms: int, *, member: bool, restore: bool
     ) -> Heard:
         if len(self._records) >= self._config.max_keys:
-            return Heard(admitted=False)
+            return _REFUSED
         if not (member or restore):
             self._refill(now_ms)
             if self._tokens < 1.0:
-                return Heard(admitted=False)
+                return _REFUSED
             self._tokens -= 1.0
         record = KeyRecord(did=did, name=name, first_ms=now_ms, last_ms=now_ms, member=member)
         self._records[did] = record
@@ -217,7 +233,7 @@ class KeyBook:
                 oldest, _ = self._unproven.popitem(last=False)
                 self._drop(oldest)
                 evicted.append(oldest)
-        return Heard(admitted=True, evicted=tuple(evicted))
+        return Heard(admitted=True, evicted=tuple(evicted)) if evicted else HEARD
 
     def _refill(self, now_ms: int) -> None:
         if self._tokens_at is not None:
@@ -268,6 +284,11 @@ class KeyBook:
 
     def known(self, did: str) -> bool:
         return did in self._records
+
+    @property
+    def known_dids(self) -> KeysView[str]:
+        """A live view of every known DID (``in`` on it costs a dict look-up)."""
+        return self._records.keys()
 
     def record(self, did: str) -> KeyRecord | None:
         return self._records.get(did)
@@ -391,4 +412,4 @@ class KeyBook:
             self._holders[name] = best[1]
 
 
-__all__ = ["FINGERPRINT_CHARS", "Heard", "KeyBook", "KeyRecord", "Label", "NameStatus"]
+__all__ = ["FINGERPRINT_CHARS", "HEARD", "Heard", "KeyBook", "KeyRecord", "Label", "NameStatus"]

@@ -38,7 +38,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 from hereabouts.config import ProjectionConfig
 from hereabouts.core.effects import Status, StatusChanged
@@ -105,11 +105,15 @@ class _Subject:
         "own",
         "own_boot",
         "sessions",
+        "threshold_ms",
+        "transport",
         "vouch",
     )
 
-    def __init__(self, did: str) -> None:
+    def __init__(self, did: str, threshold_ms: int) -> None:
         self.did = did
+        self.transport = "plaza"  # from its latest hey_there
+        self.threshold_ms = threshold_ms  # silence before MISSING, for that transport
         self.named: tuple[int, str, str] | None = None  # (at, id, name) of its latest event
         self.best: _Mark | None = None
         self.own: tuple[int, str] = (-1, "")  # latest own event other than a lost will
@@ -136,7 +140,6 @@ class Projection:
         self._plaza_ms = int(self._config.plaza_missing_after_s * 1000)
         self._mesh_ms = int(self._config.mesh_missing_after_s * 1000)
         self._subjects: dict[str, _Subject] = {}
-        self._transports: dict[str, str] = {}
         self._reported: dict[str, Status] = {}
         self._counts: dict[Status, int] = dict.fromkeys(Status, 0)
         self._deadlines: list[tuple[int, str]] = []  # (when, did); one entry per subject
@@ -158,12 +161,18 @@ class Projection:
             held = emitter.lost.get(event.boot_id)
             if held is None or (event.session, event_id) > held[:2]:
                 emitter.lost[event.boot_id] = (event.session, event_id, at_ms)
+                if held is None:
+                    self._trim(emitter, emitter.lost)
         else:
             if (at_ms, event_id) > emitter.own:
                 emitter.own = (at_ms, event_id)
                 emitter.own_boot = event.boot_id
-            if event.session > emitter.sessions.get(event.boot_id, -1):
-                emitter.sessions[event.boot_id] = event.session
+            sessions = emitter.sessions
+            known = sessions.get(event.boot_id)
+            if known is None or event.session > known:
+                sessions[event.boot_id] = event.session
+                if known is None:
+                    self._trim(emitter, sessions)
             mark: _Mark = (at_ms, event_id, kind)
             if event_type is HeyThere:
                 assert isinstance(event, HeyThere)
@@ -172,7 +181,11 @@ class Projection:
                 emitter.vouch = mark
             if emitter.best is None or mark > emitter.best:
                 emitter.best = mark
-        self._note_boot(emitter, event.boot_id, at_ms)
+        boot_latest = emitter.boot_latest
+        if at_ms > boot_latest.get(event.boot_id, -1):
+            boot_latest[event.boot_id] = at_ms
+            if len(boot_latest) > 2 * MAX_BOOTS:  # forget the boot heard from least recently
+                del boot_latest[min(boot_latest, key=lambda b: (boot_latest[b], b))]
         self._refresh(emitter, now_ms, "event", event_id, changes)
         return changes
 
@@ -195,7 +208,6 @@ class Projection:
         subject = self._subjects.pop(did, None)
         if subject is None:
             return False
-        self._transports.pop(did, None)
         reported = self._reported.pop(did, None)
         if reported is not None:
             self._counts[reported] -= 1
@@ -289,7 +301,7 @@ class Projection:
     def _subject(self, did: str) -> _Subject:
         subject = self._subjects.get(did)
         if subject is None:
-            subject = self._subjects[did] = _Subject(did)
+            subject = self._subjects[did] = _Subject(did, self._plaza_ms)
         return subject
 
     def _announce(self, subject: _Subject, event: HeyThere, mark: _Mark) -> None:
@@ -305,20 +317,15 @@ class Projection:
                 subject.boots_dropped += 1
         if subject.hey_there is None or mark > subject.hey_there:
             subject.hey_there = mark
-            self._transports[subject.did] = event.transport
+            subject.transport = event.transport
+            subject.threshold_ms = self._mesh_ms if event.transport == "mesh" else self._plaza_ms
             subject.endpoints = dict(event.endpoints)
 
     @staticmethod
-    def _note_boot(subject: _Subject, boot: str, at_ms: int) -> None:
-        latest = subject.boot_latest
-        if at_ms > latest.get(boot, -1):
-            latest[boot] = at_ms
-            if len(latest) > 2 * MAX_BOOTS:  # forget the boot heard from least recently
-                del latest[min(latest, key=lambda b: (latest[b], b))]
-        for table in (subject.sessions, subject.lost):
-            while len(table) > 2 * MAX_BOOTS:
-                oldest = next(b for b in table if b != subject.own_boot)
-                del table[oldest]
+    def _trim(subject: _Subject, table: dict[str, Any]) -> None:
+        """Keep per-boot tables to ``2 x MAX_BOOTS`` boots, dropping the first recorded."""
+        while len(table) > 2 * MAX_BOOTS:
+            del table[next(b for b in table if b != subject.own_boot)]
 
     @staticmethod
     def _clash_at(subject: _Subject) -> int | None:
@@ -341,9 +348,6 @@ class Projection:
         clash_at = self._clash_at(subject)
         return clash_at is not None and now_ms - clash_at <= CLASH_MEMORY_MS
 
-    def _threshold_ms(self, did: str) -> int:
-        return self._mesh_ms if self._transports.get(did) == "mesh" else self._plaza_ms
-
     def _lost_will(self, subject: _Subject) -> _Mark | None:
         """The lost will that makes the subject MISSING, if one does."""
         boot = subject.own_boot
@@ -362,12 +366,12 @@ class Projection:
         best = subject.best
         if best is not None and best[2] == "chau":
             return Status.OFFLINE, best
-        will = self._lost_will(subject)
+        will = self._lost_will(subject) if subject.lost else None
         if will is not None:
             return Status.MISSING, will
         if best is None:
             return None, None
-        if now_ms - best[0] > self._threshold_ms(subject.did):
+        if now_ms - best[0] > subject.threshold_ms:
             return Status.MISSING, best
         return Status.ONLINE, best
 
@@ -381,7 +385,7 @@ class Projection:
     ) -> None:
         status, best = self._judge(subject, now_ms)
         if status is Status.ONLINE and best is not None and not subject.in_heap:
-            deadline = best[0] + self._threshold_ms(subject.did) + 1
+            deadline = best[0] + subject.threshold_ms + 1
             heapq.heappush(self._deadlines, (deadline, subject.did))
             subject.in_heap = True
         if status is None:
@@ -416,7 +420,7 @@ class Projection:
             last_event_id=decided[1],
             boot_id=subject.own_boot,
             restarts=max(0, len(subject.boot_starts) + subject.boots_dropped - 1),
-            transport=self._transports.get(subject.did, "plaza"),
+            transport=subject.transport,
             endpoints=dict(subject.endpoints),
             clash=self._clashing(subject, now_ms),
         )

@@ -20,14 +20,13 @@ reaches the ledger, the projection or the key book. Local failures (storage) do 
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
 from hereabouts.config import LedgerConfig, WireLimits
 from hereabouts.core.effects import StatusChanged
-from hereabouts.core.keys import KeyBook
+from hereabouts.core.keys import HEARD, KeyBook
 from hereabouts.core.projection import Projection
 from hereabouts.errors import EventRejected, HereaboutsError, LocalError, RemoteError, TooOld
 from hereabouts.events import AnyEvent, HeyThere, SignedEvent
@@ -114,21 +113,30 @@ class Ingestor:
 
     # --- checks, cheapest first --------------------------------------------------------
 
-    def _precheck(self, event: AnyEvent, now_ms: int) -> None:
-        if self.membership is not None:
-            self.membership.precheck(event, now_ms)
-        elif not self.keys.admissible(event.did, now_ms):
-            if self.keys.full():
-                raise KeysFull("this node remembers its most keys; new keys must wait")
-            raise NotAdmitted("too many new keys at once; this one must wait")
+    def _prechecker(self, now_ms: int) -> Callable[[AnyEvent], None]:
+        """The check run before each signature, for one batch arriving at ``now_ms``."""
+        membership, keys = self.membership, self.keys
+        known = keys.known_dids
 
-    def _check(self, data: bytes, now_ms: int, gate: Gate | None) -> SignedEvent:
+        def precheck(event: AnyEvent) -> None:
+            if membership is not None:
+                membership.precheck(event, now_ms)
+            elif event.did not in known and not keys.admissible(event.did, now_ms):
+                if keys.full():
+                    raise KeysFull("this node remembers its most keys; new keys must wait")
+                raise NotAdmitted("too many new keys at once; this one must wait")
+
+        return precheck
+
+    def _check(
+        self,
+        data: bytes,
+        now_ms: int,
+        gate: Gate | None,
+        precheck: Callable[[AnyEvent], None],
+    ) -> SignedEvent:
         signed = unseal(
-            data,
-            now_ms=now_ms,
-            limits=self._limits,
-            known=self._known,
-            precheck=lambda event: self._precheck(event, now_ms),
+            data, now_ms=now_ms, limits=self._limits, known=self._known, precheck=precheck
         )
         if signed.at_ms < now_ms - self._retention_ms:
             raise TooOld(
@@ -157,6 +165,8 @@ class Ingestor:
         heard = self.keys.heard(
             event.did, event.name, now_ms, member=self.membership is not None
         )
+        if heard is HEARD and type(event) is not HeyThere:
+            return  # the usual case, kept short: it runs for every event
         if not heard.admitted:
             raise NotAdmitted("too many new keys at once; this one must wait")
         if heard.proved:
@@ -188,9 +198,10 @@ class Ingestor:
         outcomes: list[Outcome | None] = [None] * len(items)
         good: list[tuple[int, SignedEvent]] = []
         seen_ids: set[str] = set()
+        precheck = self._prechecker(now_ms)
         for index, data in enumerate(items):
             try:
-                signed = self._check(data, now_ms, gate)
+                signed = self._check(data, now_ms, gate, precheck)
             except LocalError:
                 raise  # our own storage failing is not the sender's fault
             except HereaboutsError as exc:
@@ -207,10 +218,10 @@ class Ingestor:
             if new:
                 self.counters.add("events_in", signed.kind)
                 if now_ms - signed.at_ms <= HEARD_FRESH_MS:
-                    # Known when checked; pushed out of the quarantine by a key later in
-                    # this same batch at worst, and then simply not heard again.
-                    with contextlib.suppress(NotAdmitted):
+                    try:  # noqa: SIM105 - contextlib.suppress costs 0.7 µs an event here
                         self._heard(signed.event, now_ms)
+                    except NotAdmitted:
+                        pass  # pushed out of the quarantine by a key later in this batch
                 outcomes[index] = Accepted(signed, True, self.projection.apply(signed, now_ms))
             else:
                 self.counters.add("events_duplicate", signed.kind)
