@@ -17,6 +17,7 @@ from hereabouts.advert.cli import register as register_advert
 from hereabouts.config import resolve_home
 from hereabouts.errors import HereaboutsError
 from hereabouts.identity import key_file_path, load_or_create_identity
+from hereabouts.peers.network_cli import register as register_network
 from hereabouts.up import register as register_up
 from hereabouts.web.cli import register as register_status
 
@@ -71,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     register_up(commands, home_option())
     register_status(commands)
     register_advert(commands)
+    register_network(commands, home_option())
     return parser
 
 

@@ -7,7 +7,8 @@ Every event is a frozen msgspec Struct tagged by ``kind`` and carries the same h
 * ``boot_id`` — random per process start; a new boot id in a ``hey_there`` is a restart,
 * ``session`` — the connection number within this boot, bumped on every reconnect, so a
   ``lost`` will from an earlier connection cannot outrank the node's later news,
-* ``at_ms`` — when the emitter made the event, in Unix milliseconds.
+* ``at_ms`` — when the emitter made the event, in Unix milliseconds,
+* ``credential`` — its membership credential, in an invited network.
 
 Kinds and what they say:
 
@@ -35,8 +36,10 @@ from __future__ import annotations
 
 from typing import Annotated, Final, Literal
 
+import msgspec
 from msgspec import Meta, Raw, Struct
 
+from hereabouts.errors import ConfigError
 from hereabouts.printable import NAME_PATTERN
 
 Name = Annotated[str, Meta(min_length=1, max_length=64, pattern=NAME_PATTERN)]
@@ -47,6 +50,20 @@ Did = Annotated[str, Meta(min_length=9, max_length=128)]
 """A DID. Its form is checked where it matters, against the key that signed (an emitter's
 ``did`` must equal the envelope's signer, a valid ``did:key``); a regular expression here
 would double the decode cost of every event for no added safety."""
+
+
+def check_name(name: str) -> str:
+    """``name`` if peers would accept it as a node's name, else :class:`ConfigError` (for
+    names given locally: a flag, a config, a credential being issued)."""
+    try:
+        return msgspec.convert(name, type=Name)
+    except msgspec.ValidationError:
+        raise ConfigError(
+            f"name {name[:80]!r} is not allowed: 1-64 printable characters, without control, "
+            "bidi or zero-width characters or white space at either end"
+        ) from None
+
+
 BootId = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[!-~]+$")]
 """Random per process start; printable ASCII without spaces."""
 Millis = Annotated[int, Meta(ge=0, le=2**53 - 1)]
@@ -74,25 +91,6 @@ Transport = Literal["plaza", "mesh"]
 news arrives in bursts, so its MISSING threshold is longer)."""
 
 
-class Event(Struct, frozen=True, kw_only=True, tag_field="kind", forbid_unknown_fields=True):
-    """Header shared by every event. Not used on its own."""
-
-    name: Name
-    did: Did
-    boot_id: BootId
-    session: Count = 0
-    at_ms: Millis
-
-
-class Rotation(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """A key change for a pinned name, signed by the *old* key
-    (see :mod:`hereabouts.peers.keyring`)."""
-
-    old_did: Did
-    at_ms: Millis
-    sig: Signature
-
-
 class Credential(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Membership of an invited network (see :mod:`hereabouts.peers.membership`).
 
@@ -112,12 +110,34 @@ class Credential(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     sig: Signature
 
 
+class Event(Struct, frozen=True, kw_only=True, tag_field="kind", forbid_unknown_fields=True):
+    """Header shared by every event. Not used on its own."""
+
+    name: Name
+    did: Did
+    boot_id: BootId
+    session: Count = 0
+    at_ms: Millis
+    credential: Credential | None = None
+    """In an invited network, every event carries its emitter's membership credential, so
+    any event (a heartbeat, a howdy) can introduce a member to a node that has not heard its
+    hey_there yet; ``null`` in an open network."""
+
+
+class Rotation(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A key change for a pinned name, signed by the *old* key
+    (see :mod:`hereabouts.peers.keyring`)."""
+
+    old_did: Did
+    at_ms: Millis
+    sig: Signature
+
+
 class HeyThere(Event, frozen=True, tag="hey_there"):
     started_at_ms: Millis
     endpoints: Annotated[dict[EndpointName, Url], Meta(max_length=MAX_ENDPOINTS)] = {}
     transport: Transport = "plaza"
     rotation: Rotation | None = None
-    credential: Credential | None = None
 
 
 class Neighbour(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -223,5 +243,6 @@ __all__ = [
     "Rotation",
     "Seen",
     "SignedEvent",
+    "check_name",
     "kind_of",
 ]

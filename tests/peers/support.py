@@ -33,14 +33,10 @@ test_config.__test__ = False  # type: ignore[attr-defined]  # not a test, despit
 
 def light_node(config: Config, name: str, **kwargs: object) -> Node:
     """A node with a fresh identity and in-memory stores, for many nodes in one process."""
-    return Node(
-        config,
-        name=name,
-        identity=Identity.generate(),
-        ledger=MemoryLedger(),
-        keyring=Keyring(),
-        **kwargs,  # type: ignore[arg-type]
-    )
+    options: dict[str, object] = {
+        "identity": Identity.generate(), "ledger": MemoryLedger(), "keyring": Keyring(), **kwargs
+    }
+    return Node(config, name=name, **options)  # type: ignore[arg-type]
 
 
 async def wait_until(

@@ -52,8 +52,9 @@ from hereabouts.advert.errors import (
 from hereabouts.advert.merkle import ConsistencyProof, parse_root
 from hereabouts.advert.timestamps import format_time, parse_time, utc_now
 from hereabouts.canonical import canonicalize
-from hereabouts.errors import InvalidDID, NotCanonicalizable
+from hereabouts.errors import InvalidDID, JsonTooDeep, NotCanonicalizable
 from hereabouts.identity import DID_KEY_PREFIX, MAX_DID_LENGTH, Identity, public_key_from_did
+from hereabouts.jsonlimits import check_depth
 
 #: Largest document accepted, in bytes of canonical JSON (and of an HTTP body carrying one).
 #: A document with 32 endpoints, 16 relays and a full-length proof is about 12 KiB; 16 KiB is
@@ -152,6 +153,10 @@ def decode_presence(raw: bytes, *, max_bytes: int = MAX_DOCUMENT_BYTES) -> dict[
     """Parse document bytes into a dict (not yet verified); size is checked before parsing."""
     if len(raw) > max_bytes:
         raise PresenceOversize(f"document is {len(raw)} bytes; the limit is {max_bytes}")
+    try:
+        check_depth(raw)
+    except JsonTooDeep as exc:
+        raise PresenceMalformed(f"document is not acceptable JSON: {exc}") from None
     try:
         value = json.loads(
             raw.decode("utf-8"),

@@ -1,9 +1,10 @@
 """Invited networks: credentials signed by a network key, and the rules for believing them.
 
 A network is *open* (any key may join, under the bounds of :mod:`hereabouts.core.keys`) or
-*invited*: every member presents a :class:`~hereabouts.events.Credential` in its
-``hey_there``, and nodes refuse everything from keys without one, before checking any
-signature, so outsiders cost a dictionary look-up per message whatever they send.
+*invited*: every event a member sends carries its :class:`~hereabouts.events.Credential`
+(so a heartbeat or a howdy introduces it as well as its hey_there), and nodes refuse
+events without a credential from keys they do not know as members before checking any
+signature, so an outsider's plain events cost a dictionary look-up.
 
 Credentials:
 
@@ -41,7 +42,7 @@ import msgspec
 from msgspec import Meta, Struct
 
 from hereabouts.errors import BadSignature, EventRejected, InvalidDID, LocalError
-from hereabouts.events import AnyEvent, Credential, Did, HeyThere, Millis, Signature
+from hereabouts.events import AnyEvent, Credential, Did, Millis, Signature
 from hereabouts.identity import Identity, verify
 
 CREDENTIAL_TAG: Final = b"hereabouts/v1/credential\n"
@@ -297,17 +298,20 @@ class Membership:
     # --- events ------------------------------------------------------------------------
 
     def precheck(self, event: AnyEvent, now_ms: int) -> None:
-        """Before the signature check: is this from a member, or a member's hey_there?"""
+        """Before the signature check: is this from a member, or does it carry a plausible
+        credential? (Checking the credential's signatures waits for :meth:`admit`.)"""
         member = self._members.get(event.did)
-        if member is not None:
+        if member is not None and (
+            event.credential is None or event.credential.expires_at_ms == member.expires_at_ms
+        ):
             if member.expires_at_ms <= now_ms:
                 raise CredentialExpired(f"{event.name!r}'s credential has expired")
             if event.name != member.name:
                 raise NameNotBound(f"the credential names this key {member.name!r}")
             return
-        if not isinstance(event, HeyThere) or event.credential is None:
-            raise NotAMember("this network admits members with a credential only")
         credential = event.credential
+        if credential is None:
+            raise NotAMember("this network admits members with a credential only")
         if credential.member != event.did or credential.network != self.network:
             raise NotAMember("the credential is for another key or another network")
         if credential.name != event.name:
@@ -315,14 +319,17 @@ class Membership:
         self._check_revoked(credential)
 
     def admit(self, event: AnyEvent, now_ms: int) -> MemberInfo:
-        """After the signature check: verify the credential of a hey_there (cached) and make
-        its key a member; for other events, the member already known."""
+        """After the signature check: verify the credential an event carries (cached by its
+        bytes) and make its key a member, or renew its membership; without a credential,
+        the member already known."""
         member = self._members.get(event.did)
-        if not isinstance(event, HeyThere) or event.credential is None:
+        credential = event.credential
+        if credential is None or (
+            member is not None and credential.expires_at_ms == member.expires_at_ms
+        ):
             if member is None:
                 raise NotAMember("this network admits members with a credential only")
             return member
-        credential = event.credential
         key = hashlib.sha256(encode_credential(credential)).digest()
         info = self._verified.get(key)
         if info is None or info.expires_at_ms <= now_ms:

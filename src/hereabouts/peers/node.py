@@ -65,11 +65,11 @@ from hereabouts.events import (
     HeyThere,
     Howdy,
     Lost,
-    Name,
     Neighbour,
     Newspaper,
     NewspaperStatus,
     SignedEvent,
+    check_name,
 )
 from hereabouts.fanout import Fanout
 from hereabouts.identity import Identity, load_or_create_identity
@@ -130,17 +130,6 @@ def parse_broker_url(url: str) -> tuple[str, int]:
     if parts.scheme != "mqtt" or not parts.hostname:
         raise ConfigError(f"broker URL must look like mqtt://host:port, got {url!r}")
     return parts.hostname, parts.port or 1883
-
-
-def check_name(name: str) -> str:
-    """``name`` if peers would accept it as a node name, else :class:`ConfigError`."""
-    try:
-        return msgspec.convert(name, type=Name)
-    except msgspec.ValidationError:
-        raise ConfigError(
-            f"node name {name[:80]!r} is not allowed: 1-64 printable characters, without "
-            "control, bidi or zero-width characters or white space at either end"
-        ) from None
 
 
 class Node:
@@ -415,15 +404,13 @@ class Node:
             "boot_id": self.boot_id,
             "session": self._session,
             "at_ms": self._now_ms(),
+            "credential": None if self.membership is None else self.membership.own,
         }
         header.update(fields)
         return kind(**header)  # type: ignore[arg-type]
 
     def _hey_there(self) -> AnyEvent:
-        credential = None if self.membership is None else self.membership.own
-        return self._event(
-            HeyThere, started_at_ms=self.started_at_ms, transport="plaza", credential=credential
-        )
+        return self._event(HeyThere, started_at_ms=self.started_at_ms, transport="plaza")
 
     def _newspaper(self) -> AnyEvent:
         online = self.online_count()
