@@ -43,7 +43,7 @@ async def test_peers_lists_the_neighbourhood(client: httpx.AsyncClient, node: Fa
     assert response.status_code == 200
     assert response.headers["content-type"] == "application/json"
     body = response.json()
-    assert body["node"] == {"name": "alpha", "did": ALPHA, "boot_id": "0123abcd"}
+    assert body["node"] == {"name": "alpha", "did": ALPHA, "boot_id": "0123abcd", "warnings": []}
     assert [p["name"] for p in body["peers"]] == ["alpha", "bravo", "charlie"]
     alpha, bravo, charlie = body["peers"]
     for peer in body["peers"]:
@@ -217,3 +217,15 @@ async def test_a_busy_port_fails_at_start(node: FakeNode) -> None:
 
 def test_the_neighbourhood_fixture_has_one_of_each_status() -> None:
     assert {v.status for v in neighbourhood()} == set(Status)
+
+
+async def test_parts_of_health_that_fail_reach_the_dashboard_as_warnings(
+    client: httpx.AsyncClient, node: FakeNode
+) -> None:
+    node.health = lambda: {  # type: ignore[method-assign]
+        "ok": False,
+        "identity": {"ok": False, "error": "another process is using this node's key"},
+        "storage": {"ok": True},
+    }
+    body = (await client.get("/v1/peers")).json()
+    assert body["node"]["warnings"] == ["another process is using this node's key"]

@@ -34,8 +34,19 @@ def format_ms(at_ms: int) -> str:
 
 
 def node_json(node: NodeView) -> JsonObject:
-    """Who is answering: the node's own name, DID and boot id."""
-    return {"name": node.name, "did": node.did, "boot_id": node.boot_id}
+    """Who is answering: the node's own name, DID and boot id, and ``warnings``: one line
+    for each part of ``/healthz`` that is not ok (another process using this node's key, a
+    full disk, a dead task), so the dashboard can say so."""
+    try:
+        health = node.health()
+    except Exception:  # the warnings are a courtesy; the peers list must still go out
+        health = {}
+    warnings = [
+        str(part.get("error") or f"{name} is not ok")
+        for name, part in health.items()
+        if isinstance(part, dict) and part.get("ok") is False
+    ]
+    return {"name": node.name, "did": node.did, "boot_id": node.boot_id, "warnings": warnings}
 
 
 def peer_json(peer: PeerView, *, own_did: str) -> JsonObject:

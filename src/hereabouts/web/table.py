@@ -66,6 +66,10 @@ def _row(peer: Mapping[str, Any], now_ms: int) -> tuple[str, ...]:
     name = terminal_safe(peer.get("name") or "(unnamed)", MAX_NAME)
     if peer.get("self") is True:
         name += " *"
+    if peer.get("trust") == "new":
+        name += " (new)"  # a key that has not proved itself yet (docs/security.md)
+    if peer.get("shared_key") is True:
+        name += " (key used twice)"
     return (
         name,
         terminal_safe(peer.get("status", "?")),
@@ -88,6 +92,7 @@ def render_status(document: Mapping[str, Any], now_ms: int) -> list[str]:
     lines = [
         f"node {terminal_safe(node.get('name', '?'), MAX_NAME)}  "
         f"{terminal_safe(node.get('did', '?'))}",
+        *(f"WARNING: {terminal_safe(w)}" for w in node.get("warnings") or []),
         "  ".join(f"{n} {status.lower()}" for status, n in counts.items()),
         "",
     ]

@@ -23,6 +23,12 @@
     refreshTimer: null,
   };
 
+  // Why a name carries "~" and a fingerprint (docs/security.md: names are labels).
+  const NAME_NOTES = {
+    settling: "This key has not proved itself yet; its name is shown with its fingerprint.",
+    contested: "Another key holds this name; this one is shown with its fingerprint.",
+  };
+
   const $ = (id) => document.getElementById(id);
 
   function el(tag, className, text) {
@@ -63,6 +69,10 @@
   function renderNode() {
     const node = state.node;
     if (!node) return;
+    const warnings = Array.isArray(node.warnings) ? node.warnings : [];
+    const banner = $("warnings");
+    banner.replaceChildren(...warnings.map((text) => el("li", null, text)));
+    banner.hidden = warnings.length === 0;
     $("node-name").textContent = node.name || "(unnamed)";
     const did = $("node-did");
     did.textContent = shortDid(node.did);
@@ -87,7 +97,12 @@
     row.dataset.did = String(peer.did);
 
     const name = el("td", "name", peer.name || "(unnamed)");
+    if (peer.claimed_name && peer.claimed_name !== peer.name) {
+      name.title = NAME_NOTES[peer.name_status] || "";
+    }
     if (peer.self) name.append(el("span", "self-tag", "(this node)"));
+    if (peer.trust === "new") name.append(el("span", "tag tag-new", "new"));
+    if (peer.shared_key) name.append(el("span", "tag tag-alarm", "key used twice"));
     row.append(name);
 
     const didCell = el("td");
@@ -151,6 +166,11 @@
 
   function applyChange(change) {
     if (!change || typeof change.did !== "string") return;
+    if (change.cause === "forgotten") {
+      state.peers.delete(change.did);
+      renderPeers();
+      return;
+    }
     const known = state.peers.get(change.did);
     const peer = known ? { ...known } : { did: change.did, name: change.name, restarts: 0 };
     peer.status = change.new;
