@@ -392,7 +392,8 @@ class HubConfig:
     (which a browser sends on every handshake and a script cannot change). Empty, the
     default: any origin when the node's HTTP server listens on loopback (a developer's
     machine), none otherwise, so a hub exposed to the network serves only the sites its
-    operator names. ``*`` admits any origin anywhere (a public hub for many sites). This
+    operator names. ``*`` admits any origin anywhere (a public hub for many sites). The
+    hub's own origin (its demo page) is always served. This
     binds *browsers*; a program outside a browser can send any ``Origin`` it likes, which
     is what the per-address budgets below are for."""
 

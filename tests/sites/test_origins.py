@@ -150,3 +150,21 @@ def test_hub_config_reads_origins_budgets_and_pow_from_the_environment() -> None
 def test_bad_hub_settings_are_config_errors(env: dict[str, str]) -> None:
     with pytest.raises(ConfigError):
         HubConfig.from_env(env)
+
+
+def test_the_hubs_own_origin_is_always_served() -> None:
+    public = OriginPolicy.for_hub(HubConfig(), listen_host="0.0.0.0")
+    own = public.counting_origin("https://hub.example", host="hub.example")
+    assert own == "https://hub.example"
+    assert public.counting_origin("http://hub.example:8765", host="HUB.example:8765")
+    assert public.counting_origin("http://[::1]:8765", host="[::1]:8765")
+    for origin, host in [
+        ("https://evil.example", "hub.example"),  # a page elsewhere
+        ("https://hub.example:8443", "hub.example"),  # another port, another origin
+        ("http://hub.example:8765", "hub.example:8766"),
+        ("https://hub.example", None),
+        ("https://hub.example", "hub.example/path"),
+        ("https://hub.example", "user@hub.example"),
+    ]:
+        with pytest.raises(OriginNotAllowed):
+            public.counting_origin(origin, host=host)

@@ -270,8 +270,9 @@ class SiteHub:
         self._running = True
         if self.origins.serves_nobody:
             log.warning(
-                "the site hub serves no origin: its HTTP server is reachable from other "
-                "machines and PRESENCE_HUB_ALLOWED_ORIGINS is empty, so every browser is refused"
+                "the site hub serves no origin but its own: its HTTP server is reachable from "
+                "other machines and PRESENCE_HUB_ALLOWED_ORIGINS is empty, so pages of other "
+                "sites are refused"
             )
         return self
 
@@ -356,15 +357,19 @@ class SiteHub:
 
     # --- connections -----------------------------------------------------------------------
 
-    def open_client(self, origin: str | None, host: str | None) -> HubClient:
+    def open_client(
+        self, origin: str | None, host: str | None, *, served_as: str | None = None
+    ) -> HubClient:
         """A new connection from the page origin ``origin`` (the handshake's ``Origin``
-        header) and the client address ``host``; or the reason it is refused:
+        header) and the client address ``host``, made to the hub under the name
+        ``served_as`` (its ``Host`` header: an origin naming it is the hub's own, always
+        allowed); or the reason it is refused:
         :class:`~hereabouts.sites.origins.OriginMissing`, ``OriginInvalid``,
         ``OriginNotAllowed``, :class:`HubFull`, :class:`~hereabouts.core.admission.AddressBusy`.
         Refusals are counted as ``site_hub_connections{state="refused"}`` and by reason in
         ``site_hub_rejects``."""
         try:
-            counting = self.origins.counting_origin(origin)
+            counting = self.origins.counting_origin(origin, host=served_as)
             if not self.running or len(self._clients) >= self.max_connections:
                 raise HubFull("the hub holds its most connections")
             address = address_key(host)

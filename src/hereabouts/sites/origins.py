@@ -9,7 +9,10 @@ Rules:
   visitors count in another site's rooms.
 * **Allowed origins.** :attr:`~hereabouts.config.HubConfig.allowed_origins` lists the page
   origins served. Empty (the default): any origin while the node's HTTP server listens on
-  loopback only, none otherwise. ``*``: any origin.
+  loopback only, none otherwise. ``*``: any origin. Always allowed: the hub's own origin
+  (the handshake's ``Origin`` names the host the browser connected to, its ``Host``), so
+  the pages the node serves itself (``/demo/site``) work however it is reached. A page
+  elsewhere cannot pass for it: a browser sets both headers.
 * **Aliases.** :attr:`~hereabouts.config.HubConfig.origin_aliases` lets a page origin count
   in another origin's rooms (a site served under two names). Nothing else does.
 * **No ``Origin``, or the opaque ``null``** (a sandboxed frame, a ``file:`` page): refused.
@@ -73,6 +76,17 @@ def is_loopback_host(host: str | None) -> bool:
         return False
 
 
+def _names_host(origin: str, host: str | None) -> bool:
+    """Whether the normalised ``origin`` is ``scheme://<host>`` for the ``Host`` header
+    ``host`` (port included when not the scheme's default, as both headers write it)."""
+    if not host or any(ch in host for ch in "/?#@\\ "):
+        return False  # a Host header is an authority: host[:port], nothing more
+    try:
+        return origin == normalize_origin(f"{origin.split('://', 1)[0]}://{host.strip()}")
+    except InvalidOrigin:
+        return False
+
+
 def _normal(origin: str, what: str) -> str:
     try:
         return normalize_origin(origin)
@@ -116,19 +130,21 @@ class OriginPolicy:
 
     @property
     def serves_nobody(self) -> bool:
-        """True when no origin is allowed (a hub beyond loopback with none configured)."""
+        """True when no origin is allowed but the hub's own (a hub beyond loopback with none
+        configured)."""
         return not self._any and not self._allowed
 
-    def counting_origin(self, header: str | None) -> str:
+    def counting_origin(self, header: str | None, *, host: str | None = None) -> str:
         """The normalised origin whose rooms a connection with this ``Origin`` header counts
-        in; or :class:`OriginMissing`, :class:`OriginInvalid`, :class:`OriginNotAllowed`."""
+        in; or :class:`OriginMissing`, :class:`OriginInvalid`, :class:`OriginNotAllowed`.
+        ``host`` is the handshake's ``Host`` header: an origin naming it is the hub's own."""
         if header is None or not header.strip():
             raise OriginMissing("the handshake carried no Origin")
         try:
             origin = normalize_origin(header)
         except InvalidOrigin:
             raise OriginInvalid("the handshake's Origin names no countable origin") from None
-        if not self._any and origin not in self._allowed:
+        if not self._any and origin not in self._allowed and not _names_host(origin, host):
             raise OriginNotAllowed("this hub does not serve the handshake's origin")
         return self._aliases.get(origin, origin)
 

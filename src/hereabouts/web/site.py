@@ -59,7 +59,9 @@ class _SiteSocket:
         peer = websocket.client
         try:
             client = self._hub.open_client(
-                websocket.headers.get("origin"), peer.host if peer is not None else None
+                websocket.headers.get("origin"),
+                peer.host if peer is not None else None,
+                served_as=websocket.headers.get("host"),
             )
         except RemoteError as exc:
             # Full or busy: come back later. A refused origin: do not come back.
