@@ -435,9 +435,9 @@ class HubConfig:
     """``PRESENCE_HUB_POW_BITS``: proof of work for every DID this hub does not hold yet, in
     leading zero bits of ``SHA-256(tag ‖ challenge ‖ did ‖ nonce)``; the challenge is fresh
     per connection. 0 (the default) turns it off. Priced for browsers (14 bits: 16,384
-    hashes on average, tens of milliseconds in the widget), it costs a native program a
-    few milliseconds per DID, so it does not stop Sybils; the join budget bounds them per
-    address. Turn it on to make each fresh DID cost some CPU, up to 20 bits."""
+    hashes on average, 6-18 ms for the widget in headless Chromium), it costs a native
+    program a few milliseconds per DID, so it does not stop Sybils; the join budget bounds
+    them per address. Turn it on to make each fresh DID cost some CPU, up to 20 bits."""
 
     def __post_init__(self) -> None:
         _positive("max_connections", self.max_connections)
