@@ -50,6 +50,11 @@ connections, the load sends freshly signed heartbeats as fast as it can for
 WebSocket stack carry together on this machine. Each step's verified rate is reported as a
 ratio to it. The sink's RSS growth per connection is the stack's own memory cost.
 
+The load comes from one address (127.0.0.1), so the hub's per-address budgets (connections,
+events per second, new DIDs per room per epoch) are raised past what it sends
+(:data:`UNBUDGETED`): every frame still goes through their checks, none is refused by
+them. Its ``Origin`` is allowed (the hub listens on loopback).
+
 Target: 10,000 verified heartbeats/s (100,000 participants at a 10 s interval) with count
 latency p95 ≤ 1 s. Misses are reported, not failed. Progress goes to stderr, figures to
 stdout. The hub may hold ``--max-connections`` (``PRESENCE_HUB_MAX_CONNECTIONS`` in its
@@ -97,6 +102,8 @@ SATURATED_CORES = 0.95
 hub runs on one event loop, so it cannot use more than one core."""
 SATURATED_P95_S = 5.0
 """And so does a step whose count latency p95 exceeds this (five times the target)."""
+UNBUDGETED = 1_000_000_000
+"""Per-address budgets of the hub under test: far past what one load process sends."""
 TARGET_RATE = 10_000.0
 TARGET_P95_S = 1.0
 PROBE_TIMEOUT_S = 10.0  # the load's PROBE_TIMEOUT_S: a miss counts at this value
@@ -400,7 +407,15 @@ async def measure_hub(
     try:
         log(f"hub: starting hereabouts up (at most {args.max_connections:,} connections)")
         await hub.start(
-            broker.url, workdir, {"PRESENCE_HUB_MAX_CONNECTIONS": str(args.max_connections)}
+            broker.url,
+            workdir,
+            {
+                "PRESENCE_HUB_MAX_CONNECTIONS": str(args.max_connections),
+                "PRESENCE_HUB_MAX_CONNECTIONS_PER_ADDRESS": str(args.max_connections),
+                "PRESENCE_HUB_ADDRESS_EVENTS_PER_S": str(UNBUDGETED),
+                "PRESENCE_HUB_ADDRESS_EVENT_BURST": str(UNBUDGETED),
+                "PRESENCE_HUB_JOINS_PER_ADDRESS": str(UNBUDGETED),
+            },
         )
         await asyncio.sleep(2.0)
         figures.rss_idle, _ = rss_bytes(hub.pid)

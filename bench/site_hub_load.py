@@ -3,10 +3,12 @@
 It opens WebSocket connections to a hub (or to the baseline sink) on 127.0.0.1 and does
 per frame what a widget does: a fresh ``site_heartbeat`` body (fields in ``JSON.stringify``
 order, compact), an Ed25519 signature over ``SIGNING_TAG ‖ body``, the body spliced into
-the envelope as text. Keys are fresh per room per epoch, and heartbeats follow the widget's
-schedule: every interval; after each epoch boundary the first one at a random instant of
-the rotation spread, the second at a random instant of the interval after it (a fresh
-phase). Like a browser, it offers permessage-deflate; the hub decides.
+the envelope as text. Each handshake carries the ``Origin`` of the benchmark's site, as a
+browser's does, and each ``watch`` names its rooms with their keys. Keys are fresh per room
+per epoch, and heartbeats follow the widget's schedule: every interval; after each epoch
+boundary the first one at a random instant of the rotation spread, the second at a random
+instant of the interval after it (a fresh phase). Like a browser, it offers
+permessage-deflate; the hub decides.
 
 Layout of the load: each connection watches ``k`` rooms and holds one participant (DID) in
 each. Connections come in blocks of ``room_size``; the connections of one block watch the
@@ -50,6 +52,7 @@ from websockets.client import ClientProtocol
 from websockets.extensions.permessage_deflate import ClientPerMessageDeflateFactory
 from websockets.frames import Frame, Opcode
 from websockets.http11 import Response
+from websockets.typing import Origin
 from websockets.uri import parse_uri
 
 from hereabouts.identity import did_from_public_key
@@ -57,6 +60,7 @@ from hereabouts.sites import room_key
 from hereabouts.wire import SIGNING_TAG
 
 ORIGIN = "https://bench.hereabouts.example"
+"""The site every connection belongs to (its handshake's ``Origin``)."""
 PROBE_TIMEOUT_S = 10.0
 """Longest wait for the watcher to see a probe's change; a miss is recorded at this value."""
 PROBE_GAP_S = 0.25
@@ -116,7 +120,9 @@ class Connection(asyncio.Protocol):
     def __init__(self, load: Load, url: str, *, rooms: list[bytes]) -> None:
         self.load = load
         # Offered as browsers offer it; the hub may decline.
-        self.ws = ClientProtocol(parse_uri(url), extensions=[ClientPerMessageDeflateFactory()])
+        self.ws = ClientProtocol(
+            parse_uri(url), origin=Origin(ORIGIN), extensions=[ClientPerMessageDeflateFactory()]
+        )
         self.rooms = rooms
         self.transport: asyncio.Transport | None = None
         self.ready: asyncio.Future[str] = asyncio.get_running_loop().create_future()
@@ -144,9 +150,13 @@ class Connection(asyncio.Protocol):
                 else:
                     self.open = True
                     self.load.compressed = bool(self.ws.extensions)
+                    names = self.load.room_names
                     self.send(
                         b'{"type":"watch","rooms":[%s]}'
-                        % b",".join(b'"%s"' % room for room in self.rooms)
+                        % b",".join(
+                            b'{"name":"%s","key":"%s"}' % (names[room], room)
+                            for room in self.rooms
+                        )
                     )
         self.flush()
 
@@ -247,13 +257,16 @@ class Load:
         self.tasks: list[asyncio.Task[None]] = []
         self.rng = random.Random()
         self._rooms: dict[int, bytes] = {}
+        self.room_names: dict[bytes, bytes] = {}  # room key -> room name
 
     # --- rooms and connections ----------------------------------------------------------
 
     def room(self, index: int) -> bytes:
         key = self._rooms.get(index)
         if key is None:
-            key = self._rooms[index] = room_key(ORIGIN, f"room-{index}").encode()
+            name = f"room-{index}"
+            key = self._rooms[index] = room_key(ORIGIN, name).encode()
+            self.room_names[key] = name.encode()
         return key
 
     async def open_connection(self, rooms: list[bytes]) -> tuple[Connection, str]:
@@ -418,6 +431,7 @@ class Load:
 
     async def probe_start(self) -> dict[str, Any]:
         room = room_key(ORIGIN, "probe").encode()
+        self.room_names[room] = b"probe"
         watcher, outcome = await self.open_connection([room])
         prober, outcome2 = await self.open_connection([room])
         if outcome or outcome2:

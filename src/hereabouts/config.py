@@ -446,10 +446,107 @@ class HubConfig:
     published to the plaza and received back. ``/healthz`` fails when no probe came back
     for three intervals."""
 
+    allowed_origins: tuple[str, ...] = ()
+    """``PRESENCE_HUB_ALLOWED_ORIGINS`` (comma-separated): the page origins whose browsers
+    may connect. Every connection counts only in rooms of its own WebSocket ``Origin``
+    (which a browser sends on every handshake and a script cannot change). Empty, the
+    default: any origin when the node's HTTP server listens on loopback (a developer's
+    machine), none otherwise, so a hub exposed to the network serves only the sites its
+    operator names. ``*`` admits any origin anywhere (a public hub for many sites). The
+    hub's own origin (its demo page) is always served. This
+    binds *browsers*; a program outside a browser can send any ``Origin`` it likes, which
+    is what the per-address budgets below are for."""
+
+    origin_aliases: tuple[tuple[str, str], ...] = ()
+    """``PRESENCE_HUB_ORIGIN_ALIASES`` (comma-separated ``page=counted`` pairs): a page
+    origin whose visitors count in the rooms of another origin, for a site served under
+    two names (``https://www.example.com=https://example.com``); its widget then says
+    ``data-origin="https://example.com"``. The page origin must itself be allowed. Without
+    an alias, a widget's ``data-origin`` must be the page's own origin."""
+
+    max_connections_per_address: int = 32
+    """``PRESENCE_HUB_MAX_CONNECTIONS_PER_ADDRESS``: connections one client address (an IPv4
+    address, or an IPv6 /64) may hold at once; the next is closed with 1013. A household or
+    an office behind one NAT opens one per tab; 32 keeps one script from taking the hub's
+    ``max_connections`` slots (3 % of the default) while a few dozen people behind one
+    address still connect. The price: past 32 tabs on this hub behind one address (a large
+    office, carrier-grade NAT), further tabs wait and retry."""
+
+    address_events_per_s: float = 8.0
+    """``PRESENCE_HUB_ADDRESS_EVENTS_PER_S``: events per second one client address may send,
+    over all its connections and reconnections (each connection also keeps its own 4/s). A
+    widget sends one heartbeat per 10 s for the room it is counted in, so 8/s carries
+    eighty busy tabs; a reconnecting flood gets no fresh tokens from a new socket."""
+
+    address_event_burst: int = 64
+    """``PRESENCE_HUB_ADDRESS_EVENT_BURST``: events one address may send at once: every tab
+    behind it sending its first heartbeat of an epoch within the same second, twice."""
+
+    joins_per_address: int = 64
+    """``PRESENCE_HUB_JOINS_PER_ADDRESS``: distinct visitor DIDs one client address may bring
+    into one room per epoch (a heartbeat of a DID the room does not hold yet is a join; a
+    signed leave of a DID that was counted gives the join back). One address can therefore
+    raise a room's count by at most this much, however often it reconnects. Twice the
+    connection budget leaves room for reloads that sent no leave. The price: behind
+    carrier-grade NAT, a room shows at most 64 visitors per shared address per epoch; the
+    others still see counts, they are just not added."""
+
+    pow_bits: int = 0
+    """``PRESENCE_HUB_POW_BITS``: proof of work for every DID this hub does not hold yet, in
+    leading zero bits of ``SHA-256(tag ‖ challenge ‖ did ‖ nonce)``; the challenge is fresh
+    per connection. 0 (the default) turns it off. Priced for browsers (14 bits: 16,384
+    hashes on average, 6-18 ms for the widget in headless Chromium), it costs a native
+    program a few milliseconds per DID, so it does not stop Sybils; the join budget bounds
+    them per address. Turn it on to make each fresh DID cost some CPU, up to 20 bits."""
+
     def __post_init__(self) -> None:
         _positive("max_connections", self.max_connections)
         _positive("max_rooms", self.max_rooms)
         _positive("probe_interval_s", self.probe_interval_s)
+        _positive("max_connections_per_address", self.max_connections_per_address)
+        _positive("address_events_per_s", self.address_events_per_s)
+        _positive("address_event_burst", self.address_event_burst)
+        _positive("joins_per_address", self.joins_per_address)
+        if not 0 <= self.pow_bits <= self.MAX_POW_BITS:
+            raise ConfigError(f"pow_bits must be 0-{self.MAX_POW_BITS}, got {self.pow_bits!r}")
+        if any(not origin.strip() for origin in self.allowed_origins):
+            raise ConfigError("allowed_origins must not hold an empty origin")
+        for pair in self.origin_aliases:
+            if len(pair) != 2 or not all(side.strip() for side in pair):
+                raise ConfigError("origin_aliases holds (page origin, counted origin) pairs")
+
+    MAX_POW_BITS = 20
+    """Past 20 bits (a million hashes on average) a phone would work for seconds."""
+
+    @staticmethod
+    def _origins(env: Mapping[str, str], name: str) -> tuple[str, ...] | None:
+        raw = env.get(name, "").strip()
+        if not raw:
+            return None
+        return tuple(part.strip() for part in raw.split(",") if part.strip())
+
+    @staticmethod
+    def _aliases(env: Mapping[str, str], name: str) -> tuple[tuple[str, str], ...] | None:
+        pairs = HubConfig._origins(env, name)
+        if pairs is None:
+            return None
+        aliases = []
+        for pair in pairs:
+            page, sep, counted = pair.partition("=")
+            if not sep or not page.strip() or not counted.strip():
+                raise ConfigError(f"{name} holds page=counted pairs, got {pair!r}")
+            aliases.append((page.strip(), counted.strip()))
+        return tuple(aliases)
+
+    @staticmethod
+    def _rate(env: Mapping[str, str], name: str, default: float) -> float:
+        raw = env.get(name, "").strip()
+        if not raw:
+            return default
+        try:
+            return float(raw)
+        except ValueError:
+            raise ConfigError(f"{name} must be a number, got {raw!r}") from None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> HubConfig:
@@ -464,7 +561,28 @@ class HubConfig:
             "ghost_mode_hard_off": _env_bool(
                 source, PRESENCE_GHOST_MODE_HARD_OFF_ENV, default.ghost_mode_hard_off
             ),
+            "max_connections_per_address": _env_int(
+                source,
+                "PRESENCE_HUB_MAX_CONNECTIONS_PER_ADDRESS",
+                default.max_connections_per_address,
+            ),
+            "address_events_per_s": cls._rate(
+                source, "PRESENCE_HUB_ADDRESS_EVENTS_PER_S", default.address_events_per_s
+            ),
+            "address_event_burst": _env_int(
+                source, "PRESENCE_HUB_ADDRESS_EVENT_BURST", default.address_event_burst
+            ),
+            "joins_per_address": _env_int(
+                source, "PRESENCE_HUB_JOINS_PER_ADDRESS", default.joins_per_address
+            ),
+            "pow_bits": _env_int(source, "PRESENCE_HUB_POW_BITS", default.pow_bits),
         }
+        origins = cls._origins(source, "PRESENCE_HUB_ALLOWED_ORIGINS")
+        if origins is not None:
+            values["allowed_origins"] = origins
+        aliases = cls._aliases(source, "PRESENCE_HUB_ORIGIN_ALIASES")
+        if aliases is not None:
+            values["origin_aliases"] = aliases
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]
 

@@ -152,7 +152,11 @@ def _site_hub(config: Config, node: Node) -> SiteHub:
         raise ConfigError("the site hub needs an MQTT plaza")
     transport = MqttTransport(node_name=f"{node.name}-sites", settings=plaza.settings)
     return SiteHub(
-        transport=transport, config=config.sites, hub=config.hub, wire_limits=config.wire
+        transport=transport,
+        config=config.sites,
+        hub=config.hub,
+        wire_limits=config.wire,
+        listen_host=config.node.http_host,  # loopback: any origin, unless origins are listed
     )
 
 

@@ -3,21 +3,28 @@
 Playwright for Python drives Debian's ``chromium`` (``executable_path``; nothing is
 downloaded). Two browser contexts are two visitors with separate storage. The acceptance
 scenario: both opt in on the demo page and each shows "2 here"; one turns ghost mode on
-and the other shows "1 here"; ghost mode survives a reload. Screenshots go to
-``test-output/browser/``.
+and the other shows "1 here"; ghost mode survives a reload. A page of another origin (the
+same host on another port) cannot count its visitors in the hub's site, whatever its
+``data-origin`` says; a hub asking for proof of work counts visitors whose widget found it,
+and the time the widget took is measured. Screenshots go to ``test-output/browser/``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import shutil
+import statistics
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from starlette.applications import Starlette
+from starlette.responses import HTMLResponse
+from starlette.routing import Route
 
 from hereabouts.config import HubConfig, SitesConfig
+from hereabouts.core.admission import POW_TAG, leading_zero_bits
 from hereabouts.sites import room_key
 from hereabouts.sites.hub import SiteHub
 from hereabouts.transports.memory import MemoryBus
@@ -56,7 +63,9 @@ async def hub_server(
 ) -> AsyncIterator[tuple[SiteHub, HttpServer]]:
     bus = MemoryBus()
     settings = settings if settings is not None else HubConfig()
-    async with SiteHub(transport=bus.transport(name="hub"), config=CONFIG, hub=settings) as hub:
+    async with SiteHub(
+        transport=bus.transport(name="hub"), config=CONFIG, hub=settings, listen_host="127.0.0.1"
+    ) as hub:
         app = Starlette(routes=[*dashboard_routes(), *build_site_routes(hub)])
         async with HttpServer(app) as server:
             yield hub, server
@@ -214,3 +223,134 @@ async def test_a_hub_that_forces_ghost_mode_counts_nobody() -> None:
         assert hub.counters.by_label("site_hub_frames") == {"watch": 1}
         assert hub.counts()[room_key(server.url, "lobby")].value == 0
         await context.close()
+
+
+@contextlib.asynccontextmanager
+async def foreign_page(hub_url: str, data_origin: str | None) -> AsyncIterator[HttpServer]:
+    """A page of another origin (same host, another port) embedding the hub's widget, with
+    ``data-origin`` set to ``data_origin`` (None: the page's own)."""
+    claim = "" if data_origin is None else f' data-origin="{data_origin}"'
+    html = (
+        "<!doctype html><html><head><meta charset=utf-8><title>elsewhere</title></head>"
+        f'<body><div id="presence"></div><script type="module" src="{hub_url}/widget.js"'
+        f'{claim} data-rooms="lobby" data-target="#presence"></script></body></html>'
+    )
+
+    async def page(request: object) -> HTMLResponse:
+        return HTMLResponse(html)
+
+    async with HttpServer(Starlette(routes=[Route("/", page)])) as server:
+        yield server
+
+
+async def test_a_page_of_another_origin_cannot_count_in_the_hubs_site() -> None:
+    """Cross-origin counting is refused: the browser puts the page's origin on the
+    handshake, so a ``data-origin`` naming the hub's site is caught at ``watch``, and a hub
+    that lists its origins does not even let the page connect."""
+    expect = playwright_api.expect
+    OUTPUT.mkdir(parents=True, exist_ok=True)
+    async with hub_server() as (hub, server), chromium() as browser:
+        lobby = room_key(server.url, "lobby")
+        async with foreign_page(server.url, data_origin=server.url) as elsewhere:
+            context = await browser.new_context()  # type: ignore[attr-defined]
+            page = await context.new_page()
+            page.set_default_timeout(TIMEOUT_MS)
+            await page.goto(f"{elsewhere.url}/")
+            await page.get_by_role("button", name="Count me in").click()
+            await expect(page.locator(".hb-count")).to_have_text("not counted on this site")
+            await page.screenshot(path=str(OUTPUT / "8-foreign-origin.png"), full_page=True)
+            assert hub.counters.get("site_hub_rejects", "wrong_origin") == 1
+            assert hub.counters.by_label("site_events_in") == {}
+            assert lobby not in hub.counts() or hub.counts()[lobby].value == 0
+            # Its own origin works: the same page without the claim counts in its own rooms.
+            await context.close()
+        async with foreign_page(server.url, data_origin=None) as own:
+            context = await browser.new_context()  # type: ignore[attr-defined]
+            page = await context.new_page()
+            page.set_default_timeout(TIMEOUT_MS)
+            await page.goto(f"{own.url}/")
+            await page.get_by_role("button", name="Count me in").click()
+            await expect(page.locator(".hb-count")).to_have_text("1 here")
+            assert hub.counts()[room_key(own.url, "lobby")].value == 1
+            await context.close()
+
+    listed = HubConfig(allowed_origins=("https://only.example",))
+    async with (
+        hub_server(listed) as (hub, server),
+        chromium() as browser,
+        foreign_page(server.url, data_origin=None) as elsewhere,
+    ):
+        context = await browser.new_context()  # type: ignore[attr-defined]
+        page = await context.new_page()
+        page.set_default_timeout(TIMEOUT_MS)
+        await page.goto(f"{elsewhere.url}/")
+        await page.get_by_role("button", name="Count me in").click()
+        await expect(page.locator(".hb-count")).to_have_text("not counted on this site")
+        assert hub.counters.get("site_hub_rejects", "origin_not_allowed") == 1
+        assert hub.connections == 0
+        await context.close()
+
+
+POW_BITS = 14
+"""The difficulty the docs suggest for hubs that turn proof of work on."""
+
+
+async def test_proof_of_work_costs_a_browser_little(record_property: pytest.RecordProperty) -> None:
+    """With ``pow_bits`` on, the widget finds a nonce for each new key and is counted; the
+    search is timed in the page (twenty fresh keys and challenges): its median must stay
+    under the 100 ms a visitor may pay (a generous bound: it measures about a tenth of
+    that here; the figures are printed and recorded). The widget's digest is Python's."""
+    expect = playwright_api.expect
+    async with (
+        hub_server(HubConfig(pow_bits=POW_BITS)) as (hub, server),
+        chromium() as browser,
+    ):
+        pages = []
+        for _ in range(2):
+            context = await browser.new_context()  # type: ignore[attr-defined]
+            page = await context.new_page()
+            page.set_default_timeout(TIMEOUT_MS)
+            await page.goto(f"{server.url}/demo/site")
+            await page.get_by_role("button", name="Count me in").click()
+            pages.append(page)
+        for page in pages:
+            await expect(page.locator(".hb-count")).to_have_text("2 here", timeout=TIMEOUT_MS)
+        assert hub.counters.get("site_hub_rejects", "pow_required") == 0
+        assert hub.counters.get("site_hub_rejects", "pow_invalid") == 0
+        shown = await pages[0].locator(".hereabouts-widget").get_attribute("data-pow-ms")
+        assert shown is not None
+
+        challenge = bytes(range(16))
+        did = "did:key:z6MkhaXgBZDvotDkL5257faiztiGiC2QtKLGpbnnEGta2doK"
+        digest, nonce = await pages[0].evaluate(
+            "async ([challenge, did, bits]) => { const w = await import('/widget.js');"
+            " const c = Uint8Array.from(challenge);"
+            " const nonce = await w.solvePow(c, did, bits);"
+            " return [w.powDigest(c, did, '12345'), nonce]; }",
+            [list(challenge), did, POW_BITS],
+        )
+        assert digest == hashlib.sha256(POW_TAG + challenge + did.encode() + b"12345").hexdigest()
+        solved = hashlib.sha256(POW_TAG + challenge + did.encode() + nonce.encode()).digest()
+        assert leading_zero_bits(solved) >= POW_BITS
+
+        times_ms = await pages[0].evaluate(
+            "async (bits) => { const w = await import('/widget.js'); const out = [];"
+            " for (let i = 0; i < 20; i++) {"
+            "   const c = crypto.getRandomValues(new Uint8Array(16));"
+            "   const k = await w.ephemeralKey(); const t = performance.now();"
+            "   await w.solvePow(c, k.did, bits); out.push(performance.now() - t); }"
+            " return out; }",
+            POW_BITS,
+        )
+        mean = statistics.fmean(times_ms)
+        record_property("pow_ms_mean", round(mean, 1))
+        record_property("pow_ms_max", round(max(times_ms), 1))
+        median = statistics.median(times_ms)
+        print(
+            f"proof of work, {POW_BITS} bits, 20 keys in headless Chromium: mean "
+            f"{mean:.1f} ms, median {median:.1f} ms, max {max(times_ms):.1f} ms "
+            f"({sorted(round(t) for t in times_ms)}); the widget's own: {shown} ms"
+        )
+        assert median < 100.0
+        for page in pages:
+            await page.context.close()

@@ -19,6 +19,7 @@ from websockets.exceptions import ConnectionClosed
 from hereabouts.config import SitesConfig
 from hereabouts.core.rotation import HeartbeatPlan, epoch_of
 from hereabouts.identity import Identity
+from hereabouts.sites.rooms import room_key
 from hereabouts.transports.base import Message, Transport
 from hereabouts.transports.topics import SITE_ALL
 from hereabouts.wire import SIGNING_TAG
@@ -163,19 +164,39 @@ def browser_sealed(
     return f'{{"body":{body},"signer":{json.dumps(key.did)},"sig":"{sig}"}}'
 
 
-def event_frame(sealed: str) -> str:
-    return f'{{"type":"event","sealed":{sealed}}}'
+def event_frame(sealed: str, *, pow: str | None = None) -> str:
+    extra = "" if pow is None else f',"pow":"{pow}"'
+    return f'{{"type":"event","sealed":{sealed}{extra}}}'
+
+
+def watch_frame(origin: str, *names: str, keys_of: str | None = None) -> str:
+    """A ``watch`` of rooms ``names`` as the widget sends it: each room's name with its key,
+    computed for ``keys_of`` (default ``origin``, as the widget on a page of ``origin``)."""
+    rooms = [{"name": name, "key": room_key(keys_of or origin, name)} for name in names]
+    return json.dumps({"type": "watch", "rooms": rooms})
 
 
 class SimulatedWidget:
     """One browser visitor in one room, behaving as ``widget.js`` does: its own socket to
-    a hub, the cadence from the hub's hello, a fresh key per epoch with a random restart
-    after each boundary (:class:`HeartbeatPlan`, the schedule the widget implements), and
-    a signed leave when it goes. ``count`` is the room's count as last pushed by the hub."""
+    a hub (the page's ``origin`` on the handshake, from ``address`` when given), the cadence
+    from the hub's hello, a fresh key per epoch with a random restart after each boundary
+    (:class:`HeartbeatPlan`, the schedule the widget implements), and a signed leave when it
+    goes. ``count`` is the room's count as last pushed by the hub."""
 
-    def __init__(self, url: str, room_key: str, *, rng: random.Random) -> None:
+    def __init__(
+        self,
+        url: str,
+        origin: str,
+        room: str,
+        *,
+        rng: random.Random,
+        address: str | None = None,
+    ) -> None:
         self.url = url
-        self.room_key = room_key
+        self.origin = origin
+        self.room = room
+        self.room_key = room_key(origin, room)
+        self.address = address
         self._rng = rng
         self.count: object = None
         self.errors: list[str] = []
@@ -186,7 +207,8 @@ class SimulatedWidget:
         self._duration_ms = 0
 
     async def start(self) -> None:
-        self._ws = await connect(self.url)
+        local = {} if self.address is None else {"local_addr": (self.address, 0)}
+        self._ws = await connect(self.url, origin=self.origin, **local)
         hello = json.loads(await self._ws.recv())
         self._duration_ms = int(hello["did_duration_ms"])
         plan = HeartbeatPlan(
@@ -195,7 +217,7 @@ class SimulatedWidget:
             spread_ms=int(hello["rotation_spread_ms"]),
             uniform=self._rng,
         )
-        await self._ws.send(json.dumps({"type": "watch", "rooms": [self.room_key]}))
+        await self._ws.send(watch_frame(self.origin, self.room))
         self._tasks = [asyncio.create_task(self._read()), asyncio.create_task(self._beat(plan))]
 
     async def leave(self) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import random
 import time
 from pathlib import Path
@@ -63,7 +64,11 @@ async def test_fifty_visitors_over_two_managers_and_two_hubs(
         urls: list[str] = []
         for name in ("hub-a", "hub-b"):
             hub = await stack.enter_async_context(
-                SiteHub(transport=transport(mosquitto, name), config=CONFIG, hub=HubConfig())
+                SiteHub(
+                    transport=transport(mosquitto, name),
+                    config=CONFIG,
+                    hub=HubConfig(allowed_origins=(ORIGIN,)),
+                )
             )
             assert await hub.transport.wait_connected(10)
             server = await stack.enter_async_context(
@@ -84,9 +89,13 @@ async def test_fifty_visitors_over_two_managers_and_two_hubs(
             managers.append(pm)
 
         widgets: list[SimulatedWidget] = []
+        addresses = itertools.count(1)
 
         async def arrive(url: str) -> SimulatedWidget:
-            widget = SimulatedWidget(url, ROOM, rng=rng)
+            # Each visitor from an address of its own, as people on their own connections
+            # (the hub budgets per address).
+            address = f"127.0.1.{next(addresses)}"
+            widget = SimulatedWidget(url, ORIGIN, "lobby", rng=rng, address=address)
             stack.push_async_callback(widget.close)
             await widget.start()
             widgets.append(widget)

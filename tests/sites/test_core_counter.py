@@ -323,3 +323,18 @@ def test_time_passing_visits_rooms_rarely_in_steady_state() -> None:
     assert mismatches == []
     assert heartbeats > 20_000
     assert ticks < heartbeats / 40, (ticks, heartbeats)
+
+
+def test_holds_tells_whether_a_heartbeat_would_add_a_visitor() -> None:
+    c = counter()
+    t = BASE + 10_000
+    e = epoch_of(t, D)
+    assert not c.holds(ROOM, "x", e, t)
+    assert not c.holds("b" * 26, "x", e, t)  # untracked room
+    beat(c, "x", t)
+    assert c.holds(ROOM, "x", e, t + 1)
+    assert not c.holds(ROOM, "x", e + 1, t + 1)  # another epoch, another DID set
+    assert not c.holds(ROOM, "x", e, t + T.stale_ms)  # gone stale
+    beat(c, "y", t)
+    c.leave(ROOM, "y", e, t + 2, t + 2)
+    assert not c.holds(ROOM, "y", e, t + 3)

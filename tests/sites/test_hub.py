@@ -29,7 +29,14 @@ from hereabouts.transports.memory import MemoryBus
 from hereabouts.transports.topics import site_topic
 from hereabouts.web.server import HttpServer
 from hereabouts.web.site import build_site_routes
-from tests.sites.support import WireRecorder, browser_sealed, event_frame, eventually, now_ms
+from tests.sites.support import (
+    WireRecorder,
+    browser_sealed,
+    event_frame,
+    eventually,
+    now_ms,
+    watch_frame,
+)
 
 CONFIG = SitesConfig(
     did_duration_s=60.0,
@@ -72,8 +79,9 @@ class Browser:
     async def send(self, text: str) -> None:
         await self.ws.send(text)
 
-    async def watch(self, *rooms: str) -> None:
-        await self.send(json.dumps({"type": "watch", "rooms": list(rooms)}))
+    async def watch(self, *names: str) -> None:
+        """Watch rooms of :data:`ORIGIN` by name, as the widget on its pages does."""
+        await self.send(watch_frame(ORIGIN, *names))
 
 
 @dataclass
@@ -89,7 +97,7 @@ class Rig:
 
     @contextlib.asynccontextmanager
     async def browser(self) -> AsyncIterator[Browser]:
-        async with connect(self.url) as ws:
+        async with connect(self.url, origin=ORIGIN) as ws:
             browser = Browser(ws)
             browser.task = asyncio.create_task(browser.read())
             self.browsers.append(browser)
@@ -105,7 +113,9 @@ class Rig:
 async def rig(hub: HubConfig | None = None) -> AsyncIterator[Rig]:
     bus = MemoryBus()
     settings = hub if hub is not None else HubConfig()
-    async with SiteHub(transport=bus.transport(name="hub"), config=CONFIG, hub=settings) as hub:
+    async with SiteHub(
+        transport=bus.transport(name="hub"), config=CONFIG, hub=settings, listen_host="127.0.0.1"
+    ) as hub:
         app = Starlette(routes=build_site_routes(hub))
         async with HttpServer(app) as server:
             yield Rig(bus=bus, hub=hub, server=server)
@@ -118,7 +128,7 @@ async def test_hello_then_counts_on_watch() -> None:
         assert hello["heartbeat_interval_ms"] == 1000
         assert hello["did_duration_ms"] == 60000
         assert abs(int(hello["now_ms"]) - now_ms()) < 5000  # type: ignore[call-overload]
-        await b.watch(LOBBY, DOCS)
+        await b.watch("lobby", "docs")
         await eventually(lambda: LOBBY in b.counts and DOCS in b.counts)
         assert b.counts[LOBBY] == {"count": 0, "fewer_than": None}
 
@@ -131,8 +141,8 @@ async def test_browser_heartbeats_are_counted_pushed_and_shared_with_python(
         python = PresenceManager(transport=r.bus.transport(name="py"), home=tmp_path, config=CONFIG)
         async with python:
             await python.watch(ORIGIN, "lobby")
-            await a.watch(LOBBY)
-            await b.watch(LOBBY)
+            await a.watch("lobby")
+            await b.watch("lobby")
             key_a, key_b = Identity.generate(), Identity.generate()
             await a.send(event_frame(browser_sealed("site_heartbeat", key_a, LOBBY)))
             await eventually(lambda: a.count(LOBBY) == 1 and b.count(LOBBY) == 1)
@@ -158,7 +168,7 @@ async def test_browser_heartbeats_are_counted_pushed_and_shared_with_python(
 
 async def test_silent_browsers_expire() -> None:
     async with rig() as r, r.browser() as a:
-        await a.watch(LOBBY)
+        await a.watch("lobby")
         await a.send(event_frame(browser_sealed("site_heartbeat", Identity.generate(), LOBBY)))
         await eventually(lambda: a.count(LOBBY) == 1)
         await eventually(lambda: a.count(LOBBY) == 0, timeout_s=CONFIG.stale_timeout_s + 3)
@@ -175,12 +185,12 @@ async def test_k_floor_applies_to_pushed_counts() -> None:
         min_count=3,
     )
     async with (
-        SiteHub(transport=bus.transport(), config=config) as hub,
+        SiteHub(transport=bus.transport(), config=config, listen_host="127.0.0.1") as hub,
         HttpServer(Starlette(routes=build_site_routes(hub))) as server,
     ):
         r = Rig(bus=bus, hub=hub, server=server)
         async with r.browser() as a:
-            await a.watch(LOBBY)
+            await a.watch("lobby")
             await eventually(lambda: LOBBY in a.counts)
             assert a.counts[LOBBY] == {"count": None, "fewer_than": 3}
             for _ in range(3):
@@ -194,7 +204,7 @@ async def test_k_floor_applies_to_pushed_counts() -> None:
 
 async def test_bad_input_is_refused_by_reason_and_the_connection_stays_up() -> None:
     async with rig() as r, r.browser() as b:
-        await b.watch(LOBBY)
+        await b.watch("lobby")
         key = Identity.generate()
         good = browser_sealed("site_heartbeat", key, LOBBY)
         body = json.loads(good)["body"]
@@ -202,8 +212,7 @@ async def test_bad_input_is_refused_by_reason_and_the_connection_stays_up() -> N
         await b.send("not json")
         await b.send('{"type":"dance"}')
         await b.send(json.dumps({"type": "watch", "rooms": ["Not-A-Room-Key"]}))
-        too_many = [room_key(ORIGIN, str(n)) for n in range(17)]
-        await b.send(json.dumps({"type": "watch", "rooms": too_many}))
+        await b.send(watch_frame(ORIGIN, *(str(n) for n in range(17))))
         await b.send(event_frame(forged))
         await b.send(event_frame(browser_sealed("site_heartbeat", key, DOCS)))  # not watched
         stale = browser_sealed("site_heartbeat", key, LOBBY, at_ms=now_ms() - 60_000)
@@ -236,7 +245,7 @@ async def test_garbage_floods_and_oversized_frames_are_closed_with_clear_codes()
     async with rig() as r:
         # The closing handshake takes milliseconds; a server that stopped reading the
         # client's close reply would wait out its 10 s close timeout instead.
-        async with asyncio.timeout(5), connect(r.url) as ws:
+        async with asyncio.timeout(5), connect(r.url, origin=ORIGIN) as ws:
             await ws.recv()  # hello
             with pytest.raises(ConnectionClosed) as closed:
                 for _ in range(100):
@@ -245,9 +254,9 @@ async def test_garbage_floods_and_oversized_frames_are_closed_with_clear_codes()
                 while True:
                     await asyncio.wait_for(ws.recv(), timeout=10)
             assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
-        async with connect(r.url) as ws:
+        async with connect(r.url, origin=ORIGIN) as ws:
             await ws.recv()
-            await ws.send("x" * 5000)
+            await ws.send("x" * 9000)
             with pytest.raises(ConnectionClosed) as closed:
                 while True:
                     await asyncio.wait_for(ws.recv(), timeout=10)
@@ -257,18 +266,20 @@ async def test_garbage_floods_and_oversized_frames_are_closed_with_clear_codes()
 
 async def test_connections_are_bounded() -> None:
     async with rig(HubConfig(max_connections=1)) as r, r.browser():
-        async with connect(r.url) as ws:
+        async with connect(r.url, origin=ORIGIN) as ws:
             with pytest.raises(ConnectionClosed) as closed:
                 await asyncio.wait_for(ws.recv(), timeout=10)
             assert closed.value.rcvd is not None and closed.value.rcvd.code == 1013
+            assert closed.value.rcvd.reason == "hub_full"
         assert r.hub.counters.get("site_hub_connections", "refused") == 1
+        assert r.hub.counters.get("site_hub_rejects", "hub_full") == 1
 
 
 async def test_no_did_or_origin_in_frames_or_logs(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     keys = [Identity.generate() for _ in range(3)]
     async with rig() as r, r.browser() as a:
-        await a.watch(LOBBY, DOCS)
+        await a.watch("lobby", "docs")
         for key in keys:
             await a.send(event_frame(browser_sealed("site_heartbeat", key, LOBBY)))
         await a.send(event_frame(browser_sealed("site_heartbeat", keys[0], DOCS)))
@@ -296,7 +307,7 @@ async def test_a_hub_forcing_ghost_mode_publishes_nobody(tmp_path: Path) -> None
         r.browser() as b,
     ):
         assert b.frames[0]["ghost_forced"] is True
-        await b.watch(LOBBY)
+        await b.watch("lobby")
         await eventually(lambda: LOBBY in b.counts)
         await b.send(event_frame(browser_sealed("site_heartbeat", Identity.generate(), LOBBY)))
         await eventually(lambda: b.errors() == ["ghost_forced"])
@@ -317,12 +328,12 @@ async def test_a_reload_finds_the_room_counted() -> None:
     visitor (a reload) sees the count at once, not a zero that climbs back."""
     async with rig() as r:
         async with r.browser() as before:
-            await before.watch(LOBBY)
+            await before.watch("lobby")
             heartbeat = browser_sealed("site_heartbeat", Identity.generate(), LOBBY)
             await before.send(event_frame(heartbeat))
             await eventually(lambda: before.count(LOBBY) == 1)
         async with r.browser() as after:
-            await after.watch(LOBBY)
+            await after.watch("lobby")
             await eventually(lambda: LOBBY in after.counts)
             assert after.count(LOBBY) == 1
         assert r.hub.counters.get("site_hub_rooms_released", "idle") == 0
@@ -330,9 +341,9 @@ async def test_a_reload_finds_the_room_counted() -> None:
 
 async def test_rooms_nobody_watches_are_unsubscribed_after_the_stale_timeout() -> None:
     async with rig() as r, r.browser() as b:
-        await b.watch(LOBBY, DOCS)
+        await b.watch("lobby", "docs")
         await eventually(lambda: len(b.counts) == 2)
-        await b.watch(DOCS)  # LOBBY has no watcher now
+        await b.watch("docs")  # LOBBY has no watcher now
         await eventually(lambda: r.hub.health()["idle_rooms"] == 1)
         await eventually(
             lambda: r.hub.counters.get("site_hub_rooms_released", "idle") == 1,
@@ -350,12 +361,12 @@ async def test_rooms_nobody_watches_are_unsubscribed_after_the_stale_timeout() -
 
 async def test_idle_rooms_make_way_when_the_hub_is_full() -> None:
     async with rig(HubConfig(max_rooms=2)) as r, r.browser() as a, r.browser() as b:
-        await a.watch(LOBBY, DOCS)
+        await a.watch("lobby", "docs")
         await eventually(lambda: len(a.counts) == 2)
-        await a.watch(room_key(ORIGIN, "third"))  # LOBBY and DOCS go idle; one makes way
+        await a.watch("third")  # LOBBY and DOCS go idle; one makes way
         await eventually(lambda: room_key(ORIGIN, "third") in a.counts)
         assert a.errors() == []
         assert r.hub.counters.get("site_hub_rooms_released", "room_needed") == 1
         # Two new rooms, one idle room to give: the hub is full.
-        await b.watch(room_key(ORIGIN, "fourth"), room_key(ORIGIN, "fifth"))
+        await b.watch("fourth", "fifth")
         await eventually(lambda: b.errors() == ["hub_full"])

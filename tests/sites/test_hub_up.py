@@ -15,7 +15,7 @@ from websockets.asyncio.client import connect
 from hereabouts.identity import Identity
 from hereabouts.sites import room_key
 from tests.peers.test_up import start_up
-from tests.sites.support import browser_sealed, event_frame
+from tests.sites.support import browser_sealed, event_frame, watch_frame
 
 
 async def wait_for_http(url: str, process: subprocess.Popen[str]) -> None:
@@ -74,11 +74,13 @@ async def test_up_serves_the_hub_widget_and_demo(tmp_path: Path) -> None:
         assert sites["ok"] and sites["broker"]["connected"] and sites["key_generation"]["ok"]
         assert sites["processing"]["reader_running"] and not sites["ghost_forced"]
 
-        key = room_key("https://up-test.example", "lobby")
-        async with connect(url.replace("http", "ws") + "/v1/site") as ws:
+        origin = "https://up-test.example"
+        key = room_key(origin, "lobby")
+        # Listening on loopback with no origins configured: any page origin may connect.
+        async with connect(url.replace("http", "ws") + "/v1/site", origin=origin) as ws:
             hello = json.loads(await ws.recv())
             assert hello["type"] == "hello"
-            await ws.send(json.dumps({"type": "watch", "rooms": [key]}))
+            await ws.send(watch_frame(origin, "lobby"))
             assert json.loads(await ws.recv())["rooms"][key]["count"] == 0
             visitor = Identity.generate()
             duration = int(hello["did_duration_ms"])
@@ -114,7 +116,8 @@ async def test_ghost_hard_off_flag_reaches_every_widget(tmp_path: Path) -> None:
     process, url = start_up(tmp_path, "--ghost-hard-off")
     try:
         await wait_for_http(url, process)
-        async with connect(url.replace("http", "ws") + "/v1/site") as ws:
+        site = url.replace("http", "ws") + "/v1/site"
+        async with connect(site, origin="https://up-test.example") as ws:
             assert json.loads(await ws.recv())["ghost_forced"] is True
     finally:
         stop(process)

@@ -225,6 +225,16 @@ class SiteCounter:
         room = self._rooms.get(room_key)
         return 0 if room is None else self._count(room, now_ms)
 
+    def holds(self, room_key: str, did: str, epoch: int, now_ms: int) -> bool:
+        """Whether ``did`` is live in ``room_key``'s ``epoch`` now (heard within the stale
+        timeout, not left): a heartbeat of any other DID would add a visitor."""
+        room = self._rooms.get(room_key)
+        bucket = None if room is None else room.epochs.get(epoch)
+        if bucket is None:
+            return False
+        expiry = bucket.expiry.get(did)
+        return expiry is not None and expiry > now_ms
+
     def reported(self, room_key: str) -> int:
         """The count last reported through a :class:`CountChanged` (or 0)."""
         room = self._rooms.get(room_key)

@@ -12,9 +12,17 @@ keeping anything a Python participant would not see:
 * **Browsers get counts only.** Each connection receives :class:`RoomCount` dictionaries
   (k floor applied) for the rooms it watches: after ``watch`` and whenever a reported
   count changes, pushed at once (well inside a second). No DID, no origin, no event.
-* **The origin never reaches the hub.** Browsers send room keys they computed themselves,
-  so the hub cannot log or republish an origin it never had. Logs name rooms by an
-  8-character key prefix and refusals by reason only (error texts may quote DIDs).
+* **A connection counts for its own origin only.** Browsers send the page's origin on
+  every WebSocket handshake and scripts cannot change it. The hub admits the origins its
+  operator allows (:mod:`~hereabouts.sites.origins`), keeps the connection's origin with
+  the connection, and lets it watch (and so be counted in) only rooms whose keys it
+  recomputes from that origin. The origin goes nowhere else: the plaza carries room keys,
+  logs name rooms by an 8-character key prefix and refusals by reason only (error texts
+  may quote DIDs).
+* **Budgets per client address** that survive reconnects
+  (:mod:`~hereabouts.core.admission`): connections held at once, events per second, and
+  new DIDs brought into a room per epoch (so one address can raise a count by a bounded
+  amount however often it reconnects); optionally a proof of work for every new DID.
 * **Bounded.** Frame size, rooms per connection, connections, rooms per hub, events per
   connection per second, refused frames before the hub hangs up
   (:mod:`~hereabouts.sites.hub_protocol` holds the frame limits).
@@ -31,29 +39,41 @@ such idle rooms make way for new ones at once.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import itertools
 import logging
+import secrets
 import time
 from collections.abc import Callable
 from types import TracebackType
 from typing import Final, Self
 
 from hereabouts.config import HubConfig, SitesConfig, WireLimits
+from hereabouts.core.admission import (
+    AddressBudgets,
+    PowInvalid,
+    PowRequired,
+    address_key,
+    pow_ok,
+)
 from hereabouts.core.ratelimit import RateLimiter
 from hereabouts.core.sites import CountChanged, SiteCounter, SiteTiming
 from hereabouts.errors import RateLimited, RemoteError, Replayed
 from hereabouts.metrics import Counters
 from hereabouts.sites.counts import RoomCount
+from hereabouts.sites.errors import InvalidRoom
 from hereabouts.sites.events import SITE_EVENTS, AnySiteEvent, SiteHeartbeat
 from hereabouts.sites.hub_protocol import (
     MAX_ROOMS_PER_CONNECTION,
     MAX_STRIKES,
+    BadRoom,
     GhostForced,
     HubFull,
     RoomNotWatched,
     Submit,
     TooManyRooms,
+    WatchedRoom,
     decode_frame,
     sealed_bytes,
 )
@@ -64,8 +84,10 @@ from hereabouts.sites.manager import (
     verified_ids,
 )
 from hereabouts.sites.metrics import RoomCountCollector, site_counters
+from hereabouts.sites.origins import OriginPolicy, WrongOrigin
 from hereabouts.sites.probe import SelfProbe
 from hereabouts.sites.recent import RecentIds
+from hereabouts.sites.rooms import room_key
 from hereabouts.sites.ticking import tick_forever
 from hereabouts.tasks import BackgroundTasks
 from hereabouts.transports.base import Transport
@@ -84,6 +106,10 @@ CLIENT_BURST: Final = 32
 
 BROWSER_IDS: Final = 16_384
 """Event ids remembered as received from browsers, to refuse a replayed frame."""
+
+POW_CHALLENGE_BYTES: Final = 16
+"""Random bytes of each connection's proof-of-work challenge: never repeated, so no work
+can be done before the connection exists."""
 
 IDLE_SWEEP_S: Final = 5.0
 """How often, at most, rooms nobody watches are looked at for release (half the stale
@@ -104,23 +130,36 @@ def _short(room_key: str) -> str:
 
 
 class HubClient:
-    """One browser connection: the rooms it watches and what is waiting to be sent to it.
+    """One browser connection: whose rooms it may count in, the rooms it watches and what
+    is waiting to be sent to it.
 
     Counts are coalesced per room (only the newest matters), so the backlog of a slow
-    client is at most one entry per watched room plus a few error replies.
+    client is at most one entry per watched room plus a few error replies. The origin is
+    kept out of ``repr``: it must not reach a log line.
     """
 
     MAX_ERRORS = 16
     """Error replies waiting at most; past it a flooding client just loses some replies."""
 
-    def __init__(self, ident: str) -> None:
+    def __init__(
+        self, ident: str, *, origin: str, address: str, challenge: bytes = b""
+    ) -> None:
         self.ident = ident
+        self.origin = origin
+        """The normalised origin whose rooms this connection may watch and count in."""
+        self.address = address
+        """The budget key of the client's address (:func:`address_key`)."""
+        self.challenge = challenge
+        """This connection's proof-of-work challenge (empty when none is asked)."""
         self.watched: frozenset[str] = frozenset()
         self.strikes = 0
         self._counts: dict[str, RoomCount] = {}
         self._errors: list[str] = []
         self._ready = asyncio.Event()
         self._closed = False
+
+    def __repr__(self) -> str:
+        return f"HubClient({self.ident})"
 
     def push(self, room_key: str, count: RoomCount) -> None:
         self._counts[room_key] = count
@@ -169,11 +208,15 @@ class SiteHub:
         wire_limits: WireLimits | None = None,
         counters: Counters | None = None,
         clock: Callable[[], float] = time.time,
+        listen_host: str | None = None,
     ) -> None:
         """``config`` is the visitors' cadence (default :meth:`SitesConfig.from_env`);
         ``hub`` the hub's limits and flags (default :meth:`HubConfig.from_env`); ``clock``
         is wall-clock seconds (epochs are wall-clock); ``counters`` receives the ``site_*``
-        and ``site_hub_*`` counters (a new set by default)."""
+        and ``site_hub_*`` counters (a new set by default); ``listen_host`` is where the
+        HTTP server serving the hub listens: with no ``allowed_origins`` configured, any
+        origin may connect when that is loopback, none otherwise (None counts as not
+        loopback)."""
         self.config = config if config is not None else SitesConfig.from_env()
         self.settings = hub if hub is not None else HubConfig.from_env()
         self._transport = transport
@@ -197,6 +240,14 @@ class SiteHub:
         self._rate = RateLimiter(
             rate_per_s=CLIENT_RATE_PER_S, burst=CLIENT_BURST, max_keys=self.max_connections
         )
+        self.origins = OriginPolicy.for_hub(self.settings, listen_host=listen_host)
+        self._budgets = AddressBudgets(
+            max_connections=self.settings.max_connections_per_address,
+            events_per_s=self.settings.address_events_per_s,
+            event_burst=self.settings.address_event_burst,
+            joins=self.settings.joins_per_address,
+        )
+        self.pow_bits = self.settings.pow_bits
         self._from_browsers = RecentIds(BROWSER_IDS)
         self._probe = SelfProbe(
             interval_ms=round(self.settings.probe_interval_s * 1000), started_ms=self._now_ms()
@@ -217,6 +268,12 @@ class SiteHub:
         self._background.spawn(self._probe_now_and_then(), name="site-hub-probe")
         self._background.spawn(self._release_idle_rooms(), name="site-hub-idle-rooms")
         self._running = True
+        if self.origins.serves_nobody:
+            log.warning(
+                "the site hub serves no origin but its own: its HTTP server is reachable from "
+                "other machines and PRESENCE_HUB_ALLOWED_ORIGINS is empty, so pages of other "
+                "sites are refused"
+            )
         return self
 
     async def __aexit__(
@@ -247,18 +304,23 @@ class SiteHub:
         """Flag ``presence_ghost_mode_hard_off``: ghost mode for every visitor of this hub."""
         return self.settings.ghost_mode_hard_off
 
-    def hello(self) -> dict[str, object]:
-        """The first frame of every connection: the cadence, the hub's clock, and whether
-        the hub forces ghost mode (then the widget sends nothing and says why)."""
-        return {
+    def hello(self, client: HubClient) -> dict[str, object]:
+        """The first frame of every connection: the cadence, the hub's clock, whether the
+        hub forces ghost mode (then the widget sends nothing and says why), and the proof
+        of work a new DID needs on this connection."""
+        frame: dict[str, object] = {
             "type": "hello",
             "heartbeat_interval_ms": round(self.config.heartbeat_interval_s * 1000),
             "did_duration_ms": round(self.config.did_duration_s * 1000),
             "rotation_spread_ms": round(self.config.rotation_spread_s * 1000),
             "max_rooms": self.rooms_per_connection,
             "ghost_forced": self.ghost_forced,
+            "pow_bits": self.pow_bits,
             "now_ms": self._now_ms(),
         }
+        if self.pow_bits:
+            frame["pow_challenge"] = base64.urlsafe_b64encode(client.challenge).decode().rstrip("=")
+        return frame
 
     def health(self) -> dict[str, object]:
         """The hub's part of ``/healthz``: ``ok`` when the broker is connected and a probe
@@ -285,6 +347,9 @@ class SiteHub:
                 "republish_backlog": len(self._republishing),
             },
             "connections": len(self._clients),
+            "addresses": self._budgets.addresses,
+            "origins": self.origins.describe(),
+            "pow_bits": self.pow_bits,
             "rooms": len(self._watchers),
             "idle_rooms": len(self._idle),
             "ghost_forced": self.ghost_forced,
@@ -292,12 +357,32 @@ class SiteHub:
 
     # --- connections -----------------------------------------------------------------------
 
-    def open_client(self) -> HubClient:
-        """A new connection, or :class:`HubFull`."""
-        if not self.running or len(self._clients) >= self.max_connections:
+    def open_client(
+        self, origin: str | None, host: str | None, *, served_as: str | None = None
+    ) -> HubClient:
+        """A new connection from the page origin ``origin`` (the handshake's ``Origin``
+        header) and the client address ``host``, made to the hub under the name
+        ``served_as`` (its ``Host`` header: an origin naming it is the hub's own, always
+        allowed); or the reason it is refused:
+        :class:`~hereabouts.sites.origins.OriginMissing`, ``OriginInvalid``,
+        ``OriginNotAllowed``, :class:`HubFull`, :class:`~hereabouts.core.admission.AddressBusy`.
+        Refusals are counted as ``site_hub_connections{state="refused"}`` and by reason in
+        ``site_hub_rejects``."""
+        try:
+            counting = self.origins.counting_origin(origin, host=served_as)
+            if not self.running or len(self._clients) >= self.max_connections:
+                raise HubFull("the hub holds its most connections")
+            address = address_key(host)
+            self._budgets.connect(address)
+        except RemoteError as exc:
             self.counters.add("site_hub_connections", "refused")
-            raise HubFull("the hub holds its most connections")
-        client = HubClient(str(next(self._ids)))
+            self.counters.add("site_hub_rejects", exc.reason)
+            log.debug("refused a browser connection: %s", exc.reason)
+            raise
+        challenge = secrets.token_bytes(POW_CHALLENGE_BYTES) if self.pow_bits else b""
+        client = HubClient(
+            str(next(self._ids)), origin=counting, address=address, challenge=challenge
+        )
         self._clients.add(client)
         self.counters.add("site_hub_connections", "opened")
         return client
@@ -308,6 +393,7 @@ class SiteHub:
         if client not in self._clients:
             return
         self._clients.discard(client)
+        self._budgets.disconnect(client.address)
         self._set_watched(client, frozenset())
         client.close()
         self.counters.add("site_hub_connections", "closed")
@@ -325,7 +411,7 @@ class SiteHub:
             frame = decode_frame(data)
             self.counters.add("site_hub_frames", "event" if isinstance(frame, Submit) else "watch")
             if isinstance(frame, Submit):
-                await self.submit(client, sealed_bytes(frame))
+                await self.submit(client, sealed_bytes(frame), pow=frame.pow)
             else:
                 await self.watch(client, frame.rooms)
         except RemoteError as exc:
@@ -340,11 +426,21 @@ class SiteHub:
 
     # --- watching --------------------------------------------------------------------------
 
-    async def watch(self, client: HubClient, rooms: list[str]) -> None:
-        """Make ``rooms`` the set ``client`` watches; sends it their counts now."""
-        wanted = frozenset(rooms)
+    async def watch(self, client: HubClient, rooms: list[WatchedRoom]) -> None:
+        """Make ``rooms`` the set ``client`` watches; sends it their counts now.
+
+        Every room key must be the key of its room at the client's origin
+        (:class:`~hereabouts.sites.origins.WrongOrigin` otherwise, and nothing changes)."""
+        wanted = frozenset(room.key for room in rooms)
         if len(wanted) > self.rooms_per_connection:
             raise TooManyRooms(f"a connection watches at most {self.rooms_per_connection} rooms")
+        for room in rooms:
+            try:
+                expected = room_key(client.origin, room.name)
+            except InvalidRoom:
+                raise BadRoom("not a room name") from None
+            if room.key != expected:
+                raise WrongOrigin("a room key that is not of this connection's origin")
         new = [key for key in wanted if key not in self._subscribed]
         over = len(self._subscribed) + len(new) - self.max_rooms
         if over > 0:
@@ -418,13 +514,19 @@ class SiteHub:
 
     # --- events from browsers --------------------------------------------------------------
 
-    async def submit(self, client: HubClient, sealed: bytes) -> None:
-        """A browser-signed event: verify, count, republish; or raise the reason it is not."""
+    async def submit(self, client: HubClient, sealed: bytes, *, pow: str | None = None) -> None:
+        """A browser-signed event: verify, count, republish; or raise the reason it is not.
+
+        The connection's and the address's event budgets are spent before the signature is
+        checked. A heartbeat of a DID the room does not hold yet is a *join*: it needs the
+        address's join budget for the room and epoch, and the proof of work ``pow`` when
+        the hub asks for one."""
         if self.ghost_forced:
             raise GhostForced("this hub forces ghost mode: it publishes no visitor")
         now = self._now_ms()
         if not self._rate.allow(client.ident, now):
             raise RateLimited("too many events from this connection")
+        self._budgets.spend_event(client.address, now)
         opened = unseal_as(
             SITE_EVENTS, sealed, now_ms=now, limits=self._limits, known=verified_ids.__contains__
         )
@@ -434,9 +536,17 @@ class SiteHub:
             raise RoomNotWatched("watch a room before sending its events")
         if opened.id in self._from_browsers:
             raise Replayed("this event was received before")
-        self._apply(self._count(event, now))
-        self._from_browsers.add(opened.id)
         heartbeat = isinstance(event, SiteHeartbeat)
+        held = self._counter.holds(event.room_key, event.did, event.epoch, now)
+        if heartbeat and not held:
+            self._admit(client, event, pow)
+        changes = self._count(event, now)
+        if heartbeat and not held:
+            self._budgets.joined(client.address, event.room_key, event.epoch)
+        elif not heartbeat and held:
+            self._budgets.left(client.address, event.room_key, event.epoch)
+        self._apply(changes)
+        self._from_browsers.add(opened.id)
         kind = "heartbeat" if heartbeat else "leave"
         self.counters.add("site_events_in", kind)
         if heartbeat:
@@ -448,6 +558,15 @@ class SiteHub:
                 self._republish(event.room_key, opened.raw, heartbeat=False),
                 name=f"site-hub-republish-{_short(event.room_key)}",
             )
+
+    def _admit(self, client: HubClient, event: AnySiteEvent, pow: str | None) -> None:
+        """May ``client`` bring a new DID into the room? Raises the reason it may not."""
+        self._budgets.check_join(client.address, event.room_key, event.epoch)
+        if self.pow_bits:
+            if pow is None:
+                raise PowRequired("a new visitor key needs proof of work on this hub")
+            if not pow_ok(client.challenge, event.did, pow, self.pow_bits):
+                raise PowInvalid("the proof of work does not have the zero bits asked for")
 
     async def _republish(self, room_key: str, payload: bytes, *, heartbeat: bool) -> None:
         qos = HEARTBEAT_QOS if heartbeat else LEAVE_QOS

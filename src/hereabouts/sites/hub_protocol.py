@@ -4,22 +4,35 @@ JSON text frames, one object each, told apart by ``type``:
 
 client → hub
 
-* ``{"type":"watch","rooms":["<room-key>",…]}`` — the rooms this connection sees counts
-  of (replaces the previous set; at most :data:`MAX_ROOMS_PER_CONNECTION`). The browser
-  computes room keys itself, so the origin never reaches the hub.
-* ``{"type":"event","sealed":<sealed envelope>}`` — a ``site_heartbeat`` or ``site_leave``
-  signed in the browser, as a JSON object or as a string holding one. The hub keeps the
-  envelope's exact bytes (``msgspec.Raw``): the signature covers the body bytes as sent.
+* ``{"type":"watch","rooms":[{"name":"lobby","key":"<room-key>"},…]}`` — the rooms this
+  connection sees counts of and may be counted in (replaces the previous set; at most
+  :data:`MAX_ROOMS_PER_CONNECTION`). The hub recomputes each key from the room name and the
+  origin the connection belongs to (its handshake ``Origin``, see
+  :mod:`hereabouts.sites.origins`) and refuses the frame (``wrong_origin``) unless every
+  key matches: a page counts in its own origin's rooms only.
+* ``{"type":"event","sealed":<sealed envelope>,"pow":"<nonce>"}`` — a ``site_heartbeat``
+  or ``site_leave`` signed in the browser, as a JSON object or as a string holding one.
+  The hub keeps the envelope's exact bytes (``msgspec.Raw``): the signature covers the
+  body bytes as sent. ``pow`` (decimal digits) is needed only when the hub asks for proof
+  of work and only on a heartbeat of a DID it does not hold yet; it sits beside the
+  envelope, so the signed event is the same with or without it.
 
 hub → client
 
 * ``{"type":"hello","heartbeat_interval_ms":…,"did_duration_ms":…,"rotation_spread_ms":…,
-  "max_rooms":…,"ghost_forced":false,"now_ms":…}`` — first, once: the cadence to follow,
-  the hub's clock, and whether the hub forces ghost mode on everyone (then the widget sends
-  no event; the hub would refuse each with ``ghost_forced``);
+  "max_rooms":…,"ghost_forced":false,"pow_bits":0,"now_ms":…}`` — first, once: the cadence
+  to follow, the hub's clock, whether the hub forces ghost mode on everyone (then the
+  widget sends no event; the hub would refuse each with ``ghost_forced``), and the proof
+  of work asked for a new DID (``pow_bits`` > 0 comes with ``"pow_challenge"``, 16 bytes
+  in unpadded base64url: find a nonce such that ``SHA-256(POW_TAG ‖ challenge ‖ did ‖
+  nonce)`` starts with that many zero bits, see :mod:`hereabouts.core.admission`);
 * ``{"type":"counts","rooms":{"<room-key>":{"count":7,"fewer_than":null},…}}`` — after a
   ``watch`` (every watched room) and whenever a reported count changes (changed rooms);
 * ``{"type":"error","reason":"<slug>"}`` — a frame was refused; the connection stays up.
+
+A connection the hub refuses outright (its origin, its address's connection budget, a
+full hub) is accepted and closed at once, before ``hello``, with :data:`CLOSE_POLICY` or
+:data:`CLOSE_TRY_LATER` and the reason slug as the close reason.
 
 Nothing the hub sends names a DID or an origin.
 """
@@ -34,9 +47,10 @@ from msgspec import Meta, Struct
 from hereabouts.errors import EventRejected, RemoteError
 from hereabouts.sites.events import RoomKey
 
-MAX_FRAME_BYTES: Final = 4096
-"""Largest client frame. A sealed site event is about 400 bytes and a full ``watch`` about
-600; ten times that leaves room for JSON whitespace and nothing for floods."""
+MAX_FRAME_BYTES: Final = 8192
+"""Largest client frame. A sealed site event is about 400 bytes and a full ``watch`` of
+sixteen short room names about 1,000; sixteen names of 64 four-byte characters take
+4,600. Twice that leaves room for JSON escapes and nothing for floods."""
 
 MAX_ROOMS_PER_CONNECTION: Final = 16
 """Rooms one connection may watch. A page shows a handful of rooms; a script that asks for
@@ -59,14 +73,28 @@ CLOSE_GOING_AWAY: Final = 1001
 """Close code when the hub shuts down."""
 
 
+class WatchedRoom(Struct, frozen=True, forbid_unknown_fields=True):
+    """One room of a ``watch``: its name and the key the client computed for it."""
+
+    name: Annotated[str, Meta(min_length=1, max_length=256)]
+    """Checked in full by :func:`~hereabouts.sites.rooms.normalize_room` (1-64 characters
+    after NFC); the bound here only limits decoding."""
+    key: RoomKey
+
+
 class Watch(Struct, frozen=True, tag="watch", tag_field="type", forbid_unknown_fields=True):
-    rooms: Annotated[list[RoomKey], Meta(max_length=256)]
-    """Room keys; more than :data:`MAX_ROOMS_PER_CONNECTION` is refused by the hub with its
-    own reason (the 256 here only bounds decoding)."""
+    rooms: Annotated[list[WatchedRoom], Meta(max_length=64)]
+    """More than :data:`MAX_ROOMS_PER_CONNECTION` rooms is refused by the hub with its own
+    reason (the 64 here only bounds decoding)."""
+
+
+Nonce = Annotated[str, Meta(pattern=r"^[0-9]{1,16}$")]
+"""A proof-of-work nonce: 1-16 decimal digits (see :mod:`hereabouts.core.admission`)."""
 
 
 class Submit(Struct, frozen=True, tag="event", tag_field="type", forbid_unknown_fields=True):
     sealed: msgspec.Raw
+    pow: Nonce | None = None
 
 
 ClientFrame = Watch | Submit
@@ -83,6 +111,12 @@ class FrameTooLarge(RemoteError):
     """A client frame over :data:`MAX_FRAME_BYTES`."""
 
     reason = "frame_too_large"
+
+
+class BadRoom(RemoteError):
+    """A ``watch`` naming a room that cannot exist (empty, too long, control characters)."""
+
+    reason = "bad_room"
 
 
 class TooManyRooms(RemoteError):
@@ -149,6 +183,7 @@ __all__ = [
     "MAX_ROOMS_PER_CONNECTION",
     "MAX_STRIKES",
     "BadFrame",
+    "BadRoom",
     "ClientFrame",
     "FrameTooLarge",
     "GhostForced",
@@ -157,6 +192,7 @@ __all__ = [
     "Submit",
     "TooManyRooms",
     "Watch",
+    "WatchedRoom",
     "decode_frame",
     "encode",
     "sealed_bytes",

@@ -24,6 +24,8 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from hereabouts.core.admission import AddressBusy
+from hereabouts.errors import RemoteError
 from hereabouts.sites.hub import HubClient, SiteHub
 from hereabouts.sites.hub_protocol import (
     CLOSE_GOING_AWAY,
@@ -54,15 +56,22 @@ class _SiteSocket:
 
     async def serve(self, websocket: WebSocket) -> None:
         await websocket.accept()
+        peer = websocket.client
         try:
-            client = self._hub.open_client()
-        except HubFull:
-            await websocket.close(CLOSE_TRY_LATER)
+            client = self._hub.open_client(
+                websocket.headers.get("origin"),
+                peer.host if peer is not None else None,
+                served_as=websocket.headers.get("host"),
+            )
+        except RemoteError as exc:
+            # Full or busy: come back later. A refused origin: do not come back.
+            later = isinstance(exc, HubFull | AddressBusy)
+            await websocket.close(CLOSE_TRY_LATER if later else CLOSE_POLICY, reason=exc.reason)
             return
         writer: asyncio.Task[None] | None = None
         code: int | None = None
         try:
-            await websocket.send_text(encode(self._hub.hello()))
+            await websocket.send_text(encode(self._hub.hello(client)))
             writer = asyncio.create_task(self._write(websocket, client), name="site-hub-writer")
             code = await self._read(websocket, client)
         except WebSocketDisconnect:

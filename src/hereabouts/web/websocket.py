@@ -20,7 +20,7 @@ from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIO
 
 READ_AHEAD: Final = 4
 """Messages one connection may have waiting for the app before its socket stops being
-read. At the hub's 4 KiB frame limit (uvicorn's own limit is 64 KiB) that is at most
+read. At the hub's 8 KiB frame limit (uvicorn's own limit is 64 KiB) that is at most
 256 KiB buffered per connection; an app that keeps up never has more than one waiting."""
 
 

@@ -13,8 +13,15 @@
 //   epoch (epoch = floor(unix ms / epoch length)); keys are non-extractable and never stored.
 //   The hub verifies them with the same code as every Python participant, so the bytes
 //   signed here are exactly the bytes sent: SIGNING_TAG ‖ body, body = JSON.stringify(...).
-// * Room keys are computed here (SHA-256, as hereabouts/sites/rooms.py does), so the origin
-//   never reaches the hub. The hub sends counts only.
+// * Room keys are computed here (SHA-256, as hereabouts/sites/rooms.py does) from the page's
+//   origin, and sent with their room names: the hub recomputes each from the origin the
+//   browser put on the WebSocket handshake and counts this page in its own site's rooms
+//   only. (data-origin may name another origin only if the hub's operator made the page's
+//   origin an alias of it.) The hub sends counts only.
+// * When the hub asks for it (hello.pow_bits > 0), each new key comes with a proof of work:
+//   a nonce such that SHA-256(POW_TAG ‖ challenge ‖ did ‖ nonce) starts with that many zero
+//   bits, found by a small synchronous SHA-256 below (WebCrypto's digest costs a promise
+//   per try). It travels beside the signed envelope, never inside it.
 // * All text is set with textContent; styles through the CSSOM (allowed by a strict CSP).
 
 const SIGNING_TAG = "hereabouts/v1/event\n";
@@ -26,6 +33,10 @@ const B58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz";
 const ED25519_MULTICODEC = [0xed, 0x01];
 const STORAGE_PREFIX = "hereabouts/v1/";
 const RECONNECT_MAX_MS = 30000; // back-off ceiling: a hub that is down is not hammered
+const POW_TAG = "hereabouts/v1/site-pow\n";
+const POW_YIELD_EVERY = 65536; // tries between yields to the page while searching
+const CLOSE_POLICY = 1008; // the hub refuses this page (its origin): do not come back
+const REFUSALS = new Set(["wrong_origin", "origin_not_allowed", "origin_invalid", "origin_missing"]);
 
 const utf8 = new TextEncoder();
 
@@ -124,6 +135,109 @@ export async function roomKey(origin, room) {
   return base32(digest).slice(0, ROOM_KEY_LENGTH).toLowerCase();
 }
 
+// --- proof of work -----------------------------------------------------------------------
+
+const SHA256_K = Uint32Array.from([
+  0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
+  0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
+  0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
+  0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
+  0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
+  0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
+  0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+  0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
+]);
+const SHA256_INIT = [0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19];
+const sha256W = new Uint32Array(64);
+
+// One SHA-256 compression of bytes[at, at + 64) into the eight words of state.
+function compress(state, bytes, at) {
+  const w = sha256W;
+  for (let i = 0; i < 16; i++) {
+    const j = at + 4 * i;
+    w[i] = (bytes[j] << 24) | (bytes[j + 1] << 16) | (bytes[j + 2] << 8) | bytes[j + 3];
+  }
+  for (let i = 16; i < 64; i++) {
+    const x = w[i - 15];
+    const y = w[i - 2];
+    const s0 = ((x >>> 7) | (x << 25)) ^ ((x >>> 18) | (x << 14)) ^ (x >>> 3);
+    const s1 = ((y >>> 17) | (y << 15)) ^ ((y >>> 19) | (y << 13)) ^ (y >>> 10);
+    w[i] = (w[i - 16] + s0 + w[i - 7] + s1) | 0;
+  }
+  let a = state[0], b = state[1], c = state[2], d = state[3];
+  let e = state[4], f = state[5], g = state[6], h = state[7];
+  for (let i = 0; i < 64; i++) {
+    const s1 = ((e >>> 6) | (e << 26)) ^ ((e >>> 11) | (e << 21)) ^ ((e >>> 25) | (e << 7));
+    const t1 = (h + s1 + ((e & f) ^ (~e & g)) + SHA256_K[i] + w[i]) | 0;
+    const s0 = ((a >>> 2) | (a << 30)) ^ ((a >>> 13) | (a << 19)) ^ ((a >>> 22) | (a << 10));
+    const t2 = (s0 + ((a & b) ^ (a & c) ^ (b & c))) | 0;
+    h = g; g = f; f = e; e = (d + t1) | 0;
+    d = c; c = b; b = a; a = (t1 + t2) | 0;
+  }
+  state[0] = (state[0] + a) | 0; state[1] = (state[1] + b) | 0;
+  state[2] = (state[2] + c) | 0; state[3] = (state[3] + d) | 0;
+  state[4] = (state[4] + e) | 0; state[5] = (state[5] + f) | 0;
+  state[6] = (state[6] + g) | 0; state[7] = (state[7] + h) | 0;
+}
+
+// SHA-256 of prefix ‖ nonce for many nonces: the prefix's whole blocks are hashed once.
+class PowHasher {
+  constructor(prefix) {
+    this.length = prefix.length;
+    const whole = prefix.length - (prefix.length % 64);
+    this.mid = Int32Array.from(SHA256_INIT);
+    for (let at = 0; at < whole; at += 64) compress(this.mid, prefix, at);
+    this.tail = prefix.slice(whole);
+    this.block = new Uint8Array(128);
+    this.state = new Int32Array(8);
+  }
+
+  // The first word of SHA-256(prefix ‖ digits); the whole digest goes to this.state.
+  first(digits) {
+    const block = this.block;
+    block.fill(0);
+    block.set(this.tail);
+    let n = this.tail.length;
+    for (let i = 0; i < digits.length; i++) block[n++] = digits.charCodeAt(i);
+    block[n++] = 0x80;
+    const end = n + 8 <= 64 ? 64 : 128;
+    const bits = (this.length + digits.length) * 8; // below 2^32: prefixes are short
+    new DataView(block.buffer).setUint32(end - 4, bits);
+    this.state.set(this.mid);
+    compress(this.state, block, 0);
+    if (end === 128) compress(this.state, block, 64);
+    return this.state[0];
+  }
+}
+
+function powPrefix(challenge, did) {
+  return concat(utf8.encode(POW_TAG), challenge, utf8.encode(did));
+}
+
+// The proof-of-work digest, for tests: SHA-256(POW_TAG ‖ challenge ‖ did ‖ nonce), in hex.
+export function powDigest(challenge, did, nonce) {
+  const hasher = new PowHasher(powPrefix(challenge, did));
+  hasher.first(String(nonce));
+  return Array.from(hasher.state, (word) => (word >>> 0).toString(16).padStart(8, "0")).join("");
+}
+
+// The smallest nonce (decimal digits) whose digest starts with `bits` zero bits (1-31).
+export async function solvePow(challenge, did, bits) {
+  const hasher = new PowHasher(powPrefix(challenge, did));
+  const shift = 32 - bits;
+  for (let n = 0; ; n++) {
+    const digits = String(n);
+    if (hasher.first(digits) >>> shift === 0) return digits;
+    if ((n + 1) % POW_YIELD_EVERY === 0) await new Promise((done) => setTimeout(done, 0));
+  }
+}
+
+function fromBase64Url(text) {
+  const b64 = text.replace(/-/g, "+").replace(/_/g, "/");
+  const raw = atob(b64 + "=".repeat((4 - (b64.length % 4)) % 4));
+  return Uint8Array.from(raw, (ch) => ch.charCodeAt(0));
+}
+
 // --- signing ----------------------------------------------------------------------------
 
 export async function ephemeralKey() {
@@ -170,7 +284,7 @@ class Presence {
     this.current = rooms[0];
     this.onChange = onChange;
     this.counts = new Map(); // room key -> {count, fewer_than}
-    this.status = "idle"; // idle | connecting | live | offline
+    this.status = "idle"; // idle | connecting | live | offline | refused
     this.ws = null;
     this.timer = null;
     this.reconnectTimer = null;
@@ -178,7 +292,10 @@ class Presence {
     this.offsetMs = 0; // hub clock minus ours: signed times follow the hub's clock
     this.cadence = null; // from the hub's hello
     this.forcedGhost = false; // the hub forces ghost mode on everyone: never send an event
-    this.key = null; // {privateKey, did, epoch, room}
+    this.challenge = null; // this connection's proof-of-work challenge, when the hub asks
+    this.connection = 0; // numbers connections: a key's proof of work holds for one
+    this.key = null; // {privateKey, did, epoch, room, pow: {connection, nonce}}
+    this.powMs = null; // how long the last proof of work took (shown to tests)
     this.wanted = false;
   }
 
@@ -189,16 +306,21 @@ class Presence {
   start() {
     this.wanted = true;
     clearTimeout(this.reconnectTimer);
-    if (this.ws) return;
+    if (this.ws || this.status === "refused") return;
     this.status = "connecting";
     this.onChange();
     const ws = new WebSocket(this.hubUrl);
     this.ws = ws;
     ws.onmessage = (message) => this.receive(message.data);
-    ws.onclose = () => {
+    ws.onclose = (event) => {
       if (this.ws !== ws) return;
       this.ws = null;
       this.stopBeating();
+      if (event.code === CLOSE_POLICY || this.status === "refused") {
+        this.status = "refused"; // this hub does not count this page: do not retry
+        this.onChange();
+        return;
+      }
       this.status = this.wanted ? "offline" : "idle";
       this.onChange();
       if (this.wanted) {
@@ -233,12 +355,18 @@ class Presence {
       this.offsetMs = frame.now_ms - Date.now();
       this.cadence = frame;
       this.forcedGhost = frame.ghost_forced === true;
+      this.challenge = frame.pow_bits > 0 ? fromBase64Url(frame.pow_challenge) : null;
+      this.connection += 1;
       this.backoffMs = 1000;
       this.status = "live";
-      this.send({ type: "watch", rooms: this.rooms.map((r) => r.key) });
+      this.send({ type: "watch", rooms: this.rooms.map((r) => ({ name: r.name, key: r.key })) });
       if (!this.forcedGhost) this.beat();
     } else if (frame.type === "counts") {
       for (const [key, count] of Object.entries(frame.rooms)) this.counts.set(key, count);
+    } else if (frame.type === "error" && REFUSALS.has(frame.reason)) {
+      this.status = "refused"; // wrong data-origin, or an origin the hub does not serve
+      this.stopBeating();
+      if (this.ws) this.ws.close(1000);
     }
     this.onChange();
   }
@@ -264,12 +392,28 @@ class Presence {
     }
     const fields = { room_key: room.key, epoch, at_ms: at };
     const sealed = await seal("site_heartbeat", this.key, fields);
-    if (this.wanted && this.current === room) this.sendRaw(`{"type":"event","sealed":${sealed}}`);
+    const pow = await this.proofOfWork(this.key);
+    if (this.wanted && this.current === room) this.sendRaw(`{"type":"event","sealed":${sealed}${pow}}`);
     // A leave signed now, dated like this heartbeat, stays valid for a stale timeout: sent
     // synchronously when the page goes away, where there is no time left to sign.
     const leave = await seal("site_leave", this.key, fields);
     if (this.current === room) this.preparedLeave = `{"type":"event","sealed":${leave}}`;
     return at;
+  }
+
+  // The "pow" member for a heartbeat of `key`: found once per key per connection and sent
+  // with each of its heartbeats on that connection (the hub checks it only while it does
+  // not hold the key yet, so a lost first heartbeat costs nothing).
+  async proofOfWork(key) {
+    if (!this.challenge || !this.cadence.pow_bits) return "";
+    if (!key.pow || key.pow.connection !== this.connection) {
+      const connection = this.connection;
+      const started = performance.now();
+      const nonce = await solvePow(this.challenge, key.did, this.cadence.pow_bits);
+      this.powMs = performance.now() - started;
+      key.pow = { connection, nonce };
+    }
+    return `,"pow":"${key.pow.nonce}"`;
   }
 
   // The page is going away: the leave signed with the last heartbeat, now, synchronously.
@@ -503,13 +647,18 @@ class Widget {
     this.ghostNote.hidden = !ghost;
     this.ghostNote.textContent = p.forcedGhost ? FORCED_GHOST_NOTE : GHOST_NOTE;
     this.root.dataset.state = !this.consent ? "prompt" : p.forcedGhost ? "ghost-forced" : ghost ? "ghost" : p.status;
+    if (p.powMs !== null) this.root.dataset.powMs = String(Math.round(p.powMs));
 
     if (ghost) {
       this.count.textContent = "Ghost mode on";
       this.indicator.setAttribute("aria-label", "Ghost mode on: you are not counted. Open settings");
       Object.assign(this.indicator.style, { borderStyle: "dashed", opacity: "0.8" });
     } else {
-      const shown = p.status === "live" ? describeCount(p.counts.get(p.current.key)) : p.status === "offline" ? "offline" : "… here";
+      const shown =
+        p.status === "live" ? describeCount(p.counts.get(p.current.key))
+        : p.status === "offline" ? "offline"
+        : p.status === "refused" ? "not counted on this site"
+        : "… here";
       this.count.textContent = shown;
       this.indicator.removeAttribute("aria-label");
       Object.assign(this.indicator.style, { borderStyle: "solid", opacity: "1" });
