@@ -78,6 +78,10 @@ class Ledger(abc.ABC):
     def close(self) -> None:  # noqa: B027 - nothing to release by default
         """Release the store."""
 
+    def probe_write(self) -> None:  # noqa: B027 - memory can always be written
+        """Write something small, or raise :class:`~hereabouts.errors.StorageError`: how a
+        node tells that a store which failed (a full disk) works again."""
+
     def append(self, signed: SignedEvent) -> bool:
         """Store one event. True if new, False if already stored; Replayed if pruned before."""
         return self.append_many([signed])[0]
@@ -201,6 +205,10 @@ CREATE TABLE IF NOT EXISTS events (
 );
 CREATE INDEX IF NOT EXISTS events_at ON events (at_ms);
 CREATE INDEX IF NOT EXISTS events_did ON events (did);
+CREATE TABLE IF NOT EXISTS probe (  -- one row, rewritten to test that writes work
+    one INTEGER PRIMARY KEY CHECK (one = 1),
+    n INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS tombstones (
     id TEXT PRIMARY KEY,
     at_ms INTEGER NOT NULL
@@ -213,6 +221,7 @@ class SqliteLedger(Ledger):
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
+        self._probes = 0
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(str(self.path), isolation_level=None)
@@ -253,6 +262,15 @@ class SqliteLedger(Ledger):
     def __contains__(self, event_id: object) -> bool:
         row = self._db.execute("SELECT 1 FROM events WHERE id = ?", (event_id,)).fetchone()
         return row is not None
+
+    def probe_write(self) -> None:
+        self._probes += 1  # a new value each time, so every probe really writes a page
+        try:
+            self._db.execute(
+                "INSERT OR REPLACE INTO probe (one, n) VALUES (1, ?)", (self._probes,)
+            )
+        except sqlite3.Error as exc:
+            raise StorageError(f"ledger {self.path} still cannot be written: {exc}") from None
 
     def get(self, event_id: str) -> bytes | None:
         row = self._db.execute("SELECT raw FROM events WHERE id = ?", (event_id,)).fetchone()

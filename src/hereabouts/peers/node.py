@@ -492,8 +492,6 @@ class Node:
         if not isinstance(outcome, Accepted):
             log.debug("refused a message on %s: %s", topic_kind, outcome.error)
             return
-        if self._storage.failing:
-            self._storage.recovered()
         self._accepted(outcome, from_plaza=True)
 
     def _gate(self, signed: SignedEvent, topic_kind: str | None, now_ms: int) -> None:
@@ -707,7 +705,7 @@ class Node:
     async def _upkeep_loop(self) -> None:
         flushed = time.monotonic()
         while True:
-            failing = self._storage.failing
+            failing = self._storage.failing or bool(self._storage.held)
             await asyncio.sleep(RETRY_EVERY_S if failing else UPKEEP_EVERY_S)
             now = self._now_ms()
             try:
@@ -721,6 +719,8 @@ class Node:
                 flushed = time.monotonic()
 
     def _retry_held(self) -> None:
+        """Take in what storage could not hold, oldest first; once all of it is in (and a
+        probe write works), storage counts as recovered."""
         held = self._storage.held
         while held:
             item = held[0]
@@ -733,6 +733,11 @@ class Node:
                 self.counters.add("handler_errors", item.kind or "unknown")
                 log.exception("error handling a held %s message", item.kind)
             held.popleft()
+        try:
+            self.ingestor.ledger.probe_write()
+        except StorageError as exc:
+            self._storage.failed("probe", exc, self._now_ms())
+            return
         self._storage.recovered()
 
     def _flush_keyring(self) -> None:
