@@ -226,3 +226,12 @@ def test_whatever_arrives_the_book_stays_within_its_bounds(flood: list[int], ste
         keys.expired(now)
         assert keys.unproven_count() <= CONFIG.max_unproven
         assert len(keys) <= CONFIG.max_keys
+
+
+def test_a_node_needs_no_proof_of_its_own_key_but_takes_no_name_from_an_earlier_holder() -> None:
+    keys = book()
+    keep_talking(keys, KEYS[0], "host", T0, T0 + SETTLE)
+    keys.vouch_for_self(KEYS[1], "mine", T0 + SETTLE)
+    assert keys.label(KEYS[1]).text == "mine" and keys.proven(KEYS[1])
+    keys.vouch_for_self(KEYS[2], "host", T0 + SETTLE)
+    assert keys.label(KEYS[2]).status == "contested"

@@ -191,6 +191,15 @@ class KeyBook:
                 proved = True
         return Heard(admitted=True, proved=True) if proved else HEARD
 
+    def vouch_for_self(self, did: str, name: str, now_ms: int) -> None:
+        """The node's own key: it needs no proof to the node that holds it (its claim on
+        its name still starts now, so a key that proved itself under it earlier keeps it)."""
+        self.heard(did, name, now_ms, restore=True)
+        record = self._records[did]
+        if record.proven_ms is None:
+            record.proven_ms = record.claim_ms = now_ms
+            self._make_proven(record)
+
     def rotate(self, old_did: str, new_did: str, now_ms: int) -> None:
         """A verified rotation statement: ``old_did`` hands its place to ``new_did`` (which
         must have been heard). The new key inherits the old key's proof and name hold."""

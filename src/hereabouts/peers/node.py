@@ -305,7 +305,10 @@ class Node:
             counters=self.counters,
             on_forget=self._forgotten,
         )
-        keys.heard(self.did, self.name, now, member=self.membership is not None, restore=True)
+        if self.membership is not None:
+            keys.heard(self.did, self.name, now, member=True)
+        else:
+            keys.vouch_for_self(self.did, self.name, now)
         self.howdy = HowdyCoordinator(
             config.howdy, self_did=self.did, max_event_bytes=config.wire.max_event_bytes
         )
