@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -76,12 +77,14 @@ async def test_a_full_disk_makes_health_fail_and_nothing_is_lost(
         code, _ = await health_of(cramped.url)
         assert code == 200
         filler = fill(small_disk)
+        filled_at = time.monotonic()
 
         async def unhealthy() -> dict[str, object] | None:
             code, health = await health_of(cramped.url)
             return health if code == 503 and not health["storage"]["ok"] else None
 
         health = await eventually(unhealthy, timeout_s=UNHEALTHY_WITHIN_S)
+        unhealthy_after = time.monotonic() - filled_at
         assert "full" in str(health["storage"]["error"]).lower()
         assert health["tasks"]["ok"] is True  # nothing died: the node keeps going
         assert await metric(cramped.url, "hereabouts_storage_failures_total", op="ledger") >= 1
@@ -93,7 +96,11 @@ async def test_a_full_disk_makes_health_fail_and_nothing_is_lost(
             code, health = await health_of(cramped.url)
             return code == 200 and health["storage"]["held"] == 0
 
+        freed_at = time.monotonic()
         await eventually(healthy_again, timeout_s=30)
+        print(f"\nfull disk: /healthz 503 after {unhealthy_after:.1f}s, held "
+              f"{health['storage']['held']} messages, 200 again {time.monotonic() - freed_at:.1f}s "
+              "after space came back")
         await eventually(sees_talker)
         assert "Traceback" not in cramped.read_log()
 

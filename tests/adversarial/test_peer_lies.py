@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -275,6 +276,7 @@ async def test_two_processes_with_one_key_are_reported_by_both_and_by_their_peer
         twin_did = await did_of(first)
         await eventually(lambda: sees(observer, twin_did, "ONLINE"))
         async with up(tmp_path, mosquitto, "twin") as second:
+            started = time.monotonic()
             assert await did_of(second) == twin_did
 
             async def reported(node: UpProcess) -> bool:
@@ -283,6 +285,8 @@ async def test_two_processes_with_one_key_are_reported_by_both_and_by_their_peer
 
             await eventually(lambda: reported(first), timeout_s=30)
             await eventually(lambda: reported(second), timeout_s=30)
+            print(f"\nshared key: both processes report it {time.monotonic() - started:.1f}s "
+                  "after the second one started serving")
             warnings = (await node_of(first.url))["warnings"]
             assert any("another process is using this node's key" in w for w in warnings)
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
@@ -48,8 +49,10 @@ class Held:
 class StorageFaults:
     """Storage failures: the first, the latest, and the messages waiting for a retry."""
 
-    def __init__(self, counters: Counters) -> None:
+    def __init__(self, counters: Counters, on_failure: Callable[[], None] | None = None) -> None:
+        """``on_failure`` is called at every failure (the runtime wakes its retry loop)."""
         self._counters = counters
+        self._on_failure = on_failure
         self.failing_since_ms: int | None = None
         self.error: str | None = None
         self.failures = 0
@@ -73,6 +76,8 @@ class StorageFaults:
                 self.held.popleft()
                 self._counters.add("storage_dropped", "queue_full")
             self.held.append(held)
+        if self._on_failure is not None:
+            self._on_failure()
 
     def recovered(self) -> None:
         if self.failing_since_ms is not None:

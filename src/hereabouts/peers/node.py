@@ -179,7 +179,8 @@ class Node:
             capacity=CHANGES_QUEUE,
             on_drop=lambda: self.counters.add("changes_dropped", "slow_subscriber"),
         )
-        self._storage = StorageFaults(self.counters)
+        self._upkeep_due = asyncio.Event()
+        self._storage = StorageFaults(self.counters, on_failure=self._upkeep_due.set)
         self._clash = KeyClash(self.counters)
         self._howdy_due: list[tuple[int, str]] = []
         self._wake = asyncio.Event()
@@ -709,7 +710,14 @@ class Node:
         flushed = time.monotonic()
         while True:
             failing = self._storage.failing or bool(self._storage.held)
-            await asyncio.sleep(RETRY_EVERY_S if failing else UPKEEP_EVERY_S)
+            self._upkeep_due.clear()
+            with contextlib.suppress(TimeoutError):  # a storage failure wakes us early
+                await asyncio.wait_for(
+                    self._upkeep_due.wait(), RETRY_EVERY_S if failing else UPKEEP_EVERY_S
+                )
+            if self._upkeep_due.is_set():
+                await asyncio.sleep(RETRY_EVERY_S)  # first retry a second after a failure
+            failing = self._storage.failing or bool(self._storage.held)
             now = self._now_ms()
             try:
                 self.ingestor.expire(now)
