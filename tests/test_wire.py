@@ -346,3 +346,18 @@ def test_endpoint_names_are_plain_lowercase() -> None:
         ALICE.sealed(ALICE.hey_there_event(T0, endpoints={"Mesh Ω": "http://x"}))
     with pytest.raises(InvalidOutgoingEvent):
         ALICE.sealed(ALICE.hey_there_event(T0, endpoints={"mesh": "http://x y"}))
+
+
+def test_the_envelope_is_canonical_too() -> None:
+    data = ALICE.newspaper(T0).raw
+    envelope = json.loads(data)
+    body = json.dumps(envelope["body"], separators=(",", ":"), sort_keys=True)
+    sig, signer = envelope["sig"], envelope["signer"]
+    for variant in (
+        f'{{"body":{body},"signer":"{signer}","sig":"{sig}"}}',  # reordered
+        f'{{"body": {body},"sig":"{sig}","signer":"{signer}"}}',  # a space
+        f'{{"body":{body},"sig":"{sig}","signer":"{signer}","sig":"{sig}"}}',  # twice
+    ):
+        with pytest.raises((NotCanonical, MalformedEvent)):
+            unseal(variant.encode(), now_ms=T0)
+    assert unseal(f'{{"body":{body},"sig":"{sig}","signer":"{signer}"}}'.encode(), now_ms=T0)

@@ -64,9 +64,9 @@ from hereabouts.errors import (
     Oversize,
     UnknownKind,
 )
-from hereabouts.events import KINDS, AnyEvent, SignedEvent
+from hereabouts.events import KINDS, AnyEvent, SignedEvent, name_problem
 from hereabouts.identity import Identity, verify
-from hereabouts.jsonlimits import MAX_JSON_DEPTH, check_depth
+from hereabouts.jsonlimits import check_depth
 
 SIGNING_TAG = b"hereabouts/v1/event\n"
 DEFAULT_LIMITS = WireLimits()
@@ -97,6 +97,14 @@ _event_decoder = msgspec.json.Decoder(AnyEvent)
 _head_decoder = msgspec.json.Decoder(_Head)
 
 
+SHALLOW_ENOUGH_BYTES = 1024
+"""Messages up to this size skip the bracket count of :func:`check_depth`: they cannot nest
+more than 512 levels, which msgspec's decoders take without trouble (their recursion guard
+stops near 1,000) and which the typed event fields refuse at the first unexpected bracket.
+An ordinary event is about 400 bytes, so the count is paid by howdys and by floods of
+padding, never by heartbeats."""
+
+
 def event_id(body: bytes) -> str:
     """The id of the event whose signed body is ``body``."""
     return hashlib.sha256(body).hexdigest()
@@ -124,6 +132,8 @@ class Vocabulary(Generic[E]):
     canonical: bool = False
     """Sealed messages must be canonical JSON (see the module rules); :func:`seal_as` then
     writes them so."""
+    check: Callable[[E], str | None] | None = None
+    """A rule the decoder does not check itself: returns what is wrong, or None."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,7 +145,9 @@ class Opened(Generic[E]):
     raw: bytes
 
 
-PEER_EVENTS: Vocabulary[AnyEvent] = Vocabulary(_event_decoder, KINDS, canonical=True)
+PEER_EVENTS: Vocabulary[AnyEvent] = Vocabulary(
+    _event_decoder, KINDS, canonical=True, check=name_problem
+)
 
 
 def _kind(event: object) -> str:
@@ -167,9 +179,12 @@ def seal_as(
     encoder = _canonical_encoder if vocabulary.canonical else _encoder
     body = encoder.encode(event)
     try:
-        vocabulary.decoder.decode(body)
+        decoded = vocabulary.decoder.decode(body)
     except msgspec.ValidationError as exc:
         raise InvalidOutgoingEvent(f"{_kind(event)} event is invalid: {exc}") from None
+    problem = None if vocabulary.check is None else vocabulary.check(decoded)
+    if problem is not None:
+        raise InvalidOutgoingEvent(f"{_kind(event)} event is invalid: {problem}")
     signature = identity.sign(SIGNING_TAG + body)
     sealed = encoder.encode(
         _Envelope(
@@ -202,6 +217,19 @@ def _decode_signature(text: str) -> bytes:
         return binascii.a2b_base64(text, strict_mode=True)
     except (binascii.Error, ValueError):
         raise BadSignature("signature is not valid base64") from None
+
+
+def _canonical_envelope(data: bytes, body: bytes, envelope: _Envelope) -> bool:
+    """``{"body":…,"sig":"…","signer":"…"}`` and nothing else: the three fields decoded,
+    in this order (the ``sig`` label where it must be), and not one byte more (a duplicate
+    key or white space would add some). The signature is 88 ASCII characters, checked
+    before, and DIDs are ASCII, so lengths in characters are lengths in bytes."""
+    end = 8 + len(body)
+    return (
+        len(data) == end + 22 + len(envelope.sig) + len(envelope.signer)
+        and data[end : end + 8] == b',"sig":"'
+        and data.startswith(b'{"body":')
+    )
 
 
 def _duplicate_key(pairs: list[tuple[str, object]]) -> dict[str, object]:
@@ -296,7 +324,7 @@ def _open(
     without an intermediate object, since it runs once per event on the ingest hot path."""
     if len(data) > limits.max_event_bytes:
         raise Oversize(f"{len(data)} bytes; the limit is {limits.max_event_bytes}")
-    if data.count(b"{") + data.count(b"[") > MAX_JSON_DEPTH:  # check_depth's quick answer
+    if len(data) > SHALLOW_ENOUGH_BYTES:
         check_depth(data, error=EventTooDeep)
     try:
         envelope = _envelope_decoder.decode(data)
@@ -309,6 +337,10 @@ def _open(
     signature = _decode_signature(envelope.sig)
     body = bytes(envelope.body)
     event = _decode_body(body, vocabulary)
+    if vocabulary.check is not None:
+        problem = vocabulary.check(event)
+        if problem is not None:
+            raise MalformedEvent(f"event body: {problem}")
     if event.did != envelope.signer:
         raise EmitterMismatch(
             f"{_kind(event)} claims emitter {event.did[:80]} but is signed by "
@@ -323,9 +355,7 @@ def _open(
                 f"(allowed skew: {limits.max_future_skew_s:g}s)"
             )
     if strict and vocabulary.canonical and (
-        _canonical_encoder.encode(event) != body
-        or data != b'{"body":%b,"sig":"%b","signer":"%b"}'
-        % (body, envelope.sig.encode(), envelope.signer.encode())
+        _canonical_encoder.encode(event) != body or not _canonical_envelope(data, body, envelope)
     ):
         _refuse_uncanonical(data)
     if precheck is not None:
