@@ -220,7 +220,9 @@ async def test_bad_input_is_refused_by_reason_and_the_connection_stays_up() -> N
         await b.send(event_frame(good))
         await b.send(event_frame(good))  # the same bytes again
         await b.ws.send(b"\x00binary")
+        await b.send("[" * 4000 + "]" * 4000)  # deep enough to stop a recursive parser
         expected = [
+            "too_deep",
             "bad_frame",
             "bad_frame",
             "bad_frame",

@@ -44,7 +44,8 @@ from typing import Annotated, Final
 import msgspec
 from msgspec import Meta, Struct
 
-from hereabouts.errors import EventRejected, RemoteError
+from hereabouts.errors import EventRejected, JsonTooDeep, RemoteError
+from hereabouts.jsonlimits import check_depth
 from hereabouts.sites.events import RoomKey
 
 MAX_FRAME_BYTES: Final = 8192
@@ -144,10 +145,18 @@ class RoomNotWatched(EventRejected):
     reason = "room_not_watched"
 
 
+class FrameTooDeep(BadFrame, JsonTooDeep):
+    """A client frame nesting deeper than any real frame does (a few levels)."""
+
+    reason = "too_deep"
+
+
 def decode_frame(data: bytes) -> Watch | Submit:
-    """The frame in ``data``, or :class:`FrameTooLarge` / :class:`BadFrame`."""
+    """The frame in ``data``, or :class:`FrameTooLarge` / :class:`FrameTooDeep` /
+    :class:`BadFrame`."""
     if len(data) > MAX_FRAME_BYTES:
         raise FrameTooLarge(f"frame of {len(data)} bytes; the limit is {MAX_FRAME_BYTES}")
+    check_depth(data, error=FrameTooDeep)
     try:
         frame: Watch | Submit = _decoder.decode(data)
     except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError):
