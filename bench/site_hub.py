@@ -399,9 +399,12 @@ async def measure_hub(
     started_wall = time.time()
     try:
         log(f"hub: starting hereabouts up (at most {args.max_connections:,} connections)")
-        await hub.start(
-            broker.url, workdir, {"PRESENCE_HUB_MAX_CONNECTIONS": str(args.max_connections)}
-        )
+        limits = {
+            "PRESENCE_HUB_MAX_CONNECTIONS": str(args.max_connections),
+            # HTTP's own cap (4,096 by default) must not turn browsers away before the hub.
+            "HEREABOUTS_HTTP_MAX_CONNECTIONS": str(args.max_connections + 100),
+        }
+        await hub.start(broker.url, workdir, limits)
         await asyncio.sleep(2.0)
         figures.rss_idle, _ = rss_bytes(hub.pid)
         await load.start(

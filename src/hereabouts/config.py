@@ -57,9 +57,11 @@ class WireLimits:
 
 HTTP_CONNECTIONS_CEILING = 4096
 """The most connections a derived :attr:`HttpLimits.max_connections` ever allows, however
-many file descriptors the process may open. An idle connection costs the node a few KiB of
-Python objects (plus kernel buffers); 4,096 of them stay within tens of MiB, and hold four
-times the site hub's 1,000 browser sockets alongside ordinary API clients."""
+many file descriptors the process may open. A connection waiting for its request costs the
+node about 5.5 KiB (3,000 half-sent requests added 17 MB), a site hub WebSocket about
+26 KiB (docs/benchmarks.md): 4,096 stay within 22 to 104 MiB, and hold four times the site
+hub's default 1,000 browsers beside ordinary API clients. A hub allowed more browsers
+needs ``HEREABOUTS_HTTP_MAX_CONNECTIONS`` raised with it (``hereabouts up`` warns)."""
 
 
 @dataclass(frozen=True, slots=True)
