@@ -190,6 +190,7 @@ class _AdmittedSocket(socket.socket):
         # connection dropped without a close (say, a failure while asyncio set it up).
         if self._gate is not None:
             self.close()
+        super().__del__()  # type: ignore[misc]  # the socket's own finalizer
 
 
 def _open_spare() -> int:
