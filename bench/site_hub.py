@@ -415,6 +415,8 @@ async def measure_hub(
                 "PRESENCE_HUB_ADDRESS_EVENTS_PER_S": str(UNBUDGETED),
                 "PRESENCE_HUB_ADDRESS_EVENT_BURST": str(UNBUDGETED),
                 "PRESENCE_HUB_JOINS_PER_ADDRESS": str(UNBUDGETED),
+                # HTTP's own cap (4,096 by default) must not turn browsers away before the hub.
+                "HEREABOUTS_HTTP_MAX_CONNECTIONS": str(args.max_connections + 100),
             },
         )
         await asyncio.sleep(2.0)

@@ -26,7 +26,8 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
-from hereabouts.config import SitesConfig
+from hereabouts.config import HttpLimits, SitesConfig
+from hereabouts.web.admission import open_files_limit
 from hereabouts.web.server import HttpServer
 from hereabouts.web.site import SOCKET_PATH
 
@@ -84,7 +85,9 @@ async def run(port: int) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    async with HttpServer(app, host="127.0.0.1", port=port, shutdown_timeout_s=1.0):
+    # A baseline of the stack, not of its cap: as many connections as the process can open.
+    limits = HttpLimits(max_connections=max(1, open_files_limit() - HttpLimits().fd_reserve))
+    async with HttpServer(app, host="127.0.0.1", port=port, shutdown_timeout_s=1.0, limits=limits):
         print("sink: listening", flush=True)
         await stop.wait()
 

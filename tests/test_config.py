@@ -8,8 +8,10 @@ import pytest
 
 from hereabouts import config as config_module
 from hereabouts.config import (
+    HTTP_CONNECTIONS_CEILING,
     Config,
     HeartbeatConfig,
+    HttpLimits,
     HubConfig,
     LedgerConfig,
     ProjectionConfig,
@@ -91,3 +93,52 @@ def test_hub_config_reads_its_environment_and_flag() -> None:
         HubConfig.from_env({"HEREABOUTS_PRESENCE_GHOST_MODE_HARD_OFF": "maybe"})
     with pytest.raises(ConfigError):
         HubConfig(max_connections=0)
+
+
+@pytest.mark.parametrize(
+    ("open_files", "cap"),
+    [
+        (1024, 768),  # the usual soft limit: all but the 256 reserved
+        (256, 128),  # small limits keep half for everything else
+        (100, 50),
+        (1, 1),  # never zero: the server must be able to answer someone
+        (4352, HTTP_CONNECTIONS_CEILING),
+        (1 << 20, HTTP_CONNECTIONS_CEILING),  # plenty of descriptors, bounded memory
+    ],
+)
+def test_the_connection_cap_follows_the_open_files_limit(open_files: int, cap: int) -> None:
+    assert HttpLimits().connection_cap(open_files) == cap
+
+
+def test_an_explicit_connection_cap_wins_over_the_derived_one() -> None:
+    assert HttpLimits(max_connections=10).connection_cap(1 << 20) == 10
+    assert HttpLimits(max_connections=5000).connection_cap(1024) == 5000
+
+
+def test_http_limits_read_their_environment() -> None:
+    limits = HttpLimits.from_env(
+        {
+            "HEREABOUTS_HTTP_HEADER_TIMEOUT": "2.5",
+            "HEREABOUTS_HTTP_BODY_TIMEOUT": "3",
+            "HEREABOUTS_HTTP_KEEP_ALIVE_TIMEOUT": "1",
+            "HEREABOUTS_HTTP_MAX_CONNECTIONS": "500",
+        }
+    )
+    assert limits == HttpLimits(
+        header_timeout_s=2.5, body_timeout_s=3, keep_alive_timeout_s=1, max_connections=500
+    )
+    assert HttpLimits.from_env({}) == HttpLimits()
+    assert HttpLimits.from_env({"HEREABOUTS_HTTP_MAX_CONNECTIONS": " "}).max_connections is None
+    with pytest.raises(ConfigError, match="HEREABOUTS_HTTP_HEADER_TIMEOUT"):
+        HttpLimits.from_env({"HEREABOUTS_HTTP_HEADER_TIMEOUT": "soon"})
+    with pytest.raises(ConfigError, match="max_connections"):
+        HttpLimits.from_env({"HEREABOUTS_HTTP_MAX_CONNECTIONS": "0"})
+    with pytest.raises(ConfigError, match="fd_reserve"):
+        HttpLimits(fd_reserve=-1)
+
+
+def test_http_limits_defaults_match_the_documentation() -> None:
+    limits = production("/tmp/x").http
+    assert (limits.header_timeout_s, limits.body_timeout_s) == (10, 10)
+    assert limits.keep_alive_timeout_s == 5
+    assert limits.max_connections is None and limits.fd_reserve == 256

@@ -55,6 +55,105 @@ class WireLimits:
             raise ConfigError("max_future_skew_s must not be negative")
 
 
+HTTP_CONNECTIONS_CEILING = 4096
+"""The most connections a derived :attr:`HttpLimits.max_connections` ever allows, however
+many file descriptors the process may open. A connection waiting for its request costs the
+node about 5.5 KiB (3,000 half-sent requests added 17 MB), a site hub WebSocket about
+26 KiB (docs/benchmarks.md): 4,096 stay within 22 to 104 MiB, and hold four times the site
+hub's default 1,000 browsers beside ordinary API clients. A hub allowed more browsers
+needs ``HEREABOUTS_HTTP_MAX_CONNECTIONS`` raised with it (``hereabouts up`` warns)."""
+
+
+@dataclass(frozen=True, slots=True)
+class HttpLimits:
+    """The HTTP server's edge: how long a connection may take, and how many may be open.
+
+    See :mod:`hereabouts.web.admission` (the cap) and :mod:`hereabouts.web.http_protocol`
+    (the time-outs). ``hereabouts up`` reads them from ``HEREABOUTS_HTTP_*`` variables
+    (:meth:`from_env`).
+    """
+
+    header_timeout_s: float = 10.0
+    """``HEREABOUTS_HTTP_HEADER_TIMEOUT``: a request's headers must arrive whole within this
+    long of the connection opening, or of the request's first byte on a kept-alive
+    connection; otherwise the connection is closed. Real clients send their headers in one
+    write, within a round trip even on a poor mobile link; 10 s leaves room for a slow link
+    or proxy, while a slow-loris connection holds its slot for 10 s instead of for ever, so
+    keeping the server full takes ``max_connections / 10`` new connections every second
+    (nginx waits 60 s, Apache 20-40 s; shorter is harsher on bad links)."""
+
+    body_timeout_s: float = 10.0
+    """``HEREABOUTS_HTTP_BODY_TIMEOUT``: a request's body must arrive whole within this long
+    of its headers. The only bodies the node takes are presence@2 documents of at most
+    16 KiB, which need 1.6 KB/s to arrive in time; a body dribbled slower holds a
+    connection, and whatever reads it, until it is closed."""
+
+    keep_alive_timeout_s: float = 5.0
+    """``HEREABOUTS_HTTP_KEEP_ALIVE_TIMEOUT``: an idle kept-alive connection (a response
+    sent, no byte of a next request yet) is closed after this long. Long enough for a page
+    to fetch its resources over one connection; short, so idle clients do not hold slots
+    (uvicorn's default too)."""
+
+    max_connections: int | None = None
+    """``HEREABOUTS_HTTP_MAX_CONNECTIONS``: most connections open at once, WebSockets
+    included; past it new ones are refused at once (a canned 503, then closed), never
+    queued. ``None`` derives it from the process's limit on open files (soft
+    ``RLIMIT_NOFILE``) when the server starts (:meth:`connection_cap`)."""
+
+    fd_reserve: int = 256
+    """File descriptors a derived cap leaves for everything else in the process: the
+    SQLite ledger (3), the MQTT connections (node and site hub), the embedded broker and
+    the nodes connected to it, outgoing presence@2 fetches, log files, the event loop's
+    own. A node uses about 20 at rest; 256 leaves room for dozens of local nodes on the
+    embedded broker."""
+
+    def __post_init__(self) -> None:
+        _positive("header_timeout_s", self.header_timeout_s)
+        _positive("body_timeout_s", self.body_timeout_s)
+        _positive("keep_alive_timeout_s", self.keep_alive_timeout_s)
+        if self.max_connections is not None:
+            _positive("max_connections", self.max_connections)
+        if self.fd_reserve < 0:
+            raise ConfigError("fd_reserve must not be negative")
+
+    def connection_cap(self, open_files: int) -> int:
+        """The connection cap for a process that may open ``open_files`` descriptors.
+
+        ``max_connections`` if set; else ``min(HTTP_CONNECTIONS_CEILING,
+        max(open_files - fd_reserve, open_files // 2))``: all but the reserve, and never
+        less than half the descriptors when the limit is small (1,024 gives 768; 256 gives
+        128). At the cap the HTTP server holds no more descriptors, so ``accept`` cannot
+        run the process out of them for the ledger or the plaza.
+        """
+        if self.max_connections is not None:
+            return self.max_connections
+        spare = max(open_files - self.fd_reserve, open_files // 2)
+        return max(1, min(HTTP_CONNECTIONS_CEILING, spare))
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> HttpLimits:
+        """Read the ``HEREABOUTS_HTTP_*`` variables (unset or empty means the default)."""
+        source = os.environ if env is None else env
+        default = cls()
+        raw_cap = source.get("HEREABOUTS_HTTP_MAX_CONNECTIONS", "").strip()
+        values: dict[str, object] = {
+            "header_timeout_s": _env_seconds(
+                source, "HEREABOUTS_HTTP_HEADER_TIMEOUT", default.header_timeout_s
+            ),
+            "body_timeout_s": _env_seconds(
+                source, "HEREABOUTS_HTTP_BODY_TIMEOUT", default.body_timeout_s
+            ),
+            "keep_alive_timeout_s": _env_seconds(
+                source, "HEREABOUTS_HTTP_KEEP_ALIVE_TIMEOUT", default.keep_alive_timeout_s
+            ),
+            "max_connections": (
+                _env_int(source, "HEREABOUTS_HTTP_MAX_CONNECTIONS", 0) if raw_cap else None
+            ),
+        }
+        values.update(overrides)
+        return cls(**values)  # type: ignore[arg-type]
+
+
 @dataclass(frozen=True, slots=True)
 class HeartbeatConfig:
     """The newspaper cadence (driven by the node runtime)."""
@@ -697,6 +796,7 @@ class Config:
 
     home: Path = field(default_factory=resolve_home)
     wire: WireLimits = field(default_factory=WireLimits)
+    http: HttpLimits = field(default_factory=HttpLimits)
     heartbeat: HeartbeatConfig = field(default_factory=HeartbeatConfig)
     projection: ProjectionConfig = field(default_factory=ProjectionConfig)
     ledger: LedgerConfig = field(default_factory=LedgerConfig)

@@ -30,7 +30,15 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from hereabouts import config as config_module
-from hereabouts.config import Config, HubConfig, NodeConfig, RelayConfig, SitesConfig
+from hereabouts.config import (
+    HTTP_CONNECTIONS_CEILING,
+    Config,
+    HttpLimits,
+    HubConfig,
+    NodeConfig,
+    RelayConfig,
+    SitesConfig,
+)
 from hereabouts.errors import ConfigError
 
 if TYPE_CHECKING:  # the runtime pieces load only when a node really starts (fast --help)
@@ -91,9 +99,14 @@ def config_from_args(args: argparse.Namespace) -> Config:
     hub = HubConfig.from_env()
     if getattr(args, "ghost_hard_off", False):
         hub = dataclasses.replace(hub, ghost_mode_hard_off=True)
-    # HEREABOUTS_RELAY_* variables tune the relay (quotas, bounds; see RelayConfig).
+    # HEREABOUTS_RELAY_* variables tune the relay (quotas, bounds; see RelayConfig), and
+    # HEREABOUTS_HTTP_* the HTTP edge (see HttpLimits).
     return base.replace(
-        node=node, sites=SitesConfig.from_env(), hub=hub, relay=RelayConfig.from_env()
+        node=node,
+        sites=SitesConfig.from_env(),
+        hub=hub,
+        relay=RelayConfig.from_env(),
+        http=HttpLimits.from_env(),
     )
 
 
@@ -163,10 +176,16 @@ def _site_hub(config: Config, node: Node) -> SiteHub:
 async def run(config: Config, *, demo_peers: int = 0, sites: bool = True) -> int:
     from hereabouts.identity import Identity
     from hereabouts.ledger import MemoryLedger
+    from hereabouts.metrics import Counters
     from hereabouts.peers.keyring import Keyring
     from hereabouts.peers.node import Node
+    from hereabouts.web.admission import raise_open_files_limit
     from hereabouts.web.app import create_app
     from hereabouts.web.server import HttpServer
+
+    # Room for the HTTP cap plus everything else, where the hard limit allows it.
+    limits = config.http
+    raise_open_files_limit((limits.max_connections or HTTP_CONNECTIONS_CEILING) + limits.fd_reserve)
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -187,13 +206,25 @@ async def run(config: Config, *, demo_peers: int = 0, sites: bool = True) -> int
             health_parts["sites"] = hub.health
         app = create_app(node, extra_routes=routes, health_parts=health_parts)
         host, port = config.node.http_host, config.node.http_port
+        http_counters = Counters()
+        http_counters.register(node.registry)
         try:
-            server = await stack.enter_async_context(HttpServer(app, host=host, port=port))
+            server = await stack.enter_async_context(
+                HttpServer(app, host=host, port=port, limits=limits, counters=http_counters)
+            )
         except OSError as exc:
             raise ConfigError(
                 f"cannot serve HTTP on {host}:{port} ({exc.strerror or exc}); "
                 "choose another with --http HOST:PORT"
             ) from None
+        node.registry.register(server.collector())
+        if sites and config.hub.max_connections > server.connection_limit:
+            log.warning(
+                "the site hub allows %d browsers but HTTP takes at most %d connections; "
+                "raise the open-files limit (ulimit -n) or HEREABOUTS_HTTP_MAX_CONNECTIONS",
+                config.hub.max_connections,
+                server.connection_limit,
+            )
         nodes = [node]
         for number in range(1, demo_peers + 1):
             demo = await stack.enter_async_context(

@@ -89,7 +89,7 @@ from hereabouts.peers.network import load_membership, load_network_key, save_rev
 from hereabouts.tasks import BackgroundTasks
 from hereabouts.transports.base import Message, Transport
 from hereabouts.transports.broker import EmbeddedBroker, ensure_local_broker
-from hereabouts.transports.mqtt import MqttSettings, MqttTransport, ProtocolChoice
+from hereabouts.transports.mqtt import MqttSettings, MqttTransport, ProtocolChoice, packet_limit
 from hereabouts.transports.topics import (
     REVOKED_ALL,
     REVOKED_PREFIX,
@@ -373,7 +373,12 @@ class Node:
         else:
             host, port = parse_broker_url(node.broker_url)
         settings = MqttSettings(
-            host=host, port=port, keepalive_s=node.keepalive_s, protocol=protocol
+            host=host,
+            port=port,
+            keepalive_s=node.keepalive_s,
+            protocol=protocol,
+            # The broker keeps back, unsent, what the wire layer would refuse anyway.
+            max_packet_bytes=packet_limit(self.config.wire.max_event_bytes),
         )
         return MqttTransport(node_name=self.name, settings=settings, rng=self._rng)
 

@@ -16,6 +16,11 @@ Caveats, stated once:
   backoff and one of them must be restarted to host again. For a plaza that outlives any
   node, run Mosquitto.
 * amqtt logs every connection at INFO; its loggers are set to WARNING here.
+* amqtt has no packet size limit of its own and would read a 100 MB PUBLISH whole. The
+  embedded broker reads each client through a bounded adapter
+  (:class:`BoundedStreamReader`): a packet whose payload is larger than
+  :data:`EMBEDDED_MAX_PACKET_BYTES` ends its sender's connection before it is read, and
+  amqtt logs one warning naming the sender.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ from types import TracebackType
 from typing import Any, Self
 
 from hereabouts.transports.errors import BrokerPortTaken, BrokerUnavailable, TransportConfigError
-from hereabouts.transports.mqtt import DEFAULT_PORT
+from hereabouts.transports.mqtt import BROKER_MAX_PACKET_BYTES, DEFAULT_PORT
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +52,13 @@ BIND_RACE_RETRIES = 20
 
 SHUTDOWN_TIMEOUT_S = 5.0
 """Upper bound on amqtt's own shutdown; it normally takes milliseconds."""
+
+EMBEDDED_MAX_PACKET_BYTES = BROKER_MAX_PACKET_BYTES
+"""Largest single read the embedded broker makes for a client: 64 KiB of payload plus the
+PUBLISH overhead (66,560 bytes). Events are at most 16 KiB, but the broker serves every
+local node whatever its own limits, so it refuses only what no transport with default
+settings would send. Every other field of an MQTT packet (topic, client id, will) carries
+a two-byte length, so no legitimate read comes near it."""
 
 _AMQTT_LOGGERS = ("amqtt", "transitions")
 
@@ -102,6 +114,78 @@ def _broker_config(port: int) -> dict[str, Any]:
     }
 
 
+class PacketTooLarge(Exception):
+    """A client of the embedded broker sent a packet over the limit. Deliberately not one
+    of the errors amqtt's reader forgives, so it ends that client's connection."""
+
+
+class BoundedStreamReader:
+    """amqtt's stream adapter, refusing any read larger than ``limit`` before making it.
+
+    amqtt reads a PUBLISH payload with one ``read(n)`` of the whole remaining length,
+    which it decoded from the fixed header; refusing that call is refusing the packet
+    before a byte of its payload is buffered.
+
+    :meth:`connect_protocol_level` reads ahead to a CONNECT's protocol level; what it read
+    is handed out again, first, by the following reads.
+    """
+
+    def __init__(self, reader: asyncio.StreamReader, *, limit: int) -> None:
+        self._reader = reader
+        self._limit = limit
+        self._replay = b""
+
+    async def read(self, n: int = -1) -> bytes:
+        if n < 0 or n > self._limit:
+            raise PacketTooLarge(f"a packet needs a read of {n} bytes; the limit is {self._limit}")
+        if not self._replay:
+            return await self._reader.readexactly(n)
+        data, self._replay = self._replay[:n], self._replay[n:]
+        if len(data) < n:
+            data += await self._reader.readexactly(n - len(data))
+        return data
+
+    def feed_eof(self) -> None:
+        self._reader.feed_eof()
+
+    async def connect_protocol_level(self) -> int | None:
+        """The protocol level of the CONNECT that opens the stream (4 for MQTT 3.1.1, 5 for
+        MQTT 5), or None if the stream does not open with one; the bytes read are kept
+        for replay. Raises ``IncompleteReadError`` if the client leaves first."""
+        head = bytearray()
+
+        async def take(n: int) -> bytes:
+            data = await self._reader.readexactly(n)
+            head.extend(data)
+            return data
+
+        try:
+            if (await take(1))[0] != _CONNECT:
+                return None
+            for _ in range(4):  # the remaining length: 1 to 4 bytes
+                if not (await take(1))[0] & 0x80:
+                    break
+            name_length = int.from_bytes(await take(2), "big")
+            if name_length > _LONGEST_PROTOCOL_NAME:
+                return None
+            await take(name_length)
+            return (await take(1))[0]
+        finally:
+            self._replay = bytes(head)
+
+
+_CONNECT = 0x10
+"""First byte of every CONNECT packet."""
+
+_LONGEST_PROTOCOL_NAME = 6
+"""``MQIsdp`` (MQTT 3.1); MQTT 3.1.1 and 5 say ``MQTT``."""
+
+_MQTT5_LEVEL = 5
+
+_REFUSE_PROTOCOL = b"\x20\x02\x00\x01"
+"""CONNACK "unacceptable protocol version" in MQTT 3.1.1's format, as amqtt sends it."""
+
+
 class EmbeddedBroker:
     """A handle on the local plaza: either a broker this process runs, or one it joined."""
 
@@ -145,9 +229,36 @@ class EmbeddedBroker:
 async def _start_amqtt(port: int) -> Any:
     # Imported here: amqtt pulls in a state machine library and plugin loading that a node
     # joining an existing broker never needs.
+    from amqtt.adapters import StreamWriterAdapter
     from amqtt.broker import Broker
 
-    broker = Broker(_broker_config(port))
+    class BoundedBroker(Broker):  # type: ignore[misc]
+        """amqtt's broker, reading every TCP client through :class:`BoundedStreamReader`.
+
+        It answers an MQTT 5 CONNECT itself: amqtt does not parse the CONNECT properties
+        MQTT 5 adds (a Maximum Packet Size, say), misreads what follows as a client id of
+        some thousand bytes, and waits for them instead of refusing the version, so a
+        client that would fall back to 3.1.1 waited for its own time-out first.
+        """
+
+        async def stream_connected(
+            self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, listener_name: str
+        ) -> None:
+            bounded = BoundedStreamReader(reader, limit=EMBEDDED_MAX_PACKET_BYTES)
+            try:
+                level = await bounded.connect_protocol_level()
+            except (asyncio.IncompleteReadError, ConnectionError):
+                writer.close()
+                return
+            if level == _MQTT5_LEVEL:
+                writer.write(_REFUSE_PROTOCOL)
+                with contextlib.suppress(ConnectionError):
+                    await writer.drain()
+                writer.close()
+                return
+            await self.external_connected(bounded, StreamWriterAdapter(writer), listener_name)
+
+    broker = BoundedBroker(_broker_config(port))
     await broker.start()
     return broker
 

@@ -17,6 +17,12 @@ How a connection lives:
   (no outgoing queue; see that class for why).
 * The will is published with QoS 1 when the broker loses us without a DISCONNECT. A clean
   close sends DISCONNECT (reason "normal"), so the will is discarded.
+* MQTT 5 connections declare a Maximum Packet Size (``settings.packet_limit``): a
+  compliant broker drops any larger message meant for us instead of sending it, so we
+  never read it. MQTT 3.1.1 has no way to say so, and paho reads every packet whole before
+  anything can judge it; what is too big is then dropped and counted (``oversize``), after
+  it has been read. Against a 3.1.1 broker the broker's own packet limit is the defence
+  (docs/transports.md).
 
 Client ids are ``hereabouts-<node name>-<12 random hex digits>``, fresh per transport
 instance and kept across its reconnects. Two nodes that share a name therefore never take
@@ -38,6 +44,8 @@ from typing import Any, Literal
 import aiomqtt
 from aiomqtt import MqttError, ProtocolVersion
 from aiomqtt.exceptions import MqttConnectError
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from hereabouts.core.backoff import Backoff, UniformSource
@@ -72,6 +80,37 @@ backlog of thousands still deserves the warning."""
 #: Failure marker in a MQTT 3.1.1 SUBACK.
 _SUBACK_FAILURE = 0x80
 
+PUBLISH_OVERHEAD_BYTES = 1024
+"""Room a PUBLISH needs around its payload, for :func:`packet_limit`. A PUBLISH that
+reaches us is a fixed header (at most 5 bytes), the topic (2 bytes of length, then
+``hereabouts/v1/plaza/newspaper`` is 29 bytes and a site room's topic under 100), a packet
+id (2) and, in MQTT 5, the properties a broker adds (subscription identifier, message
+expiry: about 10 bytes): under 150 bytes for our own traffic. 1 KiB leaves room for longer
+topics and a few user properties, and costs 6% on top of a 16 KiB event."""
+
+MAX_MQTT_PACKET_BYTES = 268_435_455
+"""The protocol's own ceiling (a four-byte remaining length), about 256 MiB."""
+
+MIN_PACKET_BYTES = 128
+"""The smallest Maximum Packet Size we declare: below it, control packets (a SUBACK for
+many filters, a CONNACK with properties) might not fit."""
+
+
+def packet_limit(max_payload_bytes: int) -> int:
+    """The largest MQTT packet worth reading for payloads of at most ``max_payload_bytes``:
+    the payload plus :data:`PUBLISH_OVERHEAD_BYTES`. For the wire layer's 16 KiB events,
+    17,408 bytes: the Maximum Packet Size a node declares."""
+    return max_payload_bytes + PUBLISH_OVERHEAD_BYTES
+
+
+BROKER_MAX_PACKET_BYTES = packet_limit(DEFAULT_MAX_PAYLOAD_BYTES)
+"""The packet limit for a plaza broker: 66,560 bytes, what a transport with default
+settings may send or accept. The embedded broker enforces it, and the Mosquitto config in
+docs/transports.md sets it as ``max_packet_size``: the broker hangs up on a client that
+sends more, before reading it. Nodes declare less (events are at most 16 KiB); the broker
+limit stays at the transport's, so it protects brokers and MQTT 3.1.1 clients from huge
+packets without second-guessing each client's own limit."""
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class MqttSettings:
@@ -95,8 +134,22 @@ class MqttSettings:
 
     incoming_capacity: int = DEFAULT_INCOMING_CAPACITY
     max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
+    max_packet_bytes: int | None = None
+    """MQTT 5 Maximum Packet Size, sent in CONNECT: a compliant broker never sends us a
+    larger packet (it drops the message for us, and only for us). ``None``:
+    ``packet_limit(max_payload_bytes)``. A node sets it from the wire layer's event limit
+    (:attr:`hereabouts.config.WireLimits.max_event_bytes`), so the broker keeps back what
+    the node would refuse anyway. Not sent over MQTT 3.1.1, which has no such field."""
+
     username: str | None = None
     password: str | None = None
+
+    @property
+    def packet_limit(self) -> int:
+        """The Maximum Packet Size this transport declares over MQTT 5."""
+        if self.max_packet_bytes is not None:
+            return self.max_packet_bytes
+        return packet_limit(self.max_payload_bytes)
 
     def __post_init__(self) -> None:
         if not 0 < self.port < 65_536:
@@ -107,6 +160,10 @@ class MqttSettings:
             raise TransportConfigError("keepalive_s must be in 1..65535")
         if not self.timeout_s > 0:
             raise TransportConfigError("timeout_s must be positive")
+        if not MIN_PACKET_BYTES <= self.packet_limit <= MAX_MQTT_PACKET_BYTES:
+            raise TransportConfigError(
+                f"max_packet_bytes must be in {MIN_PACKET_BYTES}..{MAX_MQTT_PACKET_BYTES}"
+            )
 
 
 def make_client_id(node_name: str, token: str) -> str:
@@ -419,11 +476,16 @@ class MqttTransport(Transport):
             will = aiomqtt.Will(
                 topic=message.topic, payload=message.payload, qos=1, retain=message.retain
             )
+        properties = None
+        if self._protocol == ProtocolVersion.V5:
+            properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+            properties.MaximumPacketSize = s.packet_limit
         client = aiomqtt.Client(
             s.host,
             s.port,
             identifier=self.client_id,
             protocol=self._protocol,
+            properties=properties,
             # MQTT 5 expresses a clean session as clean_start (aiomqtt's default).
             clean_session=True if self._protocol == ProtocolVersion.V311 else None,
             will=will,

@@ -14,6 +14,13 @@ Choices, and why:
   loggers are set to ``log_level`` (default ``warning``) and access logs are off.
 * WebSockets: uvicorn's sans-I/O protocol, reading a few messages ahead
   (:mod:`hereabouts.web.websocket`), without compression (:data:`WS_PER_MESSAGE_DEFLATE`).
+* Limits at the edge (:class:`~hereabouts.config.HttpLimits`): at most
+  ``max_connections`` connections open at once, WebSockets included, the rest refused as
+  they arrive (:mod:`hereabouts.web.admission`); request headers and bodies that do not
+  arrive in time, and idle kept-alive connections, are closed
+  (:mod:`hereabouts.web.http_protocol`). Refusals and time-outs are counted by reason in
+  :attr:`HttpServer.counters`; :meth:`HttpServer.collector` exports open connections and
+  the cap.
 * Endless responses (the event stream) would keep uvicorn's graceful shutdown waiting
   forever, so stopping first ends the app's live streams
   (:meth:`~hereabouts.web.stream.EventStreams.close_all`), then lets uvicorn finish, and
@@ -24,15 +31,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import math
 import socket
-from collections.abc import Generator
+from asyncio.selector_events import BaseSelectorEventLoop
+from collections.abc import Generator, Iterator
 from types import TracebackType
 from typing import Final
 
 import uvicorn
+from prometheus_client.core import Metric
+from prometheus_client.registry import Collector
 from starlette.types import ASGIApp
 
+from hereabouts.config import HttpLimits
+from hereabouts.metrics import Counters
+from hereabouts.web.admission import ConnectionGate, GatedListener, open_files_limit
+from hereabouts.web.http_protocol import TimedH11Protocol, describe_counters
 from hereabouts.web.stream import EventStreams
 from hereabouts.web.websocket import ReadAheadWebSocketProtocol
 
@@ -78,9 +93,14 @@ class HttpServer:
         shutdown_timeout_s: float = DEFAULT_SHUTDOWN_TIMEOUT_S,
         start_timeout_s: float = DEFAULT_START_TIMEOUT_S,
         ws_max_size: int = DEFAULT_WS_MAX_SIZE,
+        limits: HttpLimits | None = None,
+        counters: Counters | None = None,
     ) -> None:
         """``host`` defaults to loopback: exposing a node beyond the machine is a decision
-        the operator makes. ``port=0`` picks a free port; read it back from :attr:`port`."""
+        the operator makes. ``port=0`` picks a free port; read it back from :attr:`port`.
+        ``limits`` bound connections (default :class:`~hereabouts.config.HttpLimits`, the
+        cap derived from this process's open-files limit when the server starts);
+        refusals and time-outs are counted in ``counters`` (a fresh set by default)."""
         self.app = app
         self.host = host
         self._requested_port = port
@@ -88,6 +108,10 @@ class HttpServer:
         self._shutdown_timeout_s = shutdown_timeout_s
         self._start_timeout_s = start_timeout_s
         self._ws_max_size = ws_max_size
+        self.limits = limits if limits is not None else HttpLimits()
+        self.counters = counters if counters is not None else Counters()
+        describe_counters(self.counters)
+        self._gate: ConnectionGate | None = None
         self._server: _Server | None = None
         self._task: asyncio.Task[None] | None = None
         self._port: int | None = None
@@ -105,11 +129,36 @@ class HttpServer:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}"
 
+    @property
+    def connection_limit(self) -> int:
+        """The connection cap in force (derived when the server started)."""
+        if self._gate is None:
+            raise RuntimeError("the server is not running")
+        return self._gate.limit
+
+    @property
+    def open_connections(self) -> int:
+        """Connections open now, WebSockets included (0 when not running)."""
+        return 0 if self._gate is None else self._gate.open
+
+    def collector(self) -> Collector:
+        """Gauges of open connections and of the cap, for a Prometheus registry."""
+        return _ServerCollector(self)
+
     async def start(self) -> None:
         if self._task is not None:
             raise RuntimeError("the server was already started")
+        if not isinstance(asyncio.get_running_loop(), BaseSelectorEventLoop):
+            raise RuntimeError(
+                "the HTTP server needs asyncio's selector event loop (its connection cap "
+                "works through the listening socket's accept)"
+            )
         sock = _bind(self.host, self._requested_port)
         self._port = sock.getsockname()[1]
+        self._gate = ConnectionGate(
+            limit=self.limits.connection_cap(open_files_limit()), counters=self.counters
+        )
+        sock.guard(self._gate)
         config = uvicorn.Config(
             self.app,
             log_config=None,
@@ -118,6 +167,10 @@ class HttpServer:
             ws_max_size=self._ws_max_size,
             ws_per_message_deflate=WS_PER_MESSAGE_DEFLATE,
             ws=ReadAheadWebSocketProtocol,
+            # A callable, not a class: uvicorn only calls it, once per connection.
+            http=functools.partial(  # type: ignore[arg-type]
+                TimedH11Protocol, limits=self.limits, counters=self.counters
+            ),
             lifespan="auto",
             # uvicorn takes whole seconds here; the margin in stop() covers the rounding.
             timeout_graceful_shutdown=math.ceil(self._shutdown_timeout_s),
@@ -162,6 +215,7 @@ class HttpServer:
         self._server = None
         self._task = None
         self._port = None
+        self._gate = None
         failure = _failure(task) if task.done() else None
         if failure is not None:
             raise failure
@@ -179,12 +233,22 @@ class HttpServer:
         await self.stop()
 
 
-def _bind(host: str, port: int) -> socket.socket:
+class _ServerCollector(Collector):
+    def __init__(self, server: HttpServer) -> None:
+        self._server = server
+
+    def collect(self) -> Iterator[Metric]:
+        gate = self._server._gate
+        if gate is not None:
+            yield from gate.collector().collect()
+
+
+def _bind(host: str, port: int) -> GatedListener:
     """A listening-ready TCP socket bound to ``host:port`` (the first address it resolves to)."""
     family, kind, proto, _, address = socket.getaddrinfo(
         host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
     )[0]
-    sock = socket.socket(family, kind, proto)
+    sock = GatedListener(family, kind, proto)
     try:
         # Rebinding right after a restart must not fail on connections in TIME_WAIT.
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
