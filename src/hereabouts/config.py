@@ -107,6 +107,14 @@ class HttpLimits:
     own. A node uses about 20 at rest; 256 leaves room for dozens of local nodes on the
     embedded broker."""
 
+    trusted_proxies: tuple[str, ...] = ()
+    """``HEREABOUTS_HTTP_TRUSTED_PROXIES`` (comma-separated addresses or networks): the only
+    peers whose ``X-Forwarded-For`` and ``X-Forwarded-Proto`` headers are believed. Per-address
+    budgets (the site hub, the relay) need the client's real address; behind a reverse proxy
+    every client has the proxy's unless the proxy is listed here. Empty by default: the
+    address is the TCP peer's, always (uvicorn alone would believe the header from
+    127.0.0.1, which lets any local process claim any address)."""
+
     def __post_init__(self) -> None:
         _positive("header_timeout_s", self.header_timeout_s)
         _positive("body_timeout_s", self.body_timeout_s)
@@ -148,6 +156,11 @@ class HttpLimits:
             ),
             "max_connections": (
                 _env_int(source, "HEREABOUTS_HTTP_MAX_CONNECTIONS", 0) if raw_cap else None
+            ),
+            "trusted_proxies": tuple(
+                part.strip()
+                for part in source.get("HEREABOUTS_HTTP_TRUSTED_PROXIES", "").split(",")
+                if part.strip()
             ),
         }
         values.update(overrides)

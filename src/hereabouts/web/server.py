@@ -172,6 +172,9 @@ class HttpServer:
                 TimedH11Protocol, limits=self.limits, counters=self.counters
             ),
             lifespan="auto",
+            # The client's address is the TCP peer's unless a listed proxy forwards it.
+            proxy_headers=bool(self.limits.trusted_proxies),
+            forwarded_allow_ips=list(self.limits.trusted_proxies) or "",
             # uvicorn takes whole seconds here; the margin in stop() covers the rounding.
             timeout_graceful_shutdown=math.ceil(self._shutdown_timeout_s),
         )
