@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import abc
 import sqlite3
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from pathlib import Path
 
 from hereabouts.config import WireLimits
@@ -77,6 +77,11 @@ class Ledger(abc.ABC):
 
     def close(self) -> None:  # noqa: B027 - nothing to release by default
         """Release the store."""
+
+    @property
+    def contains(self) -> Callable[[str], bool]:
+        """``event_id in ledger`` as a plain callable (the ingest path asks per event)."""
+        return self.__contains__
 
     def probe_write(self) -> None:  # noqa: B027 - memory can always be written
         """Write something small, or raise :class:`~hereabouts.errors.StorageError`: how a
@@ -150,6 +155,10 @@ class MemoryLedger(Ledger):
                 self._by_did.setdefault(signed.did, set()).add(signed.id)
             flags.append(new)
         return flags
+
+    @property
+    def contains(self) -> Callable[[str], bool]:
+        return self._events.__contains__  # the dict's own: no Python frame per call
 
     def get(self, event_id: str) -> bytes | None:
         held = self._events.get(event_id)

@@ -219,19 +219,6 @@ def _decode_signature(text: str) -> bytes:
         raise BadSignature("signature is not valid base64") from None
 
 
-def _canonical_envelope(data: bytes, body: bytes, envelope: _Envelope) -> bool:
-    """``{"body":…,"sig":"…","signer":"…"}`` and nothing else: the three fields decoded,
-    in this order (the ``sig`` label where it must be), and not one byte more (a duplicate
-    key or white space would add some). The signature is 88 ASCII characters, checked
-    before, and DIDs are ASCII, so lengths in characters are lengths in bytes."""
-    end = 8 + len(body)
-    return (
-        len(data) == end + 22 + len(envelope.sig) + len(envelope.signer)
-        and data[end : end + 8] == b',"sig":"'
-        and data.startswith(b'{"body":')
-    )
-
-
 def _duplicate_key(pairs: list[tuple[str, object]]) -> dict[str, object]:
     seen: dict[str, object] = {}
     for key, value in pairs:
@@ -354,13 +341,22 @@ def _open(
                 f"{_kind(event)} is dated {ahead_ms / 1000:.1f}s ahead of our clock "
                 f"(allowed skew: {limits.max_future_skew_s:g}s)"
             )
-    if strict and vocabulary.canonical and (
-        _canonical_encoder.encode(event) != body or not _canonical_envelope(data, body, envelope)
-    ):
-        _refuse_uncanonical(data)
+    if strict and vocabulary.canonical:
+        # The body: exactly what the event encodes to. The envelope: {"body":…,"sig":"…",
+        # "signer":"…"}, these three in this order (the "sig" label where it must be), not
+        # one byte more (a duplicate key or white space would add some). The signature is
+        # 88 ASCII characters (checked above) and DIDs are ASCII, so characters are bytes.
+        end = 8 + len(body)
+        if (
+            _canonical_encoder.encode(event) != body
+            or len(data) != end + 22 + len(envelope.sig) + len(envelope.signer)
+            or data[end : end + 8] != b',"sig":"'
+            or not data.startswith(b'{"body":')
+        ):
+            _refuse_uncanonical(data)
     if precheck is not None:
         precheck(event)
-    identifier = event_id(body)
+    identifier = hashlib.sha256(body).hexdigest()  # event_id(), without the call
     if known is None or not known(identifier):
         verify(envelope.signer, SIGNING_TAG + body, signature)
     return identifier, event

@@ -26,7 +26,7 @@ from typing import Final
 
 from hereabouts.config import LedgerConfig, WireLimits
 from hereabouts.core.effects import StatusChanged
-from hereabouts.core.keys import HEARD, KeyBook
+from hereabouts.core.keys import HEARD, Heard, KeyBook
 from hereabouts.core.projection import Projection
 from hereabouts.errors import EventRejected, HereaboutsError, LocalError, RemoteError, TooOld
 from hereabouts.events import AnyEvent, HeyThere, SignedEvent
@@ -105,7 +105,8 @@ class Ingestor:
         self._retention_ms = int(retention_s * 1000)
         self.counters = counters or Counters()
         self._on_forget = on_forget
-        self._known = ledger.__contains__
+        self._known = ledger.contains
+        self._known_dids = keys.known_dids
         self.counters.describe("events_in", "Events accepted, by kind.", "kind")
         self.counters.describe(
             "events_rejected", "Events refused at the edge, by reason.", "reason"
@@ -141,35 +142,35 @@ class Ingestor:
         signed = unseal(
             data, now_ms=now_ms, limits=self._limits, known=self._known, precheck=precheck
         )
-        if signed.at_ms < now_ms - self._retention_ms:
+        at_ms = signed.event.at_ms
+        if at_ms < now_ms - self._retention_ms:
             raise TooOld(
-                f"{signed.kind} is {(now_ms - signed.at_ms) / 3_600_000:.1f}h old; events older "
+                f"{signed.kind} is {(now_ms - at_ms) / 3_600_000:.1f}h old; events older "
                 f"than the retention window ({self._retention_ms / 3_600_000:g}h) are refused"
             )
         self.ledger.admit(signed)
         if gate is not None:
             gate(signed)
-        self._trust(signed, now_ms)
-        return signed
-
-    def _trust(self, signed: SignedEvent, now_ms: int) -> None:
-        """The key's standing, after its signature: member, rotation, admission. A known
-        key is heard later, once the event turns out new (:meth:`_heard`)."""
+        # The key's standing, after its signature: member, rotation, admission. A known key
+        # is heard later, once the event turns out new to the ledger (:meth:`_heard`).
         event = signed.event
         if self.membership is not None:
             self.membership.admit(event, now_ms)
-        rotation = event.rotation if type(event) is HeyThere else None
-        if rotation is not None:
-            check_rotation(event.name, event.did, rotation)
-        if not self.keys.known(event.did):
+        if type(event) is HeyThere and event.rotation is not None:
+            check_rotation(event.name, event.did, event.rotation)
+        if event.did not in self._known_dids:
             self._heard(event, now_ms)
+        return signed
 
     def _heard(self, event: AnyEvent, now_ms: int) -> None:
         heard = self.keys.heard(
             event.did, event.name, now_ms, member=self.membership is not None
         )
-        if heard is HEARD and type(event) is not HeyThere:
-            return  # the usual case, kept short: it runs for every event
+        self._settle(event, heard, now_ms)
+
+    def _settle(self, event: AnyEvent, heard: Heard, now_ms: int) -> None:
+        """Carry out what hearing a key decided: refuse it, count its proof, forget the keys
+        it pushed out of the quarantine, hand a rotated name over."""
         if not heard.admitted:
             raise NotAdmitted("too many new keys at once; this one must wait")
         if heard.proved:
@@ -217,14 +218,18 @@ class Ingestor:
             seen_ids.add(signed.id)
             good.append((index, signed))
         flags = self.ledger.append_many(signed for _, signed in good)
+        keys, member = self.keys, self.membership is not None
         for (index, signed), new in zip(good, flags, strict=True):
             if new:
                 self.counters.add("events_in", signed.kind)
-                if now_ms - signed.at_ms <= HEARD_FRESH_MS:
-                    try:  # noqa: SIM105 - contextlib.suppress costs 0.7 µs an event here
-                        self._heard(signed.event, now_ms)
-                    except NotAdmitted:
-                        pass  # pushed out of the quarantine by a key later in this batch
+                event = signed.event
+                if now_ms - event.at_ms <= HEARD_FRESH_MS:
+                    heard = keys.heard(event.did, event.name, now_ms, member=member)
+                    if heard is not HEARD or type(event) is HeyThere:
+                        try:  # noqa: SIM105 - contextlib.suppress costs 0.7 µs an event here
+                            self._settle(event, heard, now_ms)
+                        except NotAdmitted:
+                            pass  # pushed out of the quarantine by a key later in this batch
                 outcomes[index] = Accepted(signed, True, self.projection.apply(signed, now_ms))
             else:
                 self.counters.add("events_duplicate", signed.kind)
