@@ -392,14 +392,20 @@ class NodeConfig:
             raise ConfigError("ports must be in 0-65535")
 
 
-def _env_seconds(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(name)
-    if raw is None or raw.strip() == "":
+def _env_number(
+    env: Mapping[str, str], name: str, default: float, *, what: str = "a number"
+) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
         return default
     try:
         return float(raw)
     except ValueError:
-        raise ConfigError(f"{name} must be a number of seconds, got {raw!r}") from None
+        raise ConfigError(f"{name} must be {what}, got {raw!r}") from None
+
+
+def _env_seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    return _env_number(env, name, default, what="a number of seconds")
 
 
 def _env_int(env: Mapping[str, str], name: str, default: int) -> int:
@@ -650,16 +656,6 @@ class HubConfig:
             aliases.append((page.strip(), counted.strip()))
         return tuple(aliases)
 
-    @staticmethod
-    def _rate(env: Mapping[str, str], name: str, default: float) -> float:
-        raw = env.get(name, "").strip()
-        if not raw:
-            return default
-        try:
-            return float(raw)
-        except ValueError:
-            raise ConfigError(f"{name} must be a number, got {raw!r}") from None
-
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> HubConfig:
         """Read ``PRESENCE_HUB_*`` and the ghost flag (unset or empty means the default)."""
@@ -678,7 +674,7 @@ class HubConfig:
                 "PRESENCE_HUB_MAX_CONNECTIONS_PER_ADDRESS",
                 default.max_connections_per_address,
             ),
-            "address_events_per_s": cls._rate(
+            "address_events_per_s": _env_number(
                 source, "PRESENCE_HUB_ADDRESS_EVENTS_PER_S", default.address_events_per_s
             ),
             "address_event_burst": _env_int(
@@ -697,16 +693,6 @@ class HubConfig:
             values["origin_aliases"] = aliases
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]
-
-
-def _env_rate(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        return float(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -788,13 +774,13 @@ class RelayConfig:
             "max_entries_per_address": _env_int(
                 source, prefix + "MAX_ENTRIES_PER_ADDRESS", default.max_entries_per_address
             ),
-            "address_pushes_per_minute": _env_rate(
+            "address_pushes_per_minute": _env_number(
                 source, prefix + "ADDRESS_PUSHES_PER_MINUTE", default.address_pushes_per_minute
             ),
             "address_push_burst": _env_int(
                 source, prefix + "ADDRESS_PUSH_BURST", default.address_push_burst
             ),
-            "did_pushes_per_minute": _env_rate(
+            "did_pushes_per_minute": _env_number(
                 source, prefix + "DID_PUSHES_PER_MINUTE", default.did_pushes_per_minute
             ),
             "did_push_burst": _env_int(source, prefix + "DID_PUSH_BURST", default.did_push_burst),

@@ -1,4 +1,5 @@
-"""How deep JSON from elsewhere may nest, checked before any parser sees it.
+"""How deep JSON from elsewhere may nest, checked before any parser sees it; and a hook
+that refuses duplicate keys in the standard library's parser.
 
 Parsers recurse once per level of nesting. Fed ``[[[[…]]]]`` a few thousand levels deep,
 msgspec and the standard library raise ``RecursionError`` (or worse, exhaust the C stack), an
@@ -16,7 +17,8 @@ scanned: strings removed, everything but brackets removed, then innermost pairs 
 from __future__ import annotations
 
 import re
-from typing import Final
+from collections.abc import Callable
+from typing import Any, Final
 
 from hereabouts.errors import JsonTooDeep
 
@@ -54,4 +56,22 @@ def check_depth(
         raise error(f"JSON nested deeper than {max_depth} levels (or unbalanced brackets)")
 
 
-__all__ = ["MAX_JSON_DEPTH", "check_depth"]
+def refusing_duplicates(
+    error: Callable[[str], Exception],
+) -> Callable[[list[tuple[str, Any]]], dict[str, Any]]:
+    """An ``object_pairs_hook`` for :func:`json.loads` that raises ``error(message)`` on a
+    key that appears twice in one object: parsers differ on which copy they keep, so two
+    programs could read one signed text two ways."""
+
+    def hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        seen: dict[str, Any] = {}
+        for key, value in pairs:
+            if key in seen:
+                raise error(f"the key {key[:40]!r} appears twice in one object")
+            seen[key] = value
+        return seen
+
+    return hook
+
+
+__all__ = ["MAX_JSON_DEPTH", "check_depth", "refusing_duplicates"]

@@ -66,7 +66,7 @@ from hereabouts.errors import (
 )
 from hereabouts.events import KINDS, AnyEvent, SignedEvent, name_problem
 from hereabouts.identity import Identity, verify
-from hereabouts.jsonlimits import check_depth
+from hereabouts.jsonlimits import check_depth, refusing_duplicates
 
 SIGNING_TAG = b"hereabouts/v1/event\n"
 DEFAULT_LIMITS = WireLimits()
@@ -219,13 +219,7 @@ def _decode_signature(text: str) -> bytes:
         raise BadSignature("signature is not valid base64") from None
 
 
-def _duplicate_key(pairs: list[tuple[str, object]]) -> dict[str, object]:
-    seen: dict[str, object] = {}
-    for key, value in pairs:
-        if key in seen:
-            raise DuplicateKey(f"the key {key[:40]!r} appears twice in one object")
-        seen[key] = value
-    return seen
+_duplicate_key = refusing_duplicates(DuplicateKey)
 
 
 def _refuse_uncanonical(data: bytes) -> None:

@@ -54,7 +54,7 @@ from hereabouts.advert.timestamps import format_time, parse_time, utc_now
 from hereabouts.canonical import canonicalize
 from hereabouts.errors import InvalidDID, JsonTooDeep, NotCanonicalizable
 from hereabouts.identity import DID_KEY_PREFIX, MAX_DID_LENGTH, Identity, public_key_from_did
-from hereabouts.jsonlimits import check_depth
+from hereabouts.jsonlimits import check_depth, refusing_duplicates
 
 #: Largest document accepted, in bytes of canonical JSON (and of an HTTP body carrying one).
 #: A document with 32 endpoints, 16 relays and a full-length proof is about 12 KiB; 16 KiB is
@@ -135,14 +135,7 @@ def encode_presence(doc: Mapping[str, Any]) -> bytes:
         raise PresenceMalformed(str(exc)) from None
 
 
-def _refuse_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            # Two parsers may keep different copies of a duplicated key; refuse the ambiguity.
-            raise PresenceMalformed(f"duplicate key {key!r}")
-        out[key] = value
-    return out
+_refuse_duplicates = refusing_duplicates(PresenceMalformed)
 
 
 def _refuse_constant(name: str) -> Any:

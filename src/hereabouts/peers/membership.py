@@ -36,14 +36,15 @@ import hashlib
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Annotated, Final
+from typing import Annotated, Final, TypeVar
 
 import msgspec
 from msgspec import Meta, Struct
 
-from hereabouts.errors import BadSignature, EventRejected, InvalidDID, LocalError
+from hereabouts.errors import BadSignature, EventRejected, InvalidDID, JsonTooDeep, LocalError
 from hereabouts.events import AnyEvent, Credential, Did, Millis, Signature
 from hereabouts.identity import Identity, verify
+from hereabouts.jsonlimits import check_depth
 
 CREDENTIAL_TAG: Final = b"hereabouts/v1/credential\n"
 REVOCATION_TAG: Final = b"hereabouts/v1/revocation\n"
@@ -86,6 +87,12 @@ class BadCredential(EventRejected):
     """A credential whose signatures or chain do not hold."""
 
     reason = "bad_credential"
+
+
+class CredentialTooDeep(BadCredential, JsonTooDeep):
+    """A credential or revocation nesting deeper than any real one does."""
+
+    reason = "too_deep"
 
 
 class CredentialExpired(EventRejected):
@@ -186,10 +193,7 @@ def encode_credential(credential: Credential) -> bytes:
 
 
 def decode_credential(data: bytes) -> Credential:
-    try:
-        return _credential_decoder.decode(data)
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-        raise BadCredential(f"not a credential: {exc}") from None
+    return _decode(_credential_decoder, data, "credential")
 
 
 def encode_revocation(revocation: Revocation) -> bytes:
@@ -197,10 +201,18 @@ def encode_revocation(revocation: Revocation) -> bytes:
 
 
 def decode_revocation(data: bytes) -> Revocation:
+    return _decode(_revocation_decoder, data, "revocation")
+
+
+T = TypeVar("T")
+
+
+def _decode(decoder: msgspec.json.Decoder[T], data: bytes, what: str) -> T:
     try:
-        return _revocation_decoder.decode(data)
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-        raise BadCredential(f"not a revocation: {exc}") from None
+        check_depth(data, error=CredentialTooDeep)
+        return decoder.decode(data)
+    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError) as exc:
+        raise BadCredential(f"not a {what}: {exc}") from None
 
 
 def revocation_key(member: str) -> str:
