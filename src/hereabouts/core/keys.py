@@ -155,8 +155,8 @@ class KeyBook:
         did: str,
         name: str,
         now_ms: int,
-        *,
         member: bool = False,
+        *,
         restore: bool = False,
     ) -> Heard:
         """``did`` spoke (a verified event, arriving now). ``member``: an invited network's

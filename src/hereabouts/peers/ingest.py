@@ -29,7 +29,7 @@ from hereabouts.core.effects import StatusChanged
 from hereabouts.core.keys import HEARD, Heard, KeyBook
 from hereabouts.core.projection import Projection
 from hereabouts.errors import EventRejected, HereaboutsError, LocalError, RemoteError, TooOld
-from hereabouts.events import AnyEvent, HeyThere, SignedEvent
+from hereabouts.events import KIND_OF, AnyEvent, HeyThere, SignedEvent
 from hereabouts.ledger import Ledger
 from hereabouts.metrics import Counters
 from hereabouts.peers.keyring import check_rotation
@@ -219,12 +219,14 @@ class Ingestor:
             good.append((index, signed))
         flags = self.ledger.append_many(signed for _, signed in good)
         keys, member = self.keys, self.membership is not None
+        new_kinds: dict[str, int] = {}
         for (index, signed), new in zip(good, flags, strict=True):
+            kind = KIND_OF[type(signed.event)]
             if new:
-                self.counters.add("events_in", signed.kind)
+                new_kinds[kind] = new_kinds.get(kind, 0) + 1
                 event = signed.event
                 if now_ms - event.at_ms <= HEARD_FRESH_MS:
-                    heard = keys.heard(event.did, event.name, now_ms, member=member)
+                    heard = keys.heard(event.did, event.name, now_ms, member)
                     if heard is not HEARD or type(event) is HeyThere:
                         try:  # noqa: SIM105 - contextlib.suppress costs 0.7 µs an event here
                             self._settle(event, heard, now_ms)
@@ -232,8 +234,10 @@ class Ingestor:
                             pass  # pushed out of the quarantine by a key later in this batch
                 outcomes[index] = Accepted(signed, True, self.projection.apply(signed, now_ms))
             else:
-                self.counters.add("events_duplicate", signed.kind)
+                self.counters.add("events_duplicate", kind)
                 outcomes[index] = Accepted(signed, new=False)
+        for kind, count in new_kinds.items():  # counted per batch: per event costs 1 µs
+            self.counters.add("events_in", kind, count)
         return [outcome for outcome in outcomes if outcome is not None]
 
     def replay(
