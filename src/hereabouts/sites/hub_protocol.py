@@ -44,7 +44,8 @@ from typing import Annotated, Final
 import msgspec
 from msgspec import Meta, Struct
 
-from hereabouts.errors import EventRejected, RemoteError
+from hereabouts.errors import EventRejected, JsonTooDeep, RemoteError
+from hereabouts.jsonlimits import check_depth
 from hereabouts.sites.events import RoomKey
 
 MAX_FRAME_BYTES: Final = 8192
@@ -145,9 +146,16 @@ class RoomNotWatched(EventRejected):
 
 
 def decode_frame(data: bytes) -> Watch | Submit:
-    """The frame in ``data``, or :class:`FrameTooLarge` / :class:`BadFrame`."""
+    """The frame in ``data``, or :class:`FrameTooLarge` / :class:`BadFrame` (also for JSON
+    nested deeper than :data:`~hereabouts.jsonlimits.MAX_JSON_DEPTH`)."""
     if len(data) > MAX_FRAME_BYTES:
         raise FrameTooLarge(f"frame of {len(data)} bytes; the limit is {MAX_FRAME_BYTES}")
+    try:
+        # ``sealed`` is kept raw, so the decoder walks it whatever its depth: a few thousand
+        # brackets there would otherwise raise RecursionError.
+        check_depth(data)
+    except JsonTooDeep:
+        raise BadFrame("not a watch or event frame: nested too deep") from None
     try:
         frame: Watch | Submit = _decoder.decode(data)
     except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError):
