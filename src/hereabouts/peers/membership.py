@@ -41,9 +41,10 @@ from typing import Annotated, Final
 import msgspec
 from msgspec import Meta, Struct
 
-from hereabouts.errors import BadSignature, EventRejected, InvalidDID, LocalError
+from hereabouts.errors import BadSignature, EventRejected, InvalidDID, JsonTooDeep, LocalError
 from hereabouts.events import AnyEvent, Credential, Did, Millis, Signature
 from hereabouts.identity import Identity, verify
+from hereabouts.jsonlimits import check_depth
 
 CREDENTIAL_TAG: Final = b"hereabouts/v1/credential\n"
 REVOCATION_TAG: Final = b"hereabouts/v1/revocation\n"
@@ -185,7 +186,18 @@ def encode_credential(credential: Credential) -> bytes:
     return _canonical.encode(credential)
 
 
+def _check_depth(data: bytes, what: str) -> None:
+    """A credential nests one ``parent`` deep (three levels of JSON); msgspec decodes the
+    recursive ``parent`` type by recursion, so thousands of levels would raise
+    RecursionError."""
+    try:
+        check_depth(data)
+    except JsonTooDeep as exc:
+        raise BadCredential(f"not a {what}: {exc}") from None
+
+
 def decode_credential(data: bytes) -> Credential:
+    _check_depth(data, "credential")
     try:
         return _credential_decoder.decode(data)
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
@@ -197,6 +209,7 @@ def encode_revocation(revocation: Revocation) -> bytes:
 
 
 def decode_revocation(data: bytes) -> Revocation:
+    _check_depth(data, "revocation")
     try:
         return _revocation_decoder.decode(data)
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
