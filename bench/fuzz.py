@@ -62,13 +62,16 @@ def worker(name: str, findings: Path, libfuzzer_args: list[str]) -> None:
 
     target = targets.BY_NAME[name]
     corpus = targets.corpus(target)
-    seen: dict[str, int] = {}
+    seen: dict[str, dict[str, float]] = {}  # key -> inputs, seconds to the first
     summary = findings / f"{name}.findings.json"
+    started = time.monotonic()
     written = [0.0]  # when the counts were last written: libFuzzer exits without warning
 
     def record(finding: targets.Finding, data: bytes) -> None:
         first = finding.key not in seen
-        seen[finding.key] = seen.get(finding.key, 0) + 1
+        if first:
+            seen[finding.key] = {"inputs": 0, "first_after_s": round(time.monotonic() - started, 1)}
+        seen[finding.key]["inputs"] += 1
         if first:
             stem = f"{name}-{finding.kind}-{targets.seed_signature(data)}"
             (findings / f"{stem}.bin").write_bytes(data)
@@ -196,8 +199,9 @@ def report(rows: list[dict[str, Any]]) -> str:
             f"{r['target']:<12} {r['executions']:>10,} {r['exec_per_s']:>8,} {cov:>11} {ft:>13} "
             f"{r.get('new_units', 0):>7} {len(r['findings']):>8} {len(r['stops']):>5}"
         )
-        for key, count in sorted(r["findings"].items()):
-            lines.append(f"    finding {key}: {count} input(s) or more")
+        for key, found in sorted(r["findings"].items()):
+            lines.append(f"    finding {key}: {found['inputs']:,} input(s) or more, the first "
+                         f"after {found['first_after_s']:g} s")
         for stop in r["stops"]:
             lines.append(f"    libFuzzer stopped: {stop}")
     return "\n".join(lines)
