@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test install system-deps lint typecheck unit bench clean
+.PHONY: run test install system-deps lint typecheck unit bench fuzz clean
 
 # The main job: a node on the embedded broker with three demo peers; Ctrl-C says chau.
 run: $(STAMP)
@@ -38,6 +38,14 @@ bench: $(STAMP) system-deps
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/liveness.py
 	$(BIN)/python bench/site_hub.py
+
+# atheris on every decoder of signed input, 60 s each (FUZZ_ARGS="--seconds 600" for longer).
+fuzz: $(VENV)/.fuzz-installed
+	$(BIN)/python bench/fuzz.py $(FUZZ_ARGS)
+
+$(VENV)/.fuzz-installed: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[test,fuzz]'
+	touch $@
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

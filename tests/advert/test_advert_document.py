@@ -196,6 +196,8 @@ def test_expires_before_issued(make_doc: Any) -> None:
         {"issued_at": "2025-01-01 11:50:00Z"},
         {"issued_at": "2025-01-01T11:50:00.5Z"},
         {"expires_at": "2025-01-01T12:00:00+00:00"},
+        {"issued_at": "２０２５-01-01T11:50:00Z"},  # digits, but not ASCII ones
+        {"expires_at": "2025-01-01T12:00:0٠Z"},
         {"merkle_root": "sha256:XYZ"},
         {"merkle_root": None},
         {"endpoints": ["https://a.example"]},

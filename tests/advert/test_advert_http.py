@@ -151,6 +151,18 @@ def test_relay_accepts_serves_and_refuses(
         assert client.get(path).json() == newer
 
 
+def test_relay_refuses_a_number_python_will_not_read_as_malformed(
+    relay: tuple[str, RelayStore]
+) -> None:
+    """Found by the fuzzer: an integer of more than 4,300 digits made ``json.loads`` raise
+    a plain ValueError, which the push handler did not catch (HTTP 500, nothing counted)."""
+    url, store = relay
+    with httpx.Client(base_url=url) as client:
+        answer = post(client, b'{"ttl_seconds":' + b"9" * 5000 + b"}")
+    assert answer.status_code == 400 and answer.json()["error"] == "presence_malformed"
+    assert store.counters.by_label("relay_pushes") == {"presence_malformed": 1}
+
+
 def test_relay_honours_document_expiry(
     relay: tuple[str, RelayStore], clock: Clock, make_doc: Any
 ) -> None:

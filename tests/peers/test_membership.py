@@ -22,6 +22,7 @@ from hereabouts.peers.membership import (
     NotAMember,
     check_credential,
     decode_credential,
+    decode_revocation,
     encode_credential,
     issue_credential,
     sign_revocation,
@@ -182,3 +183,13 @@ def test_own_status_reports_expiry_and_revocation() -> None:
     membership.revoke(sign_revocation(NETWORK, member=ALICE.did, at_ms=T0))
     report = membership.own_status(T0)
     assert report["ok"] is False and "revoked" in str(report["error"])
+
+
+def test_credentials_and_revocations_nested_thousands_deep_are_bad_credentials() -> None:
+    """Found by the fuzzer: a ``parent`` chain 1,000 deep raised RecursionError."""
+    with pytest.raises(BadCredential):
+        decode_credential(b'{"parent":' * 3000 + b"null" + b"}" * 3000)
+    with pytest.raises(BadCredential):
+        decode_revocation(b'{"reason":' + b"[" * 3000 + b"]" * 3000 + b"}")
+    cred = credential(ALICE)
+    assert decode_credential(encode_credential(cred)) == cred

@@ -69,3 +69,13 @@ def test_open_by_default_and_bad_input_is_one_line(tmp_path: Path) -> None:
         result = run_cli("network", *args, home=tmp_path / "x")
         assert result.returncode == 2, args
         assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr, args
+
+
+def test_a_credential_nested_thousands_deep_is_refused_in_one_line(tmp_path: Path) -> None:
+    """Found by the fuzzer: ``parent`` inside ``parent`` a thousand times made the credential
+    decoder raise RecursionError (a traceback from ``network join``)."""
+    deep = tmp_path / "deep.json"
+    deep.write_text('{"parent":' * 3000 + "null" + "}" * 3000)
+    result = run_cli("network", "join", str(deep), home=tmp_path / "x")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.splitlines()[-1].startswith("hereabouts: error: not a credential")

@@ -243,6 +243,21 @@ async def test_bad_input_is_refused_by_reason_and_the_connection_stays_up() -> N
         await eventually(lambda: b.count(LOBBY) == 2)
 
 
+async def test_a_deeply_nested_frame_is_refused_and_counted() -> None:
+    """Found by the fuzzer: ``sealed`` nested a few thousand levels deep once made the
+    decoder raise RecursionError, which dropped the connection with a logged traceback and
+    no count, instead of a refusal."""
+    async with rig() as r, r.browser() as b:
+        await b.watch("lobby")
+        deep = "[" * 4000 + "]" * 4000
+        await b.send(f'{{"type":"event","sealed":{deep}}}')
+        await b.send(f'{{"type":"watch","rooms":{deep}}}')
+        await eventually(lambda: b.errors() == ["too_deep", "too_deep"])
+        assert r.hub.counters.by_label("site_hub_rejects") == {"too_deep": 2}
+        await b.send(event_frame(browser_sealed("site_heartbeat", Identity.generate(), LOBBY)))
+        await eventually(lambda: b.count(LOBBY) == 1)
+
+
 async def test_garbage_floods_and_oversized_frames_are_closed_with_clear_codes() -> None:
     async with rig() as r:
         # The closing handshake takes milliseconds; a server that stopped reading the

@@ -156,8 +156,10 @@ def decode_presence(raw: bytes, *, max_bytes: int = MAX_DOCUMENT_BYTES) -> dict[
             object_pairs_hook=_refuse_duplicates,
             parse_constant=_refuse_constant,
         )
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        raise PresenceMalformed(f"document is not JSON: {exc}") from None
+    except (ValueError, RecursionError) as exc:
+        # ValueError covers JSONDecodeError, UnicodeDecodeError and the integer of more than
+        # 4,300 digits that Python refuses to read (sys.get_int_max_str_digits()).
+        raise PresenceMalformed(f"document is not JSON: {str(exc)[:200]}") from None
     if not isinstance(value, dict):
         raise PresenceMalformed("a presence document is a JSON object")
     return value

@@ -14,8 +14,10 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 
-_RFC3339_Z = re.compile(r"\A(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})Z\Z")
-_FILE_STAMP = re.compile(r"\A(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z\Z")
+# re.ASCII: without it \d also matches other scripts' digits ("２０２５"), which int() reads,
+# giving one instant more spellings.
+_RFC3339_Z = re.compile(r"\A(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})Z\Z", re.ASCII)
+_FILE_STAMP = re.compile(r"\A(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z\Z", re.ASCII)
 
 
 def _build(match: re.Match[str]) -> datetime:

@@ -208,8 +208,13 @@ T = TypeVar("T")
 
 
 def _decode(decoder: msgspec.json.Decoder[T], data: bytes, what: str) -> T:
+    """Decode a credential or revocation; its ``parent`` type is recursive, so msgspec would
+    recurse as deep as the input nests: the depth is checked first."""
     try:
-        check_depth(data, error=CredentialTooDeep)
+        check_depth(data)
+    except JsonTooDeep as exc:
+        raise CredentialTooDeep(f"not a {what}: {exc}") from None
+    try:
         return decoder.decode(data)
     except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError) as exc:
         raise BadCredential(f"not a {what}: {exc}") from None

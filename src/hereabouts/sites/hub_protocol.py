@@ -156,6 +156,8 @@ def decode_frame(data: bytes) -> Watch | Submit:
     :class:`BadFrame`."""
     if len(data) > MAX_FRAME_BYTES:
         raise FrameTooLarge(f"frame of {len(data)} bytes; the limit is {MAX_FRAME_BYTES}")
+    # ``sealed`` is kept raw, so the decoder walks it whatever its depth: a few thousand
+    # brackets there would otherwise raise RecursionError.
     check_depth(data, error=FrameTooDeep)
     try:
         frame: Watch | Submit = _decoder.decode(data)
