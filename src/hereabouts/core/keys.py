@@ -42,8 +42,9 @@ Rules:
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterable, KeysView
+from collections.abc import Iterable, KeysView, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Final, Literal
 
 from hereabouts.config import TrustConfig
@@ -128,6 +129,8 @@ class KeyBook:
         self._forget_ms = int(self._config.forget_after_s * 1000)
         self._pin_ms = int(self._config.pin_ttl_s * 1000)
         self._records: dict[str, KeyRecord] = {}
+        self.records: Mapping[str, KeyRecord] = MappingProxyType(self._records)
+        """A live, read-only view of every record, by DID (the hot path reads it directly)."""
         self._unproven: OrderedDict[str, None] = OrderedDict()  # least recently heard first
         self._proven: OrderedDict[str, None] = OrderedDict()  # least recently heard first
         self._claims: dict[str, set[str]] = {}  # name -> keys using it

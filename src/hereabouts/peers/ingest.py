@@ -26,7 +26,7 @@ from typing import Final
 
 from hereabouts.config import LedgerConfig, WireLimits
 from hereabouts.core.effects import StatusChanged
-from hereabouts.core.keys import HEARD, Heard, KeyBook
+from hereabouts.core.keys import HEARD, HEARD_RESOLUTION_MS, Heard, KeyBook
 from hereabouts.core.projection import Projection
 from hereabouts.errors import EventRejected, HereaboutsError, LocalError, RemoteError, TooOld
 from hereabouts.events import KIND_OF, AnyEvent, HeyThere, SignedEvent
@@ -140,7 +140,12 @@ class Ingestor:
         precheck: Callable[[AnyEvent], None],
     ) -> SignedEvent:
         signed = unseal(
-            data, now_ms=now_ms, limits=self._limits, known=self._known, precheck=precheck
+            data,
+            now_ms=now_ms,
+            limits=self._limits,
+            known=self._known,
+            precheck=precheck,
+            admitted=self._known_dids if self.membership is None else None,
         )
         at_ms = signed.event.at_ms
         if at_ms < now_ms - self._retention_ms:
@@ -219,13 +224,23 @@ class Ingestor:
             good.append((index, signed))
         flags = self.ledger.append_many(signed for _, signed in good)
         keys, member = self.keys, self.membership is not None
+        record_of = keys.records.get
         new_kinds: dict[str, int] = {}
         for (index, signed), new in zip(good, flags, strict=True):
             kind = KIND_OF[type(signed.event)]
             if new:
                 new_kinds[kind] = new_kinds.get(kind, 0) + 1
                 event = signed.event
-                if now_ms - event.at_ms <= HEARD_FRESH_MS:
+                record = record_of(event.did)
+                if now_ms - event.at_ms <= HEARD_FRESH_MS and (
+                    # A proven key heard within the second, under the same name, has nothing
+                    # new to tell the key book: skip the call (this is most events).
+                    record is None
+                    or record.proven_ms is None
+                    or now_ms - record.last_ms >= HEARD_RESOLUTION_MS
+                    or record.name != event.name
+                    or type(event) is HeyThere
+                ):
                     heard = keys.heard(event.did, event.name, now_ms, member)
                     if heard is not HEARD or type(event) is HeyThere:
                         try:  # noqa: SIM105 - contextlib.suppress costs 0.7 µs an event here
