@@ -272,12 +272,10 @@ class Observer(Watcher):
 
 
 def observer_config(preset: str, broker_url: str) -> Config:
-    """The node processes' preset; a short boot window, since a stealth node never sends the
-    hey_there that would end it early, and chaus are held while it lasts."""
+    """The node processes' preset, without discovery jitter."""
     base = config_module.testing() if preset == "fast" else config_module.production()
     node = dataclasses.replace(base.node, broker_url=broker_url, discovery_jitter_max_s=0.0)
-    projection = dataclasses.replace(base.projection, boot_window_max_s=1.0)
-    return base.replace(node=node, projection=projection)
+    return base.replace(node=node)
 
 
 class PlazaTap:

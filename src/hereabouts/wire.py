@@ -131,7 +131,9 @@ class Vocabulary(Generic[E]):
     kinds: frozenset[str]
     canonical: bool = False
     """Sealed messages must be canonical JSON (see the module rules); :func:`seal_as` then
-    writes them so."""
+    writes them so. Otherwise they must still be *exact*: the body as its fields are
+    declared (tag first) and the envelope ``{"body":…,"signer":…,"sig":…}``, compact, which
+    is what ``JSON.stringify`` writes in the widget; either way no duplicate key passes."""
     check: Callable[[E], str | None] | None = None
     """A rule the decoder does not check itself: returns what is wrong, or None."""
 
@@ -222,13 +224,18 @@ def _decode_signature(text: str) -> bytes:
 _duplicate_key = refusing_duplicates(DuplicateKey)
 
 
-def _refuse_uncanonical(data: bytes) -> None:
-    """Say why ``data`` is not canonical (only called once it is known not to be)."""
+def _refuse_uncanonical(data: bytes, canonical: bool) -> None:
+    """Say why ``data`` is not in its one spelling (only called once it is known not to be)."""
     with contextlib.suppress(ValueError):  # the strict decoder took it; the stdlib may not
         json.loads(data, object_pairs_hook=_duplicate_key)
+    if canonical:
+        raise NotCanonical(
+            "a peer event must be canonical JSON: keys sorted, no white space, every field "
+            "present (RFC 8785)"
+        )
     raise NotCanonical(
-        "a peer event must be canonical JSON: keys sorted, no white space, every field "
-        "present (RFC 8785)"
+        "an event must be compact JSON with its fields in their declared order, in an "
+        'envelope {"body":…,"signer":…,"sig":…}'
     )
 
 
@@ -340,19 +347,26 @@ def _open(
                 f"{_kind(event)} is dated {ahead_ms / 1000:.1f}s ahead of our clock "
                 f"(allowed skew: {limits.max_future_skew_s:g}s)"
             )
-    if strict and vocabulary.canonical:
-        # The body: exactly what the event encodes to. The envelope: {"body":…,"sig":"…",
-        # "signer":"…"}, these three in this order (the "sig" label where it must be), not
-        # one byte more (a duplicate key or white space would add some). The signature is
-        # 88 ASCII characters (checked above) and DIDs are ASCII, so characters are bytes.
+    if strict:
+        # The body: exactly what the event encodes to. The envelope: its three fields in
+        # their order (the second label where it must be), not one byte more (a duplicate
+        # key or white space would add some). The signature is 88 ASCII characters (checked
+        # above) and DIDs are ASCII, so characters are bytes.
         end = 8 + len(body)
-        if (
-            _canonical_encoder.encode(event) != body
-            or len(data) != end + 22 + len(envelope.sig) + len(envelope.signer)
-            or data[end : end + 8] != b',"sig":"'
-            or not data.startswith(b'{"body":')
-        ):
-            _refuse_uncanonical(data)
+        if vocabulary.canonical:
+            exact = (
+                _canonical_encoder.encode(event) == body
+                and len(data) == end + 22 + len(envelope.sig) + len(envelope.signer)
+                and data[end : end + 8] == b',"sig":"'
+            )
+        else:
+            exact = (
+                _encoder.encode(event) == body
+                and len(data) == end + 22 + len(envelope.sig) + len(envelope.signer)
+                and data[end : end + 11] == b',"signer":"'
+            )
+        if not (exact and data.startswith(b'{"body":')):
+            _refuse_uncanonical(data, vocabulary.canonical)
     if precheck is not None and (admitted is None or event.did not in admitted):
         precheck(event)
     identifier = hashlib.sha256(body).hexdigest()  # event_id(), without the call

@@ -7,7 +7,13 @@ import json
 
 import pytest
 
-from hereabouts.errors import BadSignature, EmitterMismatch, MalformedEvent, UnknownKind
+from hereabouts.errors import (
+    BadSignature,
+    EmitterMismatch,
+    MalformedEvent,
+    RemoteError,
+    UnknownKind,
+)
 from hereabouts.events import Chau
 from hereabouts.identity import Identity
 from hereabouts.sites.events import SITE_EVENTS, SiteHeartbeat, SiteLeave
@@ -36,10 +42,10 @@ def test_a_forged_signature_is_refused() -> None:
     envelope = json.loads(seal_as(SITE_EVENTS, heartbeat(key), key))
     envelope["sig"] = base64.b64encode(other.sign(b"x")).decode()
     with pytest.raises(BadSignature):
-        unseal_as(SITE_EVENTS, json.dumps(envelope).encode(), now_ms=1_700_000_000_000)
+        unseal_as(SITE_EVENTS, compact(envelope), now_ms=1_700_000_000_000)
     envelope["signer"] = other.did
     with pytest.raises(EmitterMismatch):
-        unseal_as(SITE_EVENTS, json.dumps(envelope).encode(), now_ms=1_700_000_000_000)
+        unseal_as(SITE_EVENTS, compact(envelope), now_ms=1_700_000_000_000)
 
 
 def test_vocabularies_do_not_cross() -> None:
@@ -66,3 +72,27 @@ def test_extra_fields_such_as_a_name_are_refused() -> None:
     )
     with pytest.raises(MalformedEvent):
         unseal_as(SITE_EVENTS, data, now_ms=1_700_000_000_000)
+
+
+def compact(value: object) -> bytes:
+    return json.dumps(value, separators=(",", ":")).encode()
+
+
+def test_site_envelopes_and_bodies_have_one_spelling() -> None:
+    """Found by the fuzzer: {"body":JUNK,…,"body":GOOD} verified as GOOD while the hub
+    republished JUNK with it. Now a duplicate key, white space or another order is refused."""
+    key = Identity.generate()
+    sealed = seal_as(SITE_EVENTS, heartbeat(key), key)
+    envelope = json.loads(sealed)
+    body = json.dumps(envelope["body"], separators=(",", ":"))
+    sig, signer = envelope["sig"], json.dumps(envelope["signer"])
+    now = 1_700_000_000_000
+    assert unseal_as(SITE_EVENTS, sealed, now_ms=now).event == heartbeat(key)
+    for variant in (
+        f'{{"body":{{"junk":1}},"body":{body},"signer":{signer},"sig":"{sig}"}}',
+        f'{{"body": {body},"signer":{signer},"sig":"{sig}"}}',
+        f'{{"body":{body},"sig":"{sig}","signer":{signer}}}',
+        f'{{"body":{body.replace(",", ", ")},"signer":{signer},"sig":"{sig}"}}',
+    ):
+        with pytest.raises(RemoteError):
+            unseal_as(SITE_EVENTS, variant.encode(), now_ms=now)
