@@ -163,3 +163,18 @@ def test_key_file_whose_did_disagrees_with_its_seed_is_corrupt(tmp_path: Path) -
     path.write_text(json.dumps(record))
     with pytest.raises(KeyFileCorrupt, match="names DID"):
         load_identity(path)
+
+
+def test_a_signature_has_one_base64_spelling() -> None:
+    from hereabouts.errors import BadSignature
+    from hereabouts.identity import signature_from_base64
+
+    signature = Identity.generate().sign(b"x")
+    text = base64.b64encode(signature).decode()
+    assert signature_from_base64(text) == signature
+    # The last data character carries 4 unused bits; setting one spells the same bytes.
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    twin = text[:85] + alphabet[alphabet.index(text[85]) + 1] + "=="
+    assert base64.b64decode(twin) == signature
+    with pytest.raises(BadSignature):
+        signature_from_base64(twin)

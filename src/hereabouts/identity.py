@@ -16,6 +16,7 @@ Rules this module keeps:
 from __future__ import annotations
 
 import base64
+import binascii
 import json
 import stat
 from functools import lru_cache
@@ -103,6 +104,26 @@ def public_key_from_did(did: str) -> bytes:
     if len(key) != PUBLIC_KEY_BYTES:
         raise InvalidDID(f"did:key holds {len(key)} key bytes; Ed25519 needs {PUBLIC_KEY_BYTES}")
     return key
+
+
+_SIGNATURE_B64_LENGTH = 88  # 64 bytes in padded base64
+# 64 bytes leave 4 unused bits in the last data character, so only characters whose base64
+# value is a multiple of 16 may stand there. Insisting on that (the one canonical spelling)
+# means no byte of a signed message can change without the message being refused.
+_CANONICAL_LAST_CHARS = frozenset("AQgw")
+
+
+def signature_from_base64(text: str) -> bytes:
+    """The 64 bytes of an Ed25519 signature written in padded base64, in its one canonical
+    spelling (unused bits zero), or :class:`BadSignature`."""
+    if len(text) != _SIGNATURE_B64_LENGTH or not text.endswith("=="):
+        raise BadSignature("an Ed25519 signature is 64 bytes (88 base64 characters)")
+    if text[85] not in _CANONICAL_LAST_CHARS:
+        raise BadSignature("signature is not canonical base64")
+    try:
+        return binascii.a2b_base64(text, strict_mode=True)
+    except (binascii.Error, ValueError):
+        raise BadSignature("signature is not valid base64") from None
 
 
 def verify(did: str, data: bytes, signature: bytes) -> None:

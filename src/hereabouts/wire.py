@@ -38,7 +38,6 @@ Design rules:
 from __future__ import annotations
 
 import base64
-import binascii
 import contextlib
 import hashlib
 import json
@@ -51,7 +50,6 @@ import msgspec
 
 from hereabouts.config import WireLimits
 from hereabouts.errors import (
-    BadSignature,
     DuplicateKey,
     EmitterMismatch,
     EventTooDeep,
@@ -65,7 +63,7 @@ from hereabouts.errors import (
     UnknownKind,
 )
 from hereabouts.events import KINDS, AnyEvent, SignedEvent, name_problem
-from hereabouts.identity import Identity, verify
+from hereabouts.identity import Identity, signature_from_base64, verify
 from hereabouts.jsonlimits import check_depth, refusing_duplicates
 
 SIGNING_TAG = b"hereabouts/v1/event\n"
@@ -203,22 +201,7 @@ def seal_as(
     return sealed
 
 
-_SIGNATURE_B64_LENGTH = 88  # 64 bytes in padded base64
-# 64 bytes leave 4 unused bits in the last data character, so only characters whose base64
-# value is a multiple of 16 may stand there. Insisting on that (the one canonical spelling)
-# means no byte of a sealed event can change without the event being refused.
-_CANONICAL_LAST_CHARS = frozenset("AQgw")
-
-
-def _decode_signature(text: str) -> bytes:
-    if len(text) != _SIGNATURE_B64_LENGTH or not text.endswith("=="):
-        raise BadSignature("an Ed25519 signature is 64 bytes (88 base64 characters)")
-    if text[85] not in _CANONICAL_LAST_CHARS:
-        raise BadSignature("signature is not canonical base64")
-    try:
-        return binascii.a2b_base64(text, strict_mode=True)
-    except (binascii.Error, ValueError):
-        raise BadSignature("signature is not valid base64") from None
+_decode_signature = signature_from_base64
 
 
 _duplicate_key = refusing_duplicates(DuplicateKey)

@@ -22,7 +22,6 @@ until ``expires_at``". Rules this module keeps:
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 import re
 from collections.abc import Iterable, Mapping
@@ -52,8 +51,14 @@ from hereabouts.advert.errors import (
 from hereabouts.advert.merkle import ConsistencyProof, parse_root
 from hereabouts.advert.timestamps import format_time, parse_time, utc_now
 from hereabouts.canonical import canonicalize
-from hereabouts.errors import InvalidDID, JsonTooDeep, NotCanonicalizable
-from hereabouts.identity import DID_KEY_PREFIX, MAX_DID_LENGTH, Identity, public_key_from_did
+from hereabouts.errors import BadSignature, InvalidDID, JsonTooDeep, NotCanonicalizable
+from hereabouts.identity import (
+    DID_KEY_PREFIX,
+    MAX_DID_LENGTH,
+    Identity,
+    public_key_from_did,
+    signature_from_base64,
+)
 from hereabouts.jsonlimits import check_depth, refusing_duplicates
 
 #: Largest document accepted, in bytes of canonical JSON (and of an HTTP body carrying one).
@@ -326,9 +331,9 @@ def check_presence(
     if info.issued_at > moment + timedelta(seconds=max_future_skew_s):
         raise PresenceFromTheFuture(f"issued_at {doc['issued_at']} is in the future")
     try:
-        signature = base64.b64decode(doc["signature"].encode("ascii"), validate=True)
-    except (binascii.Error, UnicodeEncodeError):
-        raise PresenceBadSignature("signature is not standard base64") from None
+        signature = signature_from_base64(doc["signature"])
+    except BadSignature:
+        raise PresenceBadSignature("signature is not canonical standard base64") from None
     try:
         nacl.signing.VerifyKey(key).verify(signing_payload(doc), signature)
     except nacl.exceptions.BadSignatureError:

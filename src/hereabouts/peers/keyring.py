@@ -16,7 +16,6 @@ and travels in the new key's ``hey_there``.
 from __future__ import annotations
 
 import base64
-import binascii
 import sqlite3
 from collections.abc import Iterable
 from pathlib import Path
@@ -25,7 +24,7 @@ from hereabouts.canonical import canonicalize
 from hereabouts.core.keys import KeyRecord
 from hereabouts.errors import BadSignature, InvalidDID, StorageError, TofuViolation
 from hereabouts.events import Rotation
-from hereabouts.identity import Identity, verify
+from hereabouts.identity import Identity, signature_from_base64, verify
 
 ROTATION_TAG = b"hereabouts/v1/rotation\n"
 KEYRING_FILE_NAME = "keyring.sqlite3"
@@ -70,9 +69,8 @@ def check_rotation(name: str, new_did: str, rotation: Rotation) -> None:
         name=name, old_did=rotation.old_did, new_did=new_did, at_ms=rotation.at_ms
     )
     try:
-        signature = base64.b64decode(rotation.sig, validate=True)
-        verify(rotation.old_did, message, signature)
-    except (binascii.Error, ValueError, BadSignature, InvalidDID):
+        verify(rotation.old_did, message, signature_from_base64(rotation.sig))
+    except (BadSignature, InvalidDID):
         raise BadRotation(f"rotation statement for {name!r} does not verify") from None
 
 

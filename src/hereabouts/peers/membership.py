@@ -31,7 +31,6 @@ retained messages on ``hereabouts/v1/network/revoked/<hash>`` and keep them
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 from collections import OrderedDict
 from collections.abc import Iterable
@@ -43,7 +42,7 @@ from msgspec import Meta, Struct
 
 from hereabouts.errors import BadSignature, EventRejected, InvalidDID, JsonTooDeep, LocalError
 from hereabouts.events import AnyEvent, Credential, Did, Millis, Signature
-from hereabouts.identity import Identity, verify
+from hereabouts.identity import Identity, signature_from_base64, verify
 from hereabouts.jsonlimits import check_depth
 
 CREDENTIAL_TAG: Final = b"hereabouts/v1/credential\n"
@@ -140,8 +139,8 @@ def _sign(identity: Identity, message: bytes) -> str:
 
 def _check(did: str, message: bytes, sig: str, error: type[EventRejected], what: str) -> None:
     try:
-        verify(did, message, base64.b64decode(sig, validate=True))
-    except (binascii.Error, ValueError, BadSignature, InvalidDID):
+        verify(did, message, signature_from_base64(sig))
+    except (BadSignature, InvalidDID):
         raise error(f"{what} does not verify") from None
 
 
