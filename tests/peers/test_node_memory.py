@@ -90,3 +90,17 @@ async def test_a_long_running_node_announces_itself_again_within_retention(
     finally:
         await node.stop()
         await tap.close()
+
+
+async def test_peers_lists_the_node_itself_from_the_start(tmp_path: Path) -> None:
+    """Even while the discovery jitter delays its hey_there on the plaza."""
+    import dataclasses
+
+    base = test_config(tmp_path)
+    config = base.replace(node=dataclasses.replace(base.node, discovery_jitter_max_s=30.0))
+    node = light_node(config, "early", transport=MemoryBus().transport(name="e"))
+    await node.start()
+    try:
+        assert [(v.did, v.status) for v in node.peers()] == [(node.did, Status.ONLINE)]
+    finally:
+        await node.stop()

@@ -335,7 +335,11 @@ class Node:
         self._spawn(self._prune_loop(), "retention", essential=True)
         self._spawn(self._publish_revocations(), "revocations")
         if not self.stealth:
-            self._spawn(self._announce_then_heartbeat(), "announce", essential=True)
+            # In our own view at once (peers() lists us from now on); on the plaza after the
+            # discovery jitter.
+            hey_there = self._hey_there()
+            self._take_in_own(hey_there)
+            self._spawn(self._announce_then_heartbeat(hey_there), "announce", essential=True)
         else:
             self._announced.set()
             self._plan_sync_end(self._now_ms() + int(config.node.first_sync_s * 1000))
@@ -432,15 +436,20 @@ class Node:
         )
         return self._event(Newspaper, status=status)
 
-    async def _publish_event(self, event: AnyEvent) -> SignedEvent | None:
-        """Seal, take into our own view, publish; a plaza outage is logged, never raised."""
+    def _take_in_own(self, event: AnyEvent) -> bytes:
+        """Seal one of our events and take it into our own view; the sealed bytes back."""
         data = seal(event, self.identity, limits=self.config.wire)
-        signed = unseal(data, check_clock=False)
         now = self._now_ms()
         try:
             self._accepted(self.ingestor.ingest(data, now), from_plaza=False)
         except StorageError as exc:  # others still need to hear from us
             self._storage.failed("own_event", exc, now)
+        return data
+
+    async def _publish_event(self, event: AnyEvent) -> SignedEvent | None:
+        """Seal, take into our own view, publish; a plaza outage is logged, never raised."""
+        data = self._take_in_own(event)
+        signed = unseal(data, check_clock=False)
         try:
             await self.transport.publish(plaza_topic(signed.kind), data)
         except HereaboutsError as exc:  # NotConnected, TransportClosed, ...
@@ -450,11 +459,12 @@ class Node:
         self.counters.add("events_out", signed.kind)
         return signed
 
-    async def _announce_then_heartbeat(self) -> None:
+    async def _announce_then_heartbeat(self, hey_there: AnyEvent) -> None:
+        """Publish the hey_there made at start (already in our own view) after the
+        discovery jitter, then heartbeat until stopped."""
         jitter_s = self._rng.random() * self.config.node.discovery_jitter_max_s
         await asyncio.sleep(jitter_s)
         await self.transport.wait_connected()
-        hey_there = self._hey_there()
         while await self._publish_event(hey_there) is None:
             await asyncio.sleep(1.0)
             await self.transport.wait_connected()
