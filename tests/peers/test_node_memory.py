@@ -104,3 +104,52 @@ async def test_peers_lists_the_node_itself_from_the_start(tmp_path: Path) -> Non
         assert [(v.did, v.status) for v in node.peers()] == [(node.did, Status.ONLINE)]
     finally:
         await node.stop()
+
+
+async def test_a_hey_there_first_heard_inside_a_howdy_is_still_welcomed(tmp_path: Path) -> None:
+    """Found by the fake-welcome attack test: a newcomer still in its discovery jitter
+    answered a later newcomer's hey_there, listing itself; everyone took its hey_there in
+    from that howdy, and when the hey_there itself arrived it was a duplicate, so nobody
+    welcomed it. Now a node replies only once it has announced itself, and a hey_there
+    arriving on its topic counts as an arrival even when already known."""
+    import dataclasses
+    import random
+
+    from hereabouts.events import Howdy
+
+    config = test_config(tmp_path)
+    bus = MemoryBus()
+    tap = bus.transport(name="tap")
+    await tap.subscribe(plaza_topic("howdy"))
+    await tap.connect()
+    welcomes: list[Howdy] = []
+
+    async def read() -> None:
+        async for message in tap.messages():
+            event = unseal(message.payload, check_clock=False).event
+            assert isinstance(event, Howdy)
+            welcomes.append(event)
+
+    reader = asyncio.create_task(read())
+    old = light_node(config, "old", transport=bus.transport(name="o"))
+    slow = config.replace(node=dataclasses.replace(config.node, discovery_jitter_max_s=3.0))
+    # random.Random(2).random() is 0.956: "slow" announces 2.9 s after it starts.
+    late = light_node(slow, "slow", transport=bus.transport(name="s"), rng=random.Random(2))
+    eager = light_node(config, "eager", transport=bus.transport(name="e"))
+    try:
+        await old.start()
+        await old.wait_announced()
+        await late.start()
+        await eager.start()  # announces at once, while "slow" is still waiting
+        await late.wait_announced()
+        await wait_until(
+            lambda: any(w.did == old.did and w.to_did == late.did for w in welcomes),
+            what="the old node to welcome the slow one",
+        )
+        assert not any(w.did == late.did and w.at_ms < late.started_at_ms + 2_800
+                       for w in welcomes), "the slow node answered before announcing itself"
+    finally:
+        for node in (eager, late, old):
+            await node.stop()
+        reader.cancel()
+        await tap.close()

@@ -469,6 +469,7 @@ class Node:
             await asyncio.sleep(1.0)
             await self.transport.wait_connected()
         self._announced.set()
+        self._wake.set()  # replies held back until now may be due
         self._plan_sync_end(self._now_ms() + int(self.config.node.first_sync_s * 1000))
         announced_at = hey_there.at_ms
         # Re-announce (same boot, so nobody welcomes us again) at half the retention window:
@@ -532,16 +533,17 @@ class Node:
             return
         signed = outcome.event
         self._broadcast(outcome.changes)
-        if not outcome.new:
-            return
         event = signed.event
         now = self._now_ms()
         if isinstance(event, HeyThere) and from_plaza:
+            # Even when already known: a newcomer's hey_there may reach us first inside a
+            # howdy, and its arrival on the hey_there topic is still an arrival (the
+            # coordinator ignores one it has seen, and any stale one).
             due = self.howdy.on_hey_there(signed, now, online_peers=self.online_count())
             if due is not None and not self.stealth:
                 heapq.heappush(self._howdy_due, (due.at_ms, due.hey_there_id))
                 self._wake.set()
-        elif isinstance(event, Howdy) and from_plaza:
+        elif isinstance(event, Howdy) and from_plaza and outcome.new:
             self._take_howdy(signed, event, now)
 
     def _take_howdy(self, signed: SignedEvent, howdy: Howdy, now_ms: int) -> None:
@@ -648,7 +650,7 @@ class Node:
 
     def _next_wake_ms(self) -> int | None:
         candidates = [t for t in (self.projection.next_deadline(),) if t is not None]
-        if self._howdy_due:
+        if self._howdy_due and self._announced.is_set():  # replies wait for our hey_there
             candidates.append(self._howdy_due[0][0])
         if not self._synced and self._sync_due_ms is not None:
             candidates.append(self._sync_due_ms)
@@ -678,6 +680,8 @@ class Node:
             for message in self.transport.take_waiting():
                 self._receive_message(message)
         while self._howdy_due and self._howdy_due[0][0] <= now_ms:
+            if not self._announced.is_set():
+                break  # nobody welcomes others before it has said hey_there itself
             _, hey_there_id = heapq.heappop(self._howdy_due)
             reply = self.howdy.on_timer(
                 hey_there_id, now_ms, self._candidates(), lambda did: self._evidence(did, now_ms)
