@@ -3,24 +3,16 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
 from hereabouts.advert.http import create_app
 from hereabouts.advert.store import PresenceStore
 from hereabouts.advert.timestamps import format_time
+from tests.advert.conftest import run_cli as run
 from tests.advert.conftest import serve
 
 RELAY_DID = "did:key:z6MkiTBz1ymuepAQ4HEHYSF1H8quG5GLVVQR3djdX3mDooWp"
-
-
-def run(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "hereabouts.cli", *args, "--home", str(home)],
-        capture_output=True, text=True, timeout=60, check=False,
-    )
 
 
 def test_publish_then_verify(tmp_path: Path) -> None:

@@ -9,7 +9,6 @@ from typing import Any
 
 import nacl.signing
 import pytest
-import rfc8785
 
 from hereabouts.advert import (
     MAX_DOCUMENT_BYTES,
@@ -37,21 +36,9 @@ from hereabouts.advert.errors import (
 from hereabouts.advert.merkle import ConsistencyProof, MerkleTree, format_root
 from hereabouts.errors import HereaboutsError, RemoteError
 from hereabouts.identity import Identity, did_from_public_key
-from tests.advert.conftest import ROOT, SEED, T0
+from tests.advert.conftest import ROOT, SEED, T0, independent_sign
 
 NOW = T0 + timedelta(seconds=60)
-
-
-def independent_sign(fields: dict[str, Any], seed: bytes, did: str) -> dict[str, Any]:
-    """presence@2 signing written from the spec with PyNaCl and rfc8785 only."""
-    key = nacl.signing.SigningKey(seed)
-    payload = rfc8785.dumps(fields)
-    signature = key.sign(payload).signature
-    return {
-        **fields,
-        "id": f"presence:{did}:{fields['issued_at']}",
-        "signature": base64.b64encode(signature).decode(),
-    }
 
 
 def seed_shape(did: str) -> dict[str, Any]:
