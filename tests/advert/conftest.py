@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import base64
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+import nacl.signing
 import pytest
+import rfc8785
 import uvicorn
 
 from hereabouts.advert import build_presence
@@ -20,6 +26,18 @@ from hereabouts.identity import Identity
 T0 = datetime(2025, 1, 1, 11, 50, 0, tzinfo=UTC)
 SEED = bytes(range(32))
 ROOT = format_root(MerkleTree.from_leaves([b"one", b"two", b"three"]).root())
+
+
+def independent_sign(fields: dict[str, Any], seed: bytes, did: str) -> dict[str, Any]:
+    """presence@2 signing written from the spec with PyNaCl and rfc8785 only."""
+    key = nacl.signing.SigningKey(seed)
+    payload = rfc8785.dumps(fields)
+    signature = key.sign(payload).signature
+    return {
+        **fields,
+        "id": f"presence:{did}:{fields['issued_at']}",
+        "signature": base64.b64encode(signature).decode(),
+    }
 
 
 class Clock:
@@ -59,6 +77,14 @@ def make_doc(identity: Identity) -> Callable[..., dict[str, Any]]:
         return build_presence(who, **kwargs)
 
     return make
+
+
+def run_cli(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
+    """``hereabouts ARGS --home HOME`` in a subprocess, its output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "hereabouts.cli", *args, "--home", str(home)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )
 
 
 @contextmanager

@@ -3,24 +3,17 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from hereabouts.advert.http import create_app
 from hereabouts.advert.store import PresenceStore
 from hereabouts.advert.timestamps import format_time
+from tests.advert.conftest import run_cli as run
 from tests.advert.conftest import serve
 
+EMPTY_ROOT = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 RELAY_DID = "did:key:z6MkiTBz1ymuepAQ4HEHYSF1H8quG5GLVVQR3djdX3mDooWp"
-
-
-def run(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "hereabouts.cli", *args, "--home", str(home)],
-        capture_output=True, text=True, timeout=60, check=False,
-    )
 
 
 def test_publish_then_verify(tmp_path: Path) -> None:
@@ -125,3 +118,75 @@ def test_issued_at_defaults_to_now(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     (path,) = (home / "presence" / "default").glob("*.json")
     assert run("advert", "verify", str(path), home=home).returncode == 0
+
+
+def test_publish_without_an_index_uses_the_empty_index(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    result = run("advert", "publish", "--alias", "web", "--endpoint",
+                 "api=https://example.org/api", "--ttl", "600", home=home)
+    assert result.returncode == 0, result.stderr
+    assert EMPTY_ROOT in result.stdout and "empty index" in result.stdout
+    assert "/.well-known/hn/presence/web" in result.stdout  # where `up` serves it
+    (path,) = (home / "presence" / "web").glob("*.json")
+    assert json.loads(path.read_text())["merkle_root"] == EMPTY_ROOT
+    # A later publish from a real index links to the empty one: it only grew.
+    index = tmp_path / "index.txt"
+    index.write_text("one\ntwo\n")
+    issued = format_time(datetime.now(UTC) + timedelta(seconds=2))
+    grown = run("advert", "publish", "--alias", "web", "--endpoint", "api=https://example.org/api",
+                "--index", str(index), "--issued-at", issued, home=home)
+    assert grown.returncode == 0, grown.stderr
+    assert "consistency proof from 0 to 2 leaves" in grown.stdout
+
+
+def test_verify_accepts_a_ttl_spelled_as_a_float(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    assert run("advert", "publish", "--merkle-root", "sha256:" + "ab" * 32, "--endpoint",
+               "x=http://a.example", "--issued-at", "2025-01-01T11:50:00Z",
+               home=home).returncode == 0
+    path = home / "presence" / "default" / "20250101T115000Z.json"
+    text = path.read_text()
+    assert '"ttl_seconds":600' in text
+    path.write_text(text.replace('"ttl_seconds":600', '"ttl_seconds":600.0'))
+    result = run("advert", "verify", str(path), "--at", "2025-01-01T11:51:00Z", home=home)
+    assert result.returncode == 0, result.stderr
+
+
+def test_show_names_every_document_it_leaves_out(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    for stamp in ("2025-01-01T11:50:00Z", "2025-01-01T11:51:00Z", "2025-01-01T11:52:00Z"):
+        assert run("advert", "publish", "--merkle-root", "sha256:" + "ab" * 32, "--endpoint",
+                   "x=http://a.example", "--issued-at", stamp, home=home).returncode == 0
+    folder = home / "presence" / "default"
+    forged = folder / "20250101T115200Z.json"
+    doc = json.loads(forged.read_text())
+    forged.write_text(json.dumps({**doc, "endpoints": {"x": "http://evil.example"}}))
+    broken = folder / "20250101T115100Z.json"
+    broken.write_text("{not json")
+
+    listing = run("advert", "show", home=home)
+    assert listing.returncode == 0, listing.stderr
+    (line,) = listing.stdout.splitlines()
+    assert line.startswith("default\t2025-01-01T11:50:00Z\t")
+    skipped = listing.stderr.splitlines()
+    assert len(skipped) == 2, listing.stderr
+    assert str(forged) in skipped[0] and "presence_bad_signature" in skipped[0]
+    assert str(broken) in skipped[1] and "presence_malformed" in skipped[1]
+
+    one = run("advert", "show", "--alias", "default", home=home)
+    assert one.returncode == 0, one.stderr
+    assert json.loads(one.stdout)["issued_at"] == "2025-01-01T11:50:00Z"
+    assert len(one.stderr.splitlines()) == 2 and "presence_bad_signature" in one.stderr
+
+
+def test_publishing_again_at_once_follows_the_previous_issue(tmp_path: Path) -> None:
+    """A newcomer who repeats the publish within a second is not refused for it."""
+    home = tmp_path / "home"
+    ahead = format_time(datetime.now(UTC) + timedelta(seconds=2))
+    args = ("advert", "publish", "--endpoint", "api=https://example.org/api")
+    assert run(*args, "--issued-at", ahead, home=home).returncode == 0
+    again = run(*args, home=home)
+    assert again.returncode == 0, again.stderr
+    paths = sorted((home / "presence" / "default").glob("*.json"))
+    assert len(paths) == 2
+    assert json.loads(paths[1].read_text())["issued_at"] > ahead

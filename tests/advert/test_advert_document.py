@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import base64
 import copy
+import json
 from datetime import timedelta
 from typing import Any
 
 import nacl.signing
 import pytest
-import rfc8785
 
 from hereabouts.advert import (
     MAX_DOCUMENT_BYTES,
@@ -37,21 +37,9 @@ from hereabouts.advert.errors import (
 from hereabouts.advert.merkle import ConsistencyProof, MerkleTree, format_root
 from hereabouts.errors import HereaboutsError, RemoteError
 from hereabouts.identity import Identity, did_from_public_key
-from tests.advert.conftest import ROOT, SEED, T0
+from tests.advert.conftest import ROOT, SEED, T0, independent_sign
 
 NOW = T0 + timedelta(seconds=60)
-
-
-def independent_sign(fields: dict[str, Any], seed: bytes, did: str) -> dict[str, Any]:
-    """presence@2 signing written from the spec with PyNaCl and rfc8785 only."""
-    key = nacl.signing.SigningKey(seed)
-    payload = rfc8785.dumps(fields)
-    signature = key.sign(payload).signature
-    return {
-        **fields,
-        "id": f"presence:{did}:{fields['issued_at']}",
-        "signature": base64.b64encode(signature).decode(),
-    }
 
 
 def seed_shape(did: str) -> dict[str, Any]:
@@ -342,3 +330,44 @@ def test_sign_refuses_what_would_not_verify(identity: Identity, make_doc: Any) -
         sign_presence({**body, "did": "did:hn:someone"}, identity)
     without_did = {k: v for k, v in body.items() if k != "did"}
     assert sign_presence(without_did, identity) == doc
+
+
+# --- numbers as RFC 8785 reads them ------------------------------------------------------
+
+
+@pytest.mark.parametrize("spelling", ["600.0", "6e2", "600.000", "6.0E2"])
+def test_integral_ttl_spelled_as_a_float_verifies(spelling: str) -> None:
+    """RFC 8785 numbers are doubles: 600.0 is 600, and so are its signed bytes."""
+    key = nacl.signing.SigningKey(SEED)
+    did = did_from_public_key(bytes(key.verify_key))
+    fields = seed_shape(did)
+    as_int = independent_sign(fields, SEED, did)
+    as_float = independent_sign({**fields, "ttl_seconds": 600.0}, SEED, did)
+    assert as_float["signature"] == as_int["signature"]  # a JavaScript signer cannot differ
+    # The document as a signer that keeps the float's spelling would send it.
+    text = json.dumps(as_int).replace('"ttl_seconds": 600', f'"ttl_seconds": {spelling}')
+    assert spelling in text
+    received = decode_presence(text.encode())
+    assert received["ttl_seconds"] == 600 and isinstance(received["ttl_seconds"], float)
+    info = check_presence(received, now=NOW)
+    assert info.ttl_seconds == 600 and type(info.ttl_seconds) is int
+    assert encode_presence(received) == encode_presence(as_int)  # one canonical form
+
+
+def test_signing_an_integral_float_writes_the_integer(identity: Identity) -> None:
+    fields = seed_shape(identity.did)
+    doc = sign_presence({**fields, "ttl_seconds": 600.0}, identity)
+    assert doc == sign_presence(fields, identity)
+    assert type(doc["ttl_seconds"]) is int
+
+
+@pytest.mark.parametrize("ttl", [600.5, 0.0, -600.0, 604801.0, 1e300])
+def test_ttl_that_is_no_whole_number_in_range_is_refused(ttl: float) -> None:
+    key = nacl.signing.SigningKey(SEED)
+    did = did_from_public_key(bytes(key.verify_key))
+    doc = independent_sign({**seed_shape(did), "ttl_seconds": ttl}, SEED, did)
+    with pytest.raises(PresenceMalformed) as caught:
+        verify_presence(doc, now=NOW)
+    assert "whole number of seconds" in str(caught.value)
+    with pytest.raises(NotSignable, match="whole number of seconds"):
+        sign_presence({**seed_shape(did), "ttl_seconds": ttl}, Identity.from_seed(SEED))

@@ -225,3 +225,42 @@ def test_relay_full_buries_the_first_expired_entry(tmp_path: Path, make_doc: Any
     assert held.get(docs[1]["did"], later) is not None
     assert held.sweep(T0 + timedelta(days=8)) == 5  # two buried, then three forgotten
     assert held.count() == 0 and not list(held.directory.iterdir())
+
+
+def test_every_alias_is_served_at_its_own_path(
+    node: tuple[str, PresenceStore], clock: Clock, make_doc: Any
+) -> None:
+    url, store = node
+    web = make_doc(endpoints={"api": "https://example.org/api"})
+    store.save("web", web)
+    clock.advance(5)
+    with httpx.Client(base_url=url) as client:
+        served = client.get("/.well-known/hn/presence/web")
+        assert served.status_code == 200 and served.json() == web
+        # Nothing under the default alias: the 404 says where the published ones are.
+        bare = client.get("/.well-known/hn/presence")
+        assert bare.status_code == 404 and bare.json()["error"] == "no_presence"
+        assert "/.well-known/hn/presence/web" in bare.json()["detail"]
+        default = make_doc(issued_at=T0 + timedelta(seconds=1))
+        store.save("default", default)
+        assert client.get("/.well-known/hn/presence").json() == default
+        assert client.get("/.well-known/hn/presence/default").status_code == 200
+        assert client.get("/.well-known/hn/presence/nobody").status_code == 404
+        assert client.get("/.well-known/hn/presence/..%2F..%2Fetc").status_code == 404
+
+
+def test_relay_takes_a_ttl_spelled_as_a_float(
+    relay: tuple[str, RelayStore], clock: Clock, make_doc: Any
+) -> None:
+    """600.0 is 600 in RFC 8785: accepted, served canonically, and its cap still holds."""
+    url, _ = relay
+    clock.advance(10)
+    doc = relayed(make_doc, lifetime_s=3600, ttl_seconds=60)
+    body = json.dumps(doc).replace('"ttl_seconds": 60', '"ttl_seconds": 60.0').encode()
+    assert b"60.0" in body
+    with httpx.Client(base_url=url) as client:
+        stored = post(client, body)
+        assert stored.status_code == 201, stored.text
+        got = client.get(f"/v1/relay/{doc['did']}/presence")
+        assert got.status_code == 200 and got.content == encode_presence(doc)
+        assert max_age(got) <= 60

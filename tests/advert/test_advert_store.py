@@ -12,7 +12,7 @@ from hereabouts.advert import check_presence, verify_presence
 from hereabouts.advert.errors import AdvertUsageError, BadAlias, PresenceExists
 from hereabouts.advert.index import leaves_from_directory, load_index
 from hereabouts.advert.merkle import format_root
-from hereabouts.advert.publish import publish_presence
+from hereabouts.advert.publish import next_issue_time, publish_presence
 from hereabouts.advert.store import PresenceStore
 from hereabouts.identity import Identity
 from tests.advert.conftest import ROOT, T0
@@ -114,3 +114,14 @@ def test_directory_index(tmp_path: Path) -> None:
     assert load_index(root).root() != before
     with pytest.raises(AdvertUsageError):
         load_index(tmp_path / "missing")
+
+
+def test_next_issue_time_follows_a_close_previous_issue() -> None:
+    previous = {"issued_at": "2025-01-01T11:50:00Z"}
+    assert next_issue_time(None, T0 + timedelta(seconds=0.7)) == T0
+    assert next_issue_time(previous, T0 + timedelta(seconds=0.7)) == T0 + timedelta(seconds=1)
+    assert next_issue_time(previous, T0 - timedelta(seconds=4)) == T0 + timedelta(seconds=1)
+    # Too far ahead to chase: the clock's time, which the publish then refuses with a reason.
+    assert next_issue_time(previous, T0 - timedelta(seconds=10)) == T0 - timedelta(seconds=10)
+    assert next_issue_time(previous, T0 + timedelta(seconds=30)) == T0 + timedelta(seconds=30)
+    assert next_issue_time({"issued_at": "garbage"}, T0) == T0

@@ -3,11 +3,13 @@
 Commands (defaults in brackets):
 
 * ``publish --alias A [default] --endpoint NAME=URL ... [--relay DID=URL[@TIME]] ...
-  [--ttl SECONDS [600]] (--index PATH | --merkle-root ROOT) [--issued-at TIME [now]]``
-  signs with this node's identity and writes ``<home>/presence/<alias>/<stamp>.json``.
+  [--ttl SECONDS [600]] [--index PATH | --merkle-root ROOT [the empty index]]
+  [--issued-at TIME [now]]`` signs with this node's identity and writes
+  ``<home>/presence/<alias>/<stamp>.json``.
 * ``verify PATH|URL [--at TIME [now]]`` exits 0 with a summary when the document is valid,
   1 with the reason when it is not.
-* ``show [--alias A]`` prints the alias's newest document, or one line per alias.
+* ``show [--alias A]`` prints the alias's newest valid document, or one line per alias;
+  every newer document it had to leave out gets one line on stderr saying why.
 
 Bad input prints one line and exits 2 (through :func:`hereabouts.cli.main`); this module
 turns file and argument problems into :class:`~hereabouts.advert.errors.AdvertUsageError`
@@ -20,18 +22,26 @@ import argparse
 import json
 import re
 import sys
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from hereabouts.advert.document import DEFAULT_LIFETIME_S, MAX_LIFETIME_S, check_presence
+from hereabouts.advert.document import (
+    DEFAULT_LIFETIME_S,
+    MAX_FUTURE_SKEW_S,
+    MAX_LIFETIME_S,
+    PresenceInfo,
+    check_presence,
+    check_untimed,
+)
 from hereabouts.advert.errors import AdvertUsageError, PresenceRejected
-from hereabouts.advert.fetch import fetch_presence, is_url, read_presence_file
+from hereabouts.advert.fetch import fetch_presence, is_url, read_presence_file, served_path
 from hereabouts.advert.index import load_index
-from hereabouts.advert.merkle import parse_root
-from hereabouts.advert.publish import publish_presence
+from hereabouts.advert.merkle import MerkleTree, parse_root
+from hereabouts.advert.publish import next_issue_time, publish_presence
 from hereabouts.advert.store import DEFAULT_ALIAS, PresenceStore, check_alias
 from hereabouts.advert.timestamps import format_time, parse_time, utc_now
 from hereabouts.config import resolve_home
+from hereabouts.errors import StorageError
 from hereabouts.identity import key_file_path, load_or_create_identity
 
 _TIME_TAIL = re.compile(r"@(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:Z|[+-]\d{2}:\d{2}))\Z")
@@ -91,7 +101,7 @@ def _publish(args: argparse.Namespace) -> int:
     relays = [parse_relay(text) for text in args.relay or []]
     if not 0 < args.ttl <= MAX_LIFETIME_S:
         raise AdvertUsageError(f"--ttl must be between 1 and {MAX_LIFETIME_S} seconds")
-    issued_at = parse_cli_time(args.issued_at) if args.issued_at else utc_now()
+    explicit_time = parse_cli_time(args.issued_at) if args.issued_at else None
     merkle_root = args.merkle_root.lower() if args.merkle_root else None
     if merkle_root is not None:
         try:
@@ -99,10 +109,17 @@ def _publish(args: argparse.Namespace) -> int:
         except ValueError as exc:
             raise AdvertUsageError(f"--merkle-root: {exc}") from None
     index = load_index(args.index) if args.index else None
+    empty = index is None and merkle_root is None
+    if empty:
+        # A node that gave no index publishes nothing yet: its index is the empty one, and
+        # a later --index links to it with a consistency proof (the index only grew).
+        index = MerkleTree()
     identity, home = _identity(args)
+    store = PresenceStore(home)
+    issued_at = explicit_time or next_issue_time(store.latest(alias), utc_now())
     published = publish_presence(
         identity=identity,
-        store=PresenceStore(home),
+        store=store,
         alias=alias,
         endpoints=endpoints,
         issued_at=issued_at,
@@ -116,8 +133,14 @@ def _publish(args: argparse.Namespace) -> int:
     print(f"  id          {published.doc['id']}")
     print(f"  merkle_root {published.doc['merkle_root']}")
     print(f"  expires_at  {published.doc['expires_at']}")
-    print(f"  {published.note}")
+    print(f"  served at   {served_path(alias)} by `hereabouts up` on this home")
+    if empty:
+        print("  no --index or --merkle-root: merkle_root is the empty index's root; "
+              "pass --index PATH to advertise an index")
+    else:
+        print(f"  {published.note}")
     return 0
+
 
 
 def _summary(doc: dict[str, Any], info: Any) -> list[str]:
@@ -155,14 +178,48 @@ def _verify(args: argparse.Namespace) -> int:
     return 0
 
 
+def newest_valid(
+    store: PresenceStore, alias: str
+) -> tuple[dict[str, Any] | None, PresenceInfo | None, list[str]]:
+    """The alias's newest document that passes every check but the clock's, its contents,
+    and one line for each newer file left out (its path and why)."""
+    skipped: list[str] = []
+    for path in reversed(store.paths(alias)):
+        try:
+            doc = store.load(path)
+            info = check_untimed(doc)
+        except (StorageError, PresenceRejected) as exc:
+            skipped.append(f"skipped {path} ({exc.reason}): {exc}")
+            continue
+        return doc, info, skipped
+    return None, None, skipped
+
+
+def time_state(info: PresenceInfo, now: datetime) -> str:
+    if now >= info.expires_at:
+        return "expired"
+    if info.issued_at > now + timedelta(seconds=MAX_FUTURE_SKEW_S):
+        return "not yet valid"
+    return "valid"
+
+
+def _report(skipped: list[str]) -> None:
+    for line in skipped:
+        print(line, file=sys.stderr)
+
+
 def _show(args: argparse.Namespace) -> int:
     home = resolve_home(getattr(args, "home", None))
     store = PresenceStore(home)
     now = utc_now()
     if args.alias is not None:
-        doc = store.latest(check_alias(args.alias))
+        alias = check_alias(args.alias)
+        doc, _, skipped = newest_valid(store, alias)
+        _report(skipped)
         if doc is None:
-            raise AdvertUsageError(f"no presence documents for alias {args.alias!r}")
+            what = f"no valid presence document for alias {alias!r}" if skipped else (
+                f"no presence documents for alias {alias!r}")
+            raise AdvertUsageError(what)
         print(json.dumps(doc, indent=2, sort_keys=True))
         return 0
     aliases = store.aliases()
@@ -170,14 +227,11 @@ def _show(args: argparse.Namespace) -> int:
         print(f"no presence documents under {store.root}")
         return 0
     for alias in aliases:
-        latest = store.latest(alias)
-        if latest is None:
+        doc, info, skipped = newest_valid(store, alias)
+        _report(skipped)
+        if doc is None or info is None:
             continue
-        try:
-            state = "valid" if parse_time(latest["expires_at"]) > now else "expired"
-        except (KeyError, ValueError):
-            state = "unreadable"
-        print(f"{alias}\t{latest.get('issued_at')}\t{latest.get('expires_at')}\t{state}")
+        print(f"{alias}\t{doc['issued_at']}\t{doc['expires_at']}\t{time_state(info, now)}")
     return 0
 
 
@@ -200,13 +254,15 @@ def register(commands: Any) -> None:
     publish.add_argument("--ttl", type=int, default=DEFAULT_LIFETIME_S,
                          help="lifetime and ttl_seconds, in seconds "
                          f"(default: {DEFAULT_LIFETIME_S})")
-    source = publish.add_mutually_exclusive_group(required=True)
+    source = publish.add_mutually_exclusive_group()
     source.add_argument("--index", metavar="PATH",
-                        help="a directory (files by path and hash) or a file (one entry a line)")
+                        help="a directory (files by path and hash) or a file (one entry a line)"
+                        "; without --index or --merkle-root, the empty index")
     source.add_argument("--merkle-root", metavar="ROOT",
                         help="an externally computed root, sha256:<64 hex>")
     publish.add_argument("--issued-at", metavar="TIME",
-                         help="issue time, RFC 3339 (default: now)")
+                         help="issue time, RFC 3339 (default: now, or a second after the "
+                         "previous issue if that is later)")
     publish.set_defaults(func=_publish)
 
     verify = sub.add_parser(

@@ -13,6 +13,12 @@ until ``expires_at``". Rules this module keeps:
   ``signature`` (optional fields are left out when unset, never written as ``null``);
   ``signature`` is standard padded base64 of the 64-byte Ed25519 signature. ``id`` is left
   out because it is derived from signed fields and checked separately.
+* One size rule: the whole document as it is sent and stored (canonical JSON *with* ``id``
+  and ``signature``) is at most :data:`MAX_DOCUMENT_BYTES`. Signing checks the signed result,
+  verifying checks what it was given, so nothing we sign is refused by anyone for its size.
+* Numbers are RFC 8785 numbers, that is doubles: ``ttl_seconds`` written ``600.0`` or
+  ``6e2`` is the number 600, canonicalises to ``600`` and is accepted as 600 (a JavaScript
+  signer cannot tell them apart). A ``ttl_seconds`` that is not a whole number is refused.
 * The key comes from the ``did:key`` DID itself. Other DID methods need the caller to supply
   the key, because resolving them would mean trusting a lookup.
 * Checks run cheapest first (shape, size, formats, times, proof) and the signature last, so
@@ -61,9 +67,11 @@ from hereabouts.identity import (
 )
 from hereabouts.jsonlimits import check_depth, refusing_duplicates
 
-#: Largest document accepted, in bytes of canonical JSON (and of an HTTP body carrying one).
-#: A document with 32 endpoints, 16 relays and a full-length proof is about 12 KiB; 16 KiB is
-#: also the cap on sealed events (``WireLimits.max_event_bytes``), so one limit fits both.
+#: Largest document, in bytes of the canonical JSON of the *whole* signed document (``id`` and
+#: ``signature`` included), and of an HTTP body carrying one. Signing refuses a document whose
+#: signed form would be larger, so what is published always passes this check. A document
+#: with 32 endpoints, 16 relays and a full-length proof is about 12 KiB; 16 KiB is also the
+#: cap on sealed events (``WireLimits.max_event_bytes``), so one limit fits both.
 MAX_DOCUMENT_BYTES = 16 * 1024
 
 #: How far ``issued_at`` may lie ahead of our clock. Matches ``WireLimits.max_future_skew_s``:
@@ -255,13 +263,49 @@ def _check_relays(value: Any, issued_at: datetime) -> tuple[RelayEntry, ...]:
     return tuple(entries)
 
 
-def _check_body(doc: Any) -> PresenceInfo:
-    """Everything about a document that does not need its id, signature or the clock."""
-    if not isinstance(doc, Mapping):
-        raise PresenceMalformed("a presence document is a JSON object")
+def check_size(doc: Mapping[str, Any]) -> int:
+    """The size of ``doc`` as sent and stored (canonical JSON); raises past the limit.
+
+    The one size rule of presence@2: :func:`sign_presence` applies it to the document it is
+    about to return, :func:`check_presence` to the document it was given.
+    """
     size = len(encode_presence(doc))
     if size > MAX_DOCUMENT_BYTES:
         raise PresenceOversize(f"document is {size} bytes; the limit is {MAX_DOCUMENT_BYTES}")
+    return size
+
+
+def whole_seconds(value: Any) -> int | None:
+    """``value`` as an int when it is a JSON number with no fraction, else None.
+
+    RFC 8785 numbers are IEEE doubles, so ``600``, ``600.0`` and ``6e2`` are one number,
+    canonicalised as ``600``; a signer in JavaScript cannot even write the difference.
+    """
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return None
+
+
+def _check_ttl(value: Any) -> int:
+    ttl = whole_seconds(value)
+    if ttl is None or not 0 < ttl <= MAX_LIFETIME_S:
+        shown = repr(value)
+        shown = shown if len(shown) <= 40 else shown[:37] + "..."
+        raise PresenceMalformed(
+            f"ttl_seconds must be a whole number of seconds in 1..{MAX_LIFETIME_S}, "
+            f"written as a JSON number such as 600 (got {shown})"
+        )
+    return ttl
+
+
+def _check_body(doc: Any) -> PresenceInfo:
+    """Everything about a document that does not need its id, signature, size or the clock."""
+    if not isinstance(doc, Mapping):
+        raise PresenceMalformed("a presence document is a JSON object")
     unknown = set(doc) - REQUIRED_FIELDS - OPTIONAL_FIELDS
     if unknown:
         raise PresenceMalformed(f"unknown field(s): {', '.join(sorted(unknown))}")
@@ -281,11 +325,7 @@ def _check_body(doc: Any) -> PresenceInfo:
         root = parse_root(merkle_root)
     except ValueError as exc:
         raise PresenceMalformed(f"merkle_root: {exc}") from None
-    ttl = doc.get("ttl_seconds")
-    if "ttl_seconds" in doc and (
-        not isinstance(ttl, int) or isinstance(ttl, bool) or not 0 < ttl <= MAX_LIFETIME_S
-    ):
-        raise PresenceMalformed(f"ttl_seconds must be an integer in 1..{MAX_LIFETIME_S}")
+    ttl = _check_ttl(doc["ttl_seconds"]) if "ttl_seconds" in doc else None
     relays = _check_relays(doc["relays"], issued_at) if "relays" in doc else ()
     proof: ConsistencyProof | None = None
     if "proof" in doc:
@@ -317,19 +357,38 @@ def check_presence(
     max_future_skew_s: float = MAX_FUTURE_SKEW_S,
 ) -> PresenceInfo:
     """Verify ``doc`` completely and return what it says; raises on the first problem."""
+    moment = utc_now() if now is None else now
+    if moment.tzinfo is None:
+        raise ValueError("now must be a timezone-aware datetime")
+    return _check(doc, moment, public_key, max_future_skew_s)
+
+
+def check_untimed(doc: Any, *, public_key: bytes | None = None) -> PresenceInfo:
+    """Every check of :func:`check_presence` except the clock's (expiry, future issue).
+
+    For documents read back from storage, whose state in time the caller reports apart
+    (``advert show`` lists expired documents as expired, not as broken).
+    """
+    return _check(doc, None, public_key, MAX_FUTURE_SKEW_S)
+
+
+def _check(
+    doc: Any, moment: datetime | None, public_key: bytes | None, max_future_skew_s: float
+) -> PresenceInfo:
+    if not isinstance(doc, Mapping):
+        raise PresenceMalformed("a presence document is a JSON object")
+    check_size(doc)
     info = _check_body(doc)
     key = _verify_key(info.did, public_key)
     if not isinstance(doc.get("id"), str) or not isinstance(doc.get("signature"), str):
         raise PresenceMalformed("id and signature must be strings")
     if doc["id"] != presence_id(info.did, doc["issued_at"]):
         raise PresenceIdMismatch(f"id must be {presence_id(info.did, doc['issued_at'])!r}")
-    moment = utc_now() if now is None else now
-    if moment.tzinfo is None:
-        raise ValueError("now must be a timezone-aware datetime")
-    if moment >= info.expires_at:
-        raise PresenceExpired(f"document expired at {doc['expires_at']}")
-    if info.issued_at > moment + timedelta(seconds=max_future_skew_s):
-        raise PresenceFromTheFuture(f"issued_at {doc['issued_at']} is in the future")
+    if moment is not None:
+        if moment >= info.expires_at:
+            raise PresenceExpired(f"document expired at {doc['expires_at']}")
+        if info.issued_at > moment + timedelta(seconds=max_future_skew_s):
+            raise PresenceFromTheFuture(f"issued_at {doc['issued_at']} is in the future")
     try:
         signature = signature_from_base64(doc["signature"])
     except BadSignature:
@@ -363,22 +422,28 @@ def sign_presence(doc: dict[str, Any], identity: Identity) -> dict[str, Any]:
 
     ``did`` is filled in when absent and must be the identity's own otherwise. A document
     that would not pass :func:`verify_presence` (times aside) is refused with
-    :class:`NotSignable`, so we never publish what others will reject.
+    :class:`NotSignable`, so we never publish what others will reject; that includes the
+    size of the signed result, checked exactly as verifiers check it. A ``ttl_seconds``
+    given as an integral float (``600.0``) is written as the integer it is.
     """
     body = {k: v for k, v in doc.items() if k not in UNSIGNED_FIELDS}
     body.setdefault("did", identity.did)
     if body["did"] != identity.did:
         raise NotSignable(f"document names {body['did']}, but the signer is {identity.did}")
     try:
-        _check_body(body)
+        info = _check_body(body)
+        if info.ttl_seconds is not None:
+            body["ttl_seconds"] = info.ttl_seconds
+        signature = identity.sign(signing_payload(body))
+        signed = {
+            **body,
+            "id": presence_id(identity.did, body["issued_at"]),
+            "signature": base64.b64encode(signature).decode("ascii"),
+        }
+        check_size(signed)
     except PresenceRejected as exc:
         raise NotSignable(f"{exc} ({exc.reason})") from None
-    signature = identity.sign(signing_payload(body))
-    return {
-        **body,
-        "id": presence_id(identity.did, body["issued_at"]),
-        "signature": base64.b64encode(signature).decode("ascii"),
-    }
+    return signed
 
 
 def build_presence(

@@ -15,6 +15,7 @@ import httpx
 
 from hereabouts.advert.document import MAX_DOCUMENT_BYTES, decode_presence, encode_presence
 from hereabouts.advert.errors import AdvertUsageError, PresenceFetchFailed, PresenceOversize
+from hereabouts.advert.store import DEFAULT_ALIAS, read_document_file
 
 WELL_KNOWN_PATH = "/.well-known/hn/presence"
 RELAY_PUSH_PATH = "/v1/relay/presence"
@@ -22,6 +23,12 @@ RELAY_PUSH_PATH = "/v1/relay/presence"
 #: Seconds allowed for connecting and for each read. A presence document is one small
 #: response; a server slower than this is as good as unreachable.
 DEFAULT_TIMEOUT_S = 5.0
+
+
+def served_path(alias: str, default: str = DEFAULT_ALIAS) -> str:
+    """The path at which a node serves an alias's newest document: the well-known path for
+    the default alias, the well-known path and the alias for the others."""
+    return WELL_KNOWN_PATH if alias == default else f"{WELL_KNOWN_PATH}/{alias}"
 
 
 def is_url(text: str) -> bool:
@@ -32,12 +39,9 @@ def read_presence_file(path: str | Path) -> dict[str, Any]:
     """Parse a document from a file (bounded, not verified)."""
     where = Path(path)
     try:
-        with where.open("rb") as handle:
-            raw = handle.read(MAX_DOCUMENT_BYTES + 2)
+        raw = read_document_file(where)
     except OSError as exc:
         raise AdvertUsageError(f"cannot read {where}: {exc.strerror or exc}") from None
-    if raw.endswith(b"\n") and len(raw) <= MAX_DOCUMENT_BYTES + 1:
-        raw = raw.rstrip(b"\r\n")
     return decode_presence(raw)
 
 

@@ -2,11 +2,12 @@
 
 Routes (see ``docs/advert.md``):
 
-* ``GET /.well-known/hn/presence`` — this node's newest *unexpired* document for one alias,
-  as canonical JSON, with ``Cache-Control: max-age`` no longer than its remaining lifetime
-  (nor than its ``ttl_seconds``) and a strong ``ETag``; ``If-None-Match`` gives 304. With
-  nothing to serve: 404 and a JSON reason. A stored document that no longer verifies is
-  never served.
+* ``GET /.well-known/hn/presence`` — this node's newest *unexpired* document of the default
+  alias (``GET /.well-known/hn/presence/<alias>``: of any alias), as canonical JSON, with
+  ``Cache-Control: max-age`` no longer than its remaining lifetime (nor than its
+  ``ttl_seconds``) and a strong ``ETag``; ``If-None-Match`` gives 304. With nothing to serve:
+  404 and a JSON reason naming where the other aliases are served. A stored document that no
+  longer verifies is never served.
 * ``POST /v1/relay/presence`` — hand this relay a signed document that names it
   (:mod:`hereabouts.advert.relay`). 201 when stored, 200 when already held, 4xx with
   ``{"error": <reason slug>, "detail": ...}`` otherwise: 429 with ``Retry-After`` when the
@@ -27,7 +28,6 @@ import hashlib
 import math
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -40,8 +40,10 @@ from hereabouts.advert.document import (
     check_presence,
     decode_presence,
     encode_presence,
+    whole_seconds,
 )
 from hereabouts.advert.errors import (
+    BadAlias,
     PresenceBadDID,
     PresenceBadSignature,
     PresenceOversize,
@@ -51,9 +53,9 @@ from hereabouts.advert.errors import (
     RelayNotNamed,
     RelayQuotaExceeded,
 )
-from hereabouts.advert.fetch import RELAY_PUSH_PATH, WELL_KNOWN_PATH
+from hereabouts.advert.fetch import RELAY_PUSH_PATH, WELL_KNOWN_PATH, served_path
 from hereabouts.advert.relay import RelayStore
-from hereabouts.advert.store import DEFAULT_ALIAS, PresenceStore
+from hereabouts.advert.store import DEFAULT_ALIAS, PresenceStore, check_alias
 from hereabouts.advert.timestamps import utc_now
 from hereabouts.errors import StorageError
 
@@ -118,31 +120,58 @@ async def read_bounded_body(request: Request, limit: int) -> bytes:
     return bytes(body)
 
 
+#: Most other aliases named in a 404's detail; the rest are summarised as "and N more".
+MAX_ALIASES_NAMED = 8
+
+
 class _OwnPresence:
-    """Serves the node's own newest document; remembers the last check to stay cheap."""
+    """Serves the node's own newest document of an alias; remembers the last check of each
+    alias that had one to serve, so a steady stream of fetches costs no signature checks."""
 
     def __init__(self, store: PresenceStore, alias: str, clock: Callable[[], datetime]) -> None:
         self.store = store
         self.alias = alias
         self.clock = clock
-        self._checked: tuple[bytes, PresenceInfo] | None = None
+        # Keys are aliases with a stored document (directories we wrote), so this is as
+        # bounded as what the node itself published; unknown names never enter it.
+        self._checked: dict[str, tuple[bytes, PresenceInfo]] = {}
 
     async def handle(self, request: Request) -> Response:
+        return self._serve(request, self.alias)
+
+    async def handle_alias(self, request: Request) -> Response:
+        try:
+            alias = check_alias(request.path_params["alias"])
+        except BadAlias:
+            return error_response(404, "no_presence", "no such alias")
+        return self._serve(request, alias)
+
+    def _nothing(self, alias: str, why: str) -> Response:
+        others = [a for a in self.store.aliases() if a != alias]
+        if others:
+            named = ", ".join(served_path(a, self.alias) for a in others[:MAX_ALIASES_NAMED])
+            if len(others) > MAX_ALIASES_NAMED:
+                named += f" and {len(others) - MAX_ALIASES_NAMED} more"
+            why += f"; this node also serves {named}"
+        return error_response(404, "no_presence", why)
+
+    def _serve(self, request: Request, alias: str) -> Response:
         now = self.clock()
-        doc = self.store.latest_unexpired(self.alias, now)
+        doc = self.store.latest_unexpired(alias, now)
         if doc is None:
-            return error_response(404, "no_presence", "no unexpired presence document")
+            return self._nothing(alias, f"no unexpired presence document for alias {alias!r}")
         try:
             body = encode_presence(doc)
-            if self._checked is not None and self._checked[0] == body:
-                info = self._checked[1]
+            checked = self._checked.get(alias)
+            if checked is not None and checked[0] == body:
+                info = checked[1]
             else:
                 info = check_presence(doc, now=now)
-                self._checked = (body, info)
+                self._checked[alias] = (body, info)
         except PresenceRejected as exc:
             return error_response(404, "no_presence", f"stored document is invalid: {exc}")
         if info.expires_at <= now:
-            return error_response(404, "no_presence", "no unexpired presence document")
+            return self._nothing(alias, f"no unexpired presence document for alias {alias!r}")
         return document_response(
             request, body, now=now, until=info.expires_at, ttl=info.ttl_seconds
         )
@@ -185,13 +214,12 @@ class _RelayEndpoints:
         held = self.relay.get(did, now)
         if held is None:
             return error_response(404, "no_presence", f"no presence held for {did}")
-        ttl: Any = held.doc.get("ttl_seconds")
         return document_response(
             request,
             encode_presence(held.doc),
             now=now,
             until=held.serve_until,
-            ttl=ttl if isinstance(ttl, int) else None,
+            ttl=whole_seconds(held.doc.get("ttl_seconds")),  # 600.0 caps as 600 does
         )
 
 
@@ -210,6 +238,7 @@ def build_advert_routes(
     if store is not None:
         own = _OwnPresence(store, alias, clock)
         routes.append(Route(WELL_KNOWN_PATH, own.handle, methods=["GET"]))
+        routes.append(Route(WELL_KNOWN_PATH + "/{alias}", own.handle_alias, methods=["GET"]))
     if relay is not None:
         endpoints = _RelayEndpoints(relay, clock, max_body_bytes)
         routes.append(Route(RELAY_PUSH_PATH, endpoints.push, methods=["POST"]))

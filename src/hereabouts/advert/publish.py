@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,29 @@ from hereabouts.advert.merkle import ConsistencyProof, MerkleTree, format_root, 
 from hereabouts.advert.store import PresenceStore
 from hereabouts.advert.timestamps import format_time, parse_time, truncate
 from hereabouts.identity import Identity
+
+#: How far ahead of the clock a default issue time may move to follow the previous issue.
+#: Two publishes within one second would otherwise collide (one document per alias per
+#: second); a few seconds stays well inside the 30 s skew verifiers allow for ``issued_at``,
+#: while a previous issue further ahead (published with an explicit future time) is
+#: reported instead of chased.
+MAX_ISSUE_NUDGE_S = 5
+
+
+def next_issue_time(previous: Mapping[str, Any] | None, now: datetime) -> datetime:
+    """The ``issued_at`` for a publish that did not ask for one: ``now`` (whole seconds), or
+    one second after ``previous``'s when that is later and at most
+    :data:`MAX_ISSUE_NUDGE_S` ahead of ``now``."""
+    issued = truncate(now)
+    if previous is None:
+        return issued
+    try:
+        following = parse_time(previous["issued_at"]) + timedelta(seconds=1)
+    except (KeyError, ValueError):
+        return issued
+    if issued < following <= issued + timedelta(seconds=MAX_ISSUE_NUDGE_S):
+        return following
+    return issued
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,14 +13,16 @@ are checked so that no alias can name a path outside ``<home>/presence``.
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from hereabouts.advert.document import decode_presence, encode_presence
-from hereabouts.advert.errors import BadAlias, PresenceExists, PresenceRejected
+from hereabouts.advert.document import MAX_DOCUMENT_BYTES, decode_presence, encode_presence
+from hereabouts.advert.errors import BadAlias, PresenceExists, PresenceOversize, PresenceRejected
 from hereabouts.advert.timestamps import file_stamp, parse_file_stamp, parse_time
 from hereabouts.errors import StorageError
 from hereabouts.files import write_atomically
@@ -35,6 +37,33 @@ DEFAULT_ALIAS = "default"
 DEFAULT_KEEP = 10
 
 _ALIAS = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
+
+
+#: Line-ending bytes a document file may end with (ours end with one ``\n``; an editor may
+#: write ``\r\n``). They are not part of the document.
+_TRAILING = b"\r\n"
+_TAIL_BYTES = 64  # how much of an oversized file's end is read to leave its line endings out
+
+
+def read_document_file(path: Path) -> bytes:
+    """A document file's bytes without its final line ending, reading at most the size limit
+    (plus the line ending). Raises ``OSError``, or :class:`PresenceOversize` naming the
+    document's real size (from the file's size, not from the part read)."""
+    with path.open("rb") as handle:
+        raw = handle.read(MAX_DOCUMENT_BYTES + len(_TRAILING) + 1)
+        body = raw.rstrip(_TRAILING)
+        if len(raw) <= MAX_DOCUMENT_BYTES + len(_TRAILING):  # the whole file
+            if len(body) <= MAX_DOCUMENT_BYTES:
+                return body
+            size = len(body)
+        else:
+            info = os.fstat(handle.fileno())
+            if not stat.S_ISREG(info.st_mode):  # a pipe or a device: its size is unknown
+                raise PresenceOversize(f"document is over {MAX_DOCUMENT_BYTES} bytes")
+            handle.seek(max(0, info.st_size - _TAIL_BYTES))
+            tail = handle.read(_TAIL_BYTES)
+            size = info.st_size - len(tail) + len(tail.rstrip(_TRAILING))
+    raise PresenceOversize(f"document is {size} bytes; the limit is {MAX_DOCUMENT_BYTES}")
 
 
 def check_alias(alias: str) -> str:
@@ -94,10 +123,10 @@ class PresenceStore:
     def load(self, path: Path) -> dict[str, Any]:
         """Read one document file (parsed, not verified)."""
         try:
-            raw = path.read_bytes()
+            raw = read_document_file(path)
         except OSError as exc:
             raise StorageError(f"cannot read {path}: {exc.strerror or exc}") from None
-        return decode_presence(raw.rstrip(b"\n"))
+        return decode_presence(raw)
 
     def documents(self, alias: str) -> Iterator[dict[str, Any]]:
         """The alias's documents newest first; unreadable files are skipped."""
