@@ -98,7 +98,7 @@ async def test_two_visitors_count_each_other_and_ghost_mode_holds(
 
     def failed_response(name: str, response: object) -> None:
         url = str(response.url)  # type: ignore[attr-defined]
-        if response.status >= 400 and not url.endswith("/favicon.ico"):  # type: ignore[attr-defined]
+        if response.status >= 400:  # type: ignore[attr-defined]
             problems.append(f"{name}: {response.status} {url}")  # type: ignore[attr-defined]
 
     async def shot(page: object, name: str) -> None:

@@ -71,3 +71,13 @@ def test_script_parses() -> None:
         [node, "--check", "-"], input=path, capture_output=True, timeout=60, check=False
     )
     assert result.returncode == 0, result.stderr.decode()
+
+
+async def test_every_page_has_an_icon(client: httpx.AsyncClient) -> None:
+    """Browsers ask for /favicon.ico whenever a page names no icon; it was a 404."""
+    ico = await client.get("/favicon.ico")
+    assert ico.status_code == 200
+    assert ico.headers["content-type"] == "image/x-icon"
+    assert ico.content[:4] == b"\x00\x00\x01\x00"  # an ICO header
+    svg = await client.get("/favicon.svg")
+    assert svg.status_code == 200 and svg.headers["content-type"] == "image/svg+xml"
