@@ -29,6 +29,10 @@ STATIC_FILES: Final[dict[str, tuple[str, str]]] = {
     "/favicon.svg": ("favicon.svg", "image/svg+xml"),
 }
 
+DEMO_ROOMS: Final = ("lobby", "docs")
+"""The rooms of the demo page (``data-rooms`` in ``static/demo-site.html``): the dashboard
+names them when it sees them at its own origin; other rooms are known by key only."""
+
 CONTENT_SECURITY_POLICY: Final = (
     "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
     "img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
