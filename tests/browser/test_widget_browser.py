@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import shutil
 import statistics
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -31,18 +30,9 @@ from hereabouts.transports.memory import MemoryBus
 from hereabouts.web.dashboard import dashboard_routes
 from hereabouts.web.server import HttpServer
 from hereabouts.web.site import build_site_routes
+from tests.browser.support import TIMEOUT_MS, chromium, needs_chromium, playwright_api
 
-playwright_api = pytest.importorskip("playwright.async_api")
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--no-first-run",
-]
 OUTPUT = Path(__file__).resolve().parents[2] / "test-output" / "browser"
-TIMEOUT_MS = 20_000  # generous: a loaded CI host can be slow to start a browser
 
 CONFIG = SitesConfig(
     did_duration_s=60.0,
@@ -52,9 +42,7 @@ CONFIG = SitesConfig(
     max_clock_skew_s=0.5,
 )
 
-pytestmark = pytest.mark.skipif(
-    not Path(CHROMIUM).exists(), reason="Debian chromium is not installed (scripts/system-deps.sh)"
-)
+pytestmark = needs_chromium
 
 
 @contextlib.asynccontextmanager
@@ -69,18 +57,6 @@ async def hub_server(
         app = Starlette(routes=[*dashboard_routes(), *build_site_routes(hub)])
         async with HttpServer(app) as server:
             yield hub, server
-
-
-@contextlib.asynccontextmanager
-async def chromium() -> AsyncIterator[object]:
-    async with playwright_api.async_playwright() as pw:
-        browser = await pw.chromium.launch(
-            executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True, timeout=60_000
-        )
-        try:
-            yield browser
-        finally:
-            await browser.close()
 
 
 async def test_two_visitors_count_each_other_and_ghost_mode_holds(
@@ -98,7 +74,7 @@ async def test_two_visitors_count_each_other_and_ghost_mode_holds(
 
     def failed_response(name: str, response: object) -> None:
         url = str(response.url)  # type: ignore[attr-defined]
-        if response.status >= 400 and not url.endswith("/favicon.ico"):  # type: ignore[attr-defined]
+        if response.status >= 400:  # type: ignore[attr-defined]
             problems.append(f"{name}: {response.status} {url}")  # type: ignore[attr-defined]
 
     async def shot(page: object, name: str) -> None:

@@ -76,7 +76,8 @@ async def test_stream_sends_a_snapshot_then_each_change(
         assert snapshot.event == "snapshot"
         assert snapshot.json() == (await client.get("/v1/peers")).json()
 
-        assert len(node.subscribers) == 1, "subscribed before the snapshot was sent"
+        # The app's history follows the node too: this stream is the second subscriber.
+        assert len(node.subscribers) == 2, "subscribed before the snapshot was sent"
         node.push(
             StatusChanged(
                 did=BRAVO,
@@ -130,8 +131,8 @@ async def test_a_client_that_leaves_leaves_no_task_behind(
     for _ in range(3):
         async with client.stream("GET", "/v1/stream") as response:
             await next_message(sse_messages(response), lambda m: m.event == "snapshot")
-            assert len(node.subscribers) == 1
-    await eventually(lambda: not node.subscribers, "every subscription is released")
+            assert len(node.subscribers) == 2  # the history's and this stream's
+    await eventually(lambda: len(node.subscribers) == 1, "every stream's subscription is released")
     await eventually(lambda: not _pumps(), "every pump task has finished")
 
 

@@ -10,7 +10,7 @@ from html.parser import HTMLParser
 import httpx
 import pytest
 
-from hereabouts.web.dashboard import read_static
+from hereabouts.web.dashboard import DEMO_ROOMS, read_static
 
 
 class _Collector(HTMLParser):
@@ -71,3 +71,32 @@ def test_script_parses() -> None:
         [node, "--check", "-"], input=path, capture_output=True, timeout=60, check=False
     )
     assert result.returncode == 0, result.stderr.decode()
+
+
+async def test_every_page_has_an_icon(client: httpx.AsyncClient) -> None:
+    """Browsers ask for /favicon.ico whenever a page names no icon; it was a 404."""
+    ico = await client.get("/favicon.ico")
+    assert ico.status_code == 200
+    assert ico.headers["content-type"] == "image/x-icon"
+    assert ico.content[:4] == b"\x00\x00\x01\x00"  # an ICO header
+    svg = await client.get("/favicon.svg")
+    assert svg.status_code == 200 and svg.headers["content-type"] == "image/svg+xml"
+    for page in ("index.html", "demo-site.html"):
+        parser = _Collector()
+        parser.feed(read_static(page).decode())
+        icons = [a for tag, a in parser.tags if tag == "link" and a.get("rel") == "icon"]
+        assert [a.get("href", "").rsplit("/", 1)[-1] for a in icons] == ["favicon.svg"]
+
+
+def test_the_demo_rooms_the_dashboard_names_are_the_demo_pages() -> None:
+    parser = _Collector()
+    parser.feed(read_static("demo-site.html").decode())
+    widget = [a for tag, a in parser.tags if tag == "script" and a.get("src") == "/widget.js"]
+    assert [tuple(str(a.get("data-rooms")).split(",")) for a in widget] == [DEMO_ROOMS]
+
+
+def test_the_dashboard_has_a_place_for_each_panel() -> None:
+    parser = _Collector()
+    parser.feed(read_static("index.html").decode())
+    ids = {a.get("id") for _, a in parser.tags}
+    assert {"peer-rows", "log", "health", "rejections", "rooms", "axis"} <= ids

@@ -1,4 +1,4 @@
-"""The live dashboard: one HTML page, one script, one stylesheet, no build step.
+"""The live dashboard: one HTML page, one script, one stylesheet, an icon, no build step.
 
 The files live in ``static/`` beside this module and are read once, when the app is made,
 then served from memory with fixed content types (the platform's MIME table varies: some
@@ -24,7 +24,14 @@ STATIC_FILES: Final[dict[str, tuple[str, str]]] = {
     "/": ("index.html", "text/html; charset=utf-8"),
     "/static/dashboard.js": ("dashboard.js", "text/javascript; charset=utf-8"),
     "/static/dashboard.css": ("dashboard.css", "text/css; charset=utf-8"),
+    # Browsers ask for /favicon.ico on every page that names no icon (the demo page, JSON).
+    "/favicon.ico": ("favicon.ico", "image/x-icon"),
+    "/favicon.svg": ("favicon.svg", "image/svg+xml"),
 }
+
+DEMO_ROOMS: Final = ("lobby", "docs")
+"""The rooms of the demo page (``data-rooms`` in ``static/demo-site.html``): the dashboard
+names them when it sees them at its own origin; other rooms are known by key only."""
 
 CONTENT_SECURITY_POLICY: Final = (
     "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "

@@ -602,7 +602,7 @@ class Widget {
     );
     privacy.append(points);
 
-    this.ghostButton = el("button", null, { ...BUTTON, marginRight: "0.5em" });
+    this.ghostButton = el("button", null, BUTTON);
     this.ghostButton.type = "button";
     this.ghostButton.className = "hb-ghost";
     this.ghostButton.addEventListener("click", () => this.setGhost(!this.ghost));
@@ -610,10 +610,14 @@ class Widget {
     this.stopButton.type = "button";
     this.stopButton.className = "hb-revoke";
     this.stopButton.addEventListener("click", () => this.revoke());
-    const close = el("button", "Close", { ...BUTTON, marginTop: "0.6em" });
+    // One row of buttons, spaced by the gap only: a margin on one of them would set it
+    // off from the others.
+    const close = el("button", "Close", { ...BUTTON, marginLeft: "auto" });
     close.type = "button";
+    close.className = "hb-close";
     close.addEventListener("click", () => this.toggle(false));
-    const controls = el("div", null, { display: "flex", flexWrap: "wrap", gap: "0.4em" });
+    const controls = el("div", null, { display: "flex", flexWrap: "wrap", alignItems: "center", gap: "0.4em" });
+    controls.className = "hb-controls";
     controls.append(this.ghostButton, this.stopButton, close);
 
     this.ghostNote = el("p", GHOST_NOTE, {
