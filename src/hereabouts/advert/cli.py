@@ -183,10 +183,10 @@ def _show(args: argparse.Namespace) -> int:
 
 def register(commands: Any) -> None:
     """Add the ``advert`` command group to the top-level sub-parsers."""
-    from hereabouts.cli import home_option  # here, not at import: cli imports this module
+    from hereabouts.cli import command_group, home_option  # not at import: cli imports us
 
     advert = commands.add_parser("advert", help="presence@2 documents (WAN presence)")
-    sub = advert.add_subparsers(dest="advert_command", required=True)
+    sub = command_group(advert, "advert_command")
 
     publish = sub.add_parser(
         "publish", parents=[home_option()], help="sign and store a new presence document"
