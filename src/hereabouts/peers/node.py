@@ -183,6 +183,7 @@ class Node:
         self._wake = asyncio.Event()
         self._session = 0
         self._announced = asyncio.Event()
+        self._spoke = False  # an event of ours went to the plaza: peers may count us ONLINE
         self._howdys_to_us = 0
         self._sync_due_ms: int | None = None
         self._synced = False
@@ -360,7 +361,7 @@ class Node:
         if not self._running:
             return
         self._running = False
-        if not self.stealth and self._announced.is_set():
+        if not self.stealth and self._spoke:
             await self._publish_event(self._event(Chau))
         await self._background.cancel_all()
         await self.transport.close()
@@ -458,6 +459,7 @@ class Node:
         except StorageError as exc:  # others still need to hear from us
             self._storage.failed("own_event", exc, now)
         try:
+            self._spoke = True
             await self.transport.publish(plaza_topic(signed.kind), data)
         except HereaboutsError as exc:  # NotConnected, TransportClosed, ...
             self.counters.add("publish_failed", signed.kind)
