@@ -36,6 +36,7 @@ import dataclasses
 import logging
 import os
 import signal
+import socket
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -394,8 +395,28 @@ def _goodbye(node: Node) -> str:
     return f"hereabouts: {node.name} could not say chau (no plaza connection)"
 
 
+def check_http(host: str, port: int) -> None:
+    """Refuse, before anything starts, an HTTP address this machine cannot listen on (a
+    host that does not resolve or is not ours, a port in use or not ours to take)."""
+    problem: str | None = None
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server does
+            probe.bind(address)
+    except OSError as exc:  # socket.gaierror included
+        problem = exc.strerror or str(exc)
+    if problem is not None:
+        raise ConfigError(
+            f"cannot serve HTTP on {host}:{port} ({problem}); choose another with --http HOST:PORT"
+        )
+
+
 def command(args: argparse.Namespace) -> int:
     config = config_from_args(args)  # every option checked before anything starts
+    check_http(config.node.http_host, config.node.http_port)
     handler = SpinnerAwareHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, handlers=[handler])

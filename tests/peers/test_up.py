@@ -180,4 +180,5 @@ def test_up_on_a_taken_http_port_says_so_in_one_line(tmp_path: Path) -> None:
         )
     assert result.returncode == 2
     assert "cannot serve HTTP" in result.stderr
+    assert result.stderr.count("\n") == 1, "refused before anything starts or logs"
     assert "Traceback" not in result.stderr

@@ -91,7 +91,7 @@ def _publish(args: argparse.Namespace) -> int:
     relays = [parse_relay(text) for text in args.relay or []]
     if not 0 < args.ttl <= MAX_LIFETIME_S:
         raise AdvertUsageError(f"--ttl must be between 1 and {MAX_LIFETIME_S} seconds")
-    issued_at = parse_cli_time(args.issued_at) if args.issued_at else utc_now()
+    issued_at = parse_cli_time(args.issued_at) if args.issued_at is not None else utc_now()
     merkle_root = args.merkle_root.lower() if args.merkle_root else None
     if merkle_root is not None:
         try:
@@ -141,8 +141,15 @@ def _summary(doc: dict[str, Any], info: Any) -> list[str]:
     return lines
 
 
+_SCHEME = re.compile(r"\A[A-Za-z][A-Za-z0-9+.-]*://")
+
+
 def _verify(args: argparse.Namespace) -> int:
-    at = parse_cli_time(args.at) if args.at else None
+    at = parse_cli_time(args.at) if args.at is not None else None
+    if _SCHEME.match(args.target) and not is_url(args.target):
+        raise AdvertUsageError(
+            f"cannot fetch {args.target}: only http:// and https:// URLs, or a file path"
+        )
     try:
         doc = fetch_presence(args.target) if is_url(args.target) else read_presence_file(
             args.target
