@@ -299,21 +299,31 @@ def _revoke(args: argparse.Namespace) -> int:
 
 async def _publish(broker: str, key: str, payload: bytes) -> None:
     from hereabouts.peers.node import parse_broker_url
-    from hereabouts.transports.mqtt import MqttSettings, MqttTransport
+    from hereabouts.progress import Spinner
+    from hereabouts.transports.mqtt import MqttSettings, MqttTransport, likely_cause, plain_error
     from hereabouts.transports.topics import revoked_topic
 
     host, port = parse_broker_url(broker)
-    transport = MqttTransport(node_name="revoke", settings=MqttSettings(host=host, port=port))
+    settings = MqttSettings(host=host, port=port)
+    # quiet: this command says what went wrong itself, in one line.
+    transport = MqttTransport(node_name="revoke", settings=settings, quiet=True)
+    kept = "the revocation is kept, and a hereabouts up on this home publishes it at start"
     try:
-        await transport.connect()
-        if not await transport.wait_connected(PUBLISH_TIMEOUT_S):
-            raise NetworkSetupError(f"could not reach the broker at {broker}")
-        await asyncio.wait_for(
-            transport.publish(revoked_topic(key), payload, qos=1, retain=True),
-            PUBLISH_TIMEOUT_S,
-        )
+        with Spinner(f"publishing the revocation on {broker}"):
+            await transport.connect()
+            if not await transport.wait_connected(PUBLISH_TIMEOUT_S):
+                error = transport.state.last_error
+                raise NetworkSetupError(
+                    f"could not reach the broker at {broker} within {PUBLISH_TIMEOUT_S:g}s "
+                    f"({plain_error(error)}: "
+                    f"{likely_cause(error, timeout_s=settings.timeout_s)}); {kept}"
+                )
+            await asyncio.wait_for(
+                transport.publish(revoked_topic(key), payload, qos=1, retain=True),
+                PUBLISH_TIMEOUT_S,
+            )
     except TimeoutError:
-        raise NetworkSetupError(f"the broker at {broker} did not take the revocation") from None
+        raise NetworkSetupError(f"the broker at {broker} did not take it; {kept}") from None
     finally:
         await transport.close()
 
