@@ -10,7 +10,14 @@ cannot be reached being named, with its likely cause, one line per try.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import pty
 import re
+import select
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -103,3 +110,32 @@ async def test_an_unreachable_broker_is_named_with_its_likely_cause_once_per_try
     assert delays and max(delays) <= 30.0, "the pace is bounded by the backoff cap"
     assert "hereabouts: main left before it had said anything" in output
     assert "Traceback" not in output
+
+
+def test_a_terminal_sees_a_spinner_while_the_broker_cannot_be_reached(tmp_path: Path) -> None:
+    broker = f"mqtt://127.0.0.1:{free_port()}"
+    leader, follower = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "hereabouts.cli", "up", "--fast", "--home", str(tmp_path),
+         "--broker", broker, "--http", f"127.0.0.1:{free_port()}"],
+        stdin=subprocess.DEVNULL, stdout=follower, stderr=follower,
+        env={**os.environ, "TERM": "xterm"},
+    )
+    os.close(follower)
+    screen = b""
+    try:
+        deadline = time.monotonic() + 60
+        while f"waiting for the broker at {broker}".encode() not in screen:
+            assert time.monotonic() < deadline, screen.decode(errors="replace")
+            if select.select([leader], [], [], 0.2)[0]:
+                screen += os.read(leader, 65536)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(60)
+        with contextlib.suppress(OSError):  # EIO once the other side is closed
+            while select.select([leader], [], [], 0.2)[0] and (chunk := os.read(leader, 65536)):
+                screen += chunk
+        os.close(leader)
+    text = screen.decode(errors="replace")
+    assert "(Ctrl-C to stop)" in text
+    assert "Traceback" not in text
