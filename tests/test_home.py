@@ -15,6 +15,7 @@ from hereabouts.config import resolve_home
 from hereabouts.errors import ConfigError, LocalError
 from hereabouts.home import LOCK_FILE_NAME, HomeInUse, HomeLock, hold_home
 from hereabouts.peers.node import Node
+from tests.adversarial.processes import UpProcess
 from tests.fixtures.mosquitto import free_port
 from tests.peers.support import test_config
 from tests.test_cli import run_cli
@@ -144,3 +145,18 @@ def test_keys_show_creating_a_key_needs_the_home(tmp_path: Path) -> None:
         assert not (tmp_path / "identity.key").exists()
     finally:
         stop(process)
+
+
+async def test_a_second_up_on_a_held_home_names_the_first(tmp_path: Path) -> None:
+    """Even on the first one's HTTP port (make run twice), the home is what it is told."""
+    first = UpProcess(tmp_path, "--no-sites")
+    async with first:
+        second = subprocess.run(
+            [sys.executable, "-m", "hereabouts.cli", "up", "--home", str(tmp_path),
+             "--http", f"127.0.0.1:{first.http_port}", "--broker-port", str(free_port())],
+            capture_output=True, text=True, timeout=60,
+        )
+        assert second.returncode == 2
+        assert second.stderr.count("\n") == 1, second.stderr
+        assert f"in use by another hereabouts process (PID {first.pid})" in second.stderr
+        assert "--home" in second.stderr

@@ -54,6 +54,7 @@ from hereabouts.config import (
 )
 from hereabouts.errors import ConfigError
 from hereabouts.events import check_name
+from hereabouts.home import HomeLock
 from hereabouts.progress import Spinner, SpinnerAwareHandler, say
 
 if TYPE_CHECKING:  # the runtime pieces load only when a node really starts (fast --help)
@@ -416,6 +417,8 @@ def check_http(host: str, port: int) -> None:
 
 def command(args: argparse.Namespace) -> int:
     config = config_from_args(args)  # every option checked before anything starts
+    with HomeLock(config.home):
+        pass  # a home held by another up says so first (the node takes it for real)
     check_http(config.node.http_host, config.node.http_port)
     handler = SpinnerAwareHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
