@@ -160,3 +160,24 @@ async def test_a_second_up_on_a_held_home_names_the_first(tmp_path: Path) -> Non
         assert second.stderr.count("\n") == 1, second.stderr
         assert f"in use by another hereabouts process (PID {first.pid})" in second.stderr
         assert "--home" in second.stderr
+
+
+def test_advert_publish_runs_beside_a_holder_but_creates_no_key_under_it(tmp_path: Path) -> None:
+    publish = ("advert", "publish", "--endpoint", "api=https://example.org/api",
+               "--merkle-root", "sha256:" + "0" * 64)
+    fresh = tmp_path / "fresh"
+    process = holder(fresh)
+    try:
+        refused = run_cli(*publish, home=fresh)
+        assert refused.returncode == 2 and f"(PID {process.pid})" in refused.stderr
+        assert not (fresh / "identity.key").exists()
+    finally:
+        stop(process)
+    used = tmp_path / "used"
+    assert run_cli("keys", "show", home=used).returncode == 0
+    process = holder(used)
+    try:  # a running node serves what is published next to it
+        published = run_cli(*publish, home=used)
+        assert published.returncode == 0, published.stderr
+    finally:
+        stop(process)

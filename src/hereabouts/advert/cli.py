@@ -32,7 +32,8 @@ from hereabouts.advert.publish import publish_presence
 from hereabouts.advert.store import DEFAULT_ALIAS, PresenceStore, check_alias
 from hereabouts.advert.timestamps import format_time, parse_time, utc_now
 from hereabouts.config import resolve_home
-from hereabouts.identity import key_file_path, load_or_create_identity
+from hereabouts.home import identity_of
+from hereabouts.identity import key_file_path
 
 _TIME_TAIL = re.compile(r"@(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:Z|[+-]\d{2}:\d{2}))\Z")
 
@@ -74,7 +75,9 @@ def parse_relay(text: str) -> dict[str, str]:
 
 def _identity(args: argparse.Namespace) -> Any:
     home = resolve_home(getattr(args, "home", None))
-    identity, created = load_or_create_identity(home)
+    # Publishing may run beside a hereabouts up on this home (it serves what is written);
+    # only creating the key takes the home's lock (hereabouts.home).
+    identity, created = identity_of(home)
     if created:
         print(f"created a new identity in {key_file_path(home)}", file=sys.stderr)
     return identity, home
