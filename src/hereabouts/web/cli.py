@@ -183,13 +183,13 @@ def register(commands: Any) -> None:
         "status", help="show who a running node sees (its /v1/peers)",
         description="Ask a running hereabouts node who is here.",
     )
-    status.add_argument("--url", type=_url, default=DEFAULT_URL,
+    status.add_argument("--url", type=_url, default=DEFAULT_URL, metavar="URL",
                         help=f"the node's HTTP address (default: {DEFAULT_URL})")
     status.add_argument("--json", action="store_true",
                         help="print the node's JSON answer as sent")
     status.add_argument("--watch", action="store_true",
                         help="ask again every --interval seconds until Ctrl-C")
-    status.add_argument("--interval", type=_interval, default=DEFAULT_INTERVAL_S,
+    status.add_argument("--interval", type=_interval, default=DEFAULT_INTERVAL_S, metavar="S",
                         help=f"seconds between --watch updates (default: {DEFAULT_INTERVAL_S:g})")
     status.add_argument("--color", choices=("auto", "always", "never"), default="auto",
                         metavar="WHEN",
