@@ -50,3 +50,12 @@ def test_version() -> None:
     result = run_cli("--version")
     assert result.returncode == 0
     assert result.stdout.startswith("hereabouts ")
+
+
+def test_help_is_plain_text() -> None:
+    for command in ((), ("up",), ("status",), ("keys", "show"), ("network", "revoke"),
+                    ("advert", "publish")):
+        result = run_cli(*command, "--help")
+        assert result.returncode == 0, result.stderr
+        for markup in ("``", ":mod:", ":class:", ":func:", ":data:"):
+            assert markup not in result.stdout, (command, markup)

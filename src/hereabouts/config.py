@@ -17,17 +17,81 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from hereabouts.errors import ConfigError
+from hereabouts.events import check_name
 
 HOME_ENV = "HEREABOUTS_HOME"
 DEFAULT_HOME = Path("~/.hereabouts")
 
+DEFAULT_MQTT_PORT = 1883
+"""The IANA-registered MQTT port: a broker URL without a port means this one."""
+
 
 def resolve_home(explicit: str | os.PathLike[str] | None = None) -> Path:
-    """The home directory: ``--home``, else ``$HEREABOUTS_HOME``, else ``~/.hereabouts``."""
-    chosen = explicit or os.environ.get(HOME_ENV) or DEFAULT_HOME
-    return Path(chosen).expanduser()
+    """The home directory: ``--home``, else ``$HEREABOUTS_HOME``, else ``~/.hereabouts``.
+
+    It need not exist yet (whatever writes it first creates it), but it must be able to be a
+    directory: a home that is a file, or lies under one, is a :class:`ConfigError` naming
+    where the path came from."""
+    if explicit:
+        chosen, source = explicit, "--home"
+    elif os.environ.get(HOME_ENV):
+        chosen, source = os.environ[HOME_ENV], f"${HOME_ENV}"
+    else:
+        chosen, source = DEFAULT_HOME, "the default home"
+    home = Path(chosen).expanduser()
+    _check_home(home, source)
+    return home
+
+
+def _check_home(home: Path, source: str) -> None:
+    """Refuse a home that cannot be a directory: it, or the nearest part of it that
+    exists, is something else (a file, a socket)."""
+    for part in (home, *home.parents):
+        try:
+            if part.is_dir():
+                return
+            if not part.exists():
+                continue
+        except OSError:  # unreadable on the way: whatever opens the home says why
+            return
+        what = "is a file" if part == home else f"lies under {part}, which is a file"
+        raise ConfigError(
+            f"home {home} (from {source}) {what}, not a directory; "
+            "choose another with --home DIR"
+        )
+
+
+def broker_address(url: str) -> tuple[str, int]:
+    """``mqtt://host[:port]`` (port 1883 by default) → ``(host, port)``, or a
+    :class:`ConfigError` saying what is wrong with it."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        problem = str(exc)
+        if "cast to integer" in problem:
+            problem = "its port is not a number"
+        elif "out of range" in problem:
+            problem = "its port is not in 1-65535"
+        elif "IPv6" in problem:
+            problem = "its IPv6 address needs a closing ] (mqtt://[::1]:1883)"
+    else:
+        if parts.scheme != "mqtt":
+            problem = "it does not start with mqtt:// (TLS and WebSocket brokers are not supported)"
+        elif not parts.hostname:
+            problem = "it has no host"
+        elif parts.username is not None or parts.password is not None:
+            problem = "it holds a user name or password, which is not supported"
+        elif parts.path not in ("", "/") or parts.query or parts.fragment:
+            problem = "it goes on after the port"
+        elif port == 0:
+            problem = "its port is not in 1-65535"
+        else:
+            return parts.hostname, port or DEFAULT_MQTT_PORT
+    raise ConfigError(f"broker URL {url!r}: {problem}; write it as mqtt://HOST:PORT")
 
 
 def _positive(name: str, value: float) -> None:
@@ -347,7 +411,7 @@ class NodeConfig:
     """``mqtt://host:port`` of the plaza broker. None runs the embedded broker on
     127.0.0.1:``embedded_broker_port``, or joins the one already listening there."""
 
-    embedded_broker_port: int = 1883
+    embedded_broker_port: int = DEFAULT_MQTT_PORT
     """The standard MQTT port, bound to 127.0.0.1 only."""
 
     http_host: str = "127.0.0.1"
@@ -382,14 +446,24 @@ class NodeConfig:
     """How often retention runs over the ledger."""
 
     def __post_init__(self) -> None:
+        if self.name is not None:
+            check_name(self.name)  # what peers would refuse is refused here, not on the wire
+        if self.broker_url is not None:
+            broker_address(self.broker_url)
         if self.discovery_jitter_max_s < 0:
             raise ConfigError("discovery_jitter_max_s must not be negative")
         _positive("keepalive_s", self.keepalive_s)
         _positive("rate_limit_per_s", self.rate_limit_per_s)
         _positive("rate_limit_burst", self.rate_limit_burst)
         _positive("prune_every_s", self.prune_every_s)
-        if not 0 <= self.http_port < 65536 or not 0 < self.embedded_broker_port < 65536:
-            raise ConfigError("ports must be in 0-65535")
+        if not 0 <= self.http_port <= 65535:
+            raise ConfigError(
+                f"http_port must be in 0-65535 (0 picks a free port), got {self.http_port}"
+            )
+        if not 1 <= self.embedded_broker_port <= 65535:
+            raise ConfigError(
+                f"embedded_broker_port must be in 1-65535, got {self.embedded_broker_port}"
+            )
 
 
 def _env_number(

@@ -13,9 +13,35 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator
+from typing import Final
 
 from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
+
+HELP: Final = {
+    "events_out": ("Events this node published on the plaza, by kind.", "kind"),
+    "publish_failed": (
+        "Events this node could not publish because the plaza was unreachable, by kind.",
+        "kind",
+    ),
+    "handler_errors": (
+        "Messages and timers whose handling failed on a bug (logged with its traceback); "
+        "the node carries on. By event kind, or timers.",
+        "kind",
+    ),
+    "changes_dropped": (
+        "Status changes a slow changes() subscriber missed (its queue was full), by why.",
+        "why",
+    ),
+    "revocations": ("Revocations of invited-network members taken in, by outcome.", "outcome"),
+    "revocations_rejected": (
+        "Revocations refused (forged, of another network, malformed), by reason.",
+        "reason",
+    ),
+}
+"""Help text and label name of the node's counters that no component describes itself
+(components call :meth:`Counters.describe` for their own). Every counter has a sentence:
+``tests/test_metrics_help.py`` fails on a counter that has none."""
 
 
 class Counters:
@@ -56,7 +82,9 @@ class _CountersCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         names = {name for name, _ in self._counters._counts} | set(self._counters._help)
         for name in sorted(names):
-            help_text, label = self._counters._help.get(name, (name.replace("_", " "), "kind"))
+            help_text, label = self._counters._help.get(name) or HELP.get(
+                name, (f"Count of {name.replace('_', ' ')}, by kind.", "kind")
+            )
             family = CounterMetricFamily(f"hereabouts_{name}", help_text, labels=[label])
             for value, count in sorted(self._counters.by_label(name).items()):
                 family.add_metric([value], count)

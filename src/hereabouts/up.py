@@ -4,17 +4,27 @@ Everything one operator needs on one machine, in one process:
 
 * the plaza: ``--broker mqtt://host:port``, or by default the embedded broker on
   127.0.0.1 (started here, or joined if another ``hereabouts up`` already runs one);
-* the node, with its identity, ledger and keyring in the home directory;
+* the node, with its identity, ledger and keyring in the home directory, which it holds
+  (:mod:`hereabouts.home`: a second process on the same home is refused in one line);
 * the HTTP server (peers, stream, health, metrics, dashboard, presence@2 and relay);
 * a re-publisher keeping this node's latest presence@2 document fresh, if it has one;
 * the site-presence hub for browsers (``/v1/site``, ``/widget.js``, ``/demo/site``) on its
   own connection to the same plaza, unless the ``presence_v0`` flag is off (``--no-sites``
   or ``HEREABOUTS_PRESENCE_V0=0``); ``--ghost-hard-off`` (flag
   ``presence_ghost_mode_hard_off``) forces ghost mode for every visitor of the hub;
-* ``--peers N`` demo nodes in the same process (in-memory ledgers, fresh identities), so a
-  newcomer sees a live neighbourhood at once.
+* ``--peers N`` demo nodes in the same process, so a newcomer sees a live neighbourhood at
+  once. Their keys live in ``<home>/demo/demo-<n>.key`` (created once, mode 0600), so every
+  run shows the *same* demo peers coming back, never a new key under an old name. Their
+  ledgers and keyrings are in memory: what a demo peer thinks of the others is never shown,
+  and each run it learns the neighbourhood again from its welcomes in a second.
 
-SIGINT and SIGTERM stop everything in order: every node says ``chau`` first.
+Every option is checked before anything starts: a value peers or the operating system would
+refuse (a name, a port, a broker URL) ends the command in one line.
+
+SIGINT and SIGTERM stop everything in order, and the console says who said goodbye: the demo
+peers first (this node still listens, so its ledger records their ``chau`` and the next run
+replays them OFFLINE, not ONLINE from the past), then the site hub, then this node, whose
+embedded broker goes last so nobody else's connection is cut from under it.
 """
 
 from __future__ import annotations
@@ -26,7 +36,9 @@ import dataclasses
 import logging
 import os
 import signal
-from collections.abc import Mapping
+import socket
+from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from hereabouts import config as config_module
@@ -38,8 +50,12 @@ from hereabouts.config import (
     NodeConfig,
     RelayConfig,
     SitesConfig,
+    broker_address,
 )
 from hereabouts.errors import ConfigError
+from hereabouts.events import check_name
+from hereabouts.home import HomeLock
+from hereabouts.progress import Spinner, SpinnerAwareHandler, say
 
 if TYPE_CHECKING:  # the runtime pieces load only when a node really starts (fast --help)
     from starlette.routing import BaseRoute
@@ -49,7 +65,7 @@ if TYPE_CHECKING:  # the runtime pieces load only when a node really starts (fas
     from hereabouts.identity import Identity
     from hereabouts.peers.node import Node
     from hereabouts.sites.hub import SiteHub
-    from hereabouts.web.app import HealthCheck
+    from hereabouts.web.app import HealthCheck, RoomCounts
 
 log = logging.getLogger(__name__)
 
@@ -68,14 +84,75 @@ def presence_v0(args: argparse.Namespace, env: Mapping[str, str] | None = None) 
     return value not in ("0", "false", "off", "no")
 
 
+MAX_DEMO_PEERS = 50
+"""Most ``--peers``: each demo peer is a whole node with its own broker connection in this
+process. A few make a neighbourhood to look at; for hundreds, run real processes
+(``bench/liveness.py``)."""
+
+DEMO_DIR = "demo"
+"""Where the demo peers' keys live under the home."""
+
+GOODBYE_WAIT_S = 3.0
+"""How long shutdown waits for this node to hear its demo peers' ``chau`` (milliseconds on
+one machine) before it says its own; a plaza that went away does not hold up the exit."""
+
+
 def parse_http(value: str) -> tuple[str, int]:
-    """``HOST:PORT`` (or ``:PORT``) → (host, port)."""
-    host, _, port = value.rpartition(":")
-    try:
-        number = int(port)
-    except ValueError:
-        raise ConfigError(f"--http needs HOST:PORT, got {value!r}") from None
+    """``HOST:PORT``, ``:PORT`` or ``[IPv6]:PORT`` → (host, port); port 0 picks a free one."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.strip().isdigit():
+        raise ConfigError(f"--http {value!r}: write it as HOST:PORT, or :PORT for 127.0.0.1")
+    number = int(port)
+    if not 0 <= number <= 65535:
+        raise ConfigError(f"--http {value!r}: the port must be in 0-65535 (0 picks a free one)")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
     return host or "127.0.0.1", number
+
+
+def _argument(check: Callable[[str], object]) -> Callable[[str], str]:
+    """An argparse type running ``check`` on the text: its ConfigError is the message."""
+
+    def parse(text: str) -> str:
+        try:
+            check(text)
+        except ConfigError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+        return text
+
+    return parse
+
+
+def _port(text: str) -> int:
+    """An argparse type: a TCP port to connect to or bind, 1-65535."""
+    if not text.strip().isdigit() or not 1 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port (1-65535)")
+    return int(text)
+
+
+def _peers(text: str) -> int:
+    if not text.strip().isdigit() or int(text) > MAX_DEMO_PEERS:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a number of demo peers (0-{MAX_DEMO_PEERS})"
+        )
+    return int(text)
+
+
+def demo_identity(home: Path, number: int) -> Identity:
+    """Demo peer ``number``'s key from ``<home>/demo/``, created on first use (mode 0600)."""
+    from hereabouts.identity import Identity, load_identity, save_identity
+
+    path = home / DEMO_DIR / f"demo-{number}.key"
+    try:
+        return load_identity(path)
+    except FileNotFoundError:
+        pass
+    identity = Identity.generate()
+    try:
+        save_identity(identity, path)  # never overwrites; the home lock is held meanwhile
+    except FileExistsError:
+        return load_identity(path)
+    return identity
 
 
 def config_from_args(args: argparse.Namespace) -> Config:
@@ -83,12 +160,14 @@ def config_from_args(args: argparse.Namespace) -> Config:
     base = preset(getattr(args, "home", None))
     node: NodeConfig = base.node
     changes: dict[str, object] = {"stealth": args.stealth}
-    if args.name:
+    if args.name is not None:
         changes["name"] = args.name
-    if args.broker:
-        from hereabouts.peers.node import parse_broker_url
-
-        parse_broker_url(args.broker)  # fail early on a malformed URL
+    if args.broker is not None:
+        if args.broker_port is not None:
+            raise ConfigError(
+                "--broker-port is the embedded broker's port; with --broker, the port is "
+                "part of the URL (mqtt://HOST:PORT)"
+            )
         changes["broker_url"] = args.broker
     if args.broker_port is not None:
         changes["embedded_broker_port"] = args.broker_port
@@ -163,7 +242,8 @@ def _site_hub(config: Config, node: Node) -> SiteHub:
     plaza = node.transport
     if not isinstance(plaza, MqttTransport):
         raise ConfigError("the site hub needs an MQTT plaza")
-    transport = MqttTransport(node_name=f"{node.name}-sites", settings=plaza.settings)
+    # quiet: the node's own connection already reports this broker's outages, once each.
+    transport = MqttTransport(node_name=f"{node.name}-sites", settings=plaza.settings, quiet=True)
     return SiteHub(
         transport=transport,
         config=config.sites,
@@ -174,7 +254,6 @@ def _site_hub(config: Config, node: Node) -> SiteHub:
 
 
 async def run(config: Config, *, demo_peers: int = 0, sites: bool = True) -> int:
-    from hereabouts.identity import Identity
     from hereabouts.ledger import MemoryLedger
     from hereabouts.metrics import Counters
     from hereabouts.peers.keyring import Keyring
@@ -196,15 +275,20 @@ async def run(config: Config, *, demo_peers: int = 0, sites: bool = True) -> int
         node = await stack.enter_async_context(Node(config))
         routes = _advert_routes(config, await _relay(config, node))
         health_parts: dict[str, HealthCheck] = {}
+        close_hub: Callable[[], Awaitable[None]] | None = None
+        rooms: RoomCounts | None = None
         if sites:
             from hereabouts.web.site import build_site_routes
 
             hub = await stack.enter_async_context(_site_hub(config, node))
+            close_hub = _once(hub.__aexit__, None, None, None)
+            stack.push_async_callback(close_hub)  # a no-op after the ordered shutdown
             hub.counters.register(node.registry)
             node.registry.register(hub.collector())
             routes += build_site_routes(hub)
             health_parts["sites"] = hub.health
-        app = create_app(node, extra_routes=routes, health_parts=health_parts)
+            rooms = hub.counts
+        app = create_app(node, extra_routes=routes, health_parts=health_parts, rooms=rooms)
         host, port = config.node.http_host, config.node.http_port
         http_counters = Counters()
         http_counters.register(node.registry)
@@ -225,47 +309,130 @@ async def run(config: Config, *, demo_peers: int = 0, sites: bool = True) -> int
                 config.hub.max_connections,
                 server.connection_limit,
             )
-        nodes = [node]
+        demos: list[Node] = []
         for number in range(1, demo_peers + 1):
             demo = await stack.enter_async_context(
                 Node(
                     config,
                     name=f"demo-{number}",
-                    identity=Identity.generate(),
+                    identity=demo_identity(config.home, number),
                     ledger=MemoryLedger(),
                     keyring=Keyring(),
                     stealth=False,
                     log_changes=False,
                 )
             )
-            nodes.append(demo)
+            demos.append(demo)
         republisher = _republisher(config, node.identity)
         tasks = []
         if republisher is not None:
             tasks.append(asyncio.create_task(republisher.run(), name="presence-republisher"))
-        print(f"hereabouts: {node.name} ({node.did})", flush=True)
-        print(f"hereabouts: plaza {node.transport.state.endpoint}", flush=True)
-        print(f"hereabouts: dashboard {server.url}/", flush=True)
+        say(f"hereabouts: {node.name} ({node.did})")
+        say(f"hereabouts: plaza {node.transport.state.endpoint}")
+        say(f"hereabouts: dashboard {server.url}/")
         if sites:
-            print(f"hereabouts: site presence demo {server.url}/demo/site", flush=True)
+            say(f"hereabouts: site presence demo {server.url}/demo/site")
+        if not node.transport.state.connected:
+            tasks.append(asyncio.create_task(_wait_for_broker(node), name="broker-wait"))
         await stop.wait()
-        print("hereabouts: stopping (saying chau)…", flush=True)
+        say("hereabouts: stopping; every node says chau…")
         for task in tasks:
             task.cancel()
-        # Goodbyes first: the HTTP server's shutdown must not delay anyone's chau.
-        await asyncio.gather(*(each.stop() for each in nodes))
+        await _goodbyes(node, demos, close_hub)
     return 0
 
 
+def _once(
+    close: Callable[..., Awaitable[object]], *args: object
+) -> Callable[[], Awaitable[None]]:
+    """``close(*args)``, awaited the first time the result is called and never again."""
+    done = False
+
+    async def run_once() -> None:
+        nonlocal done
+        if not done:
+            done = True
+            await close(*args)
+
+    return run_once
+
+
+async def _wait_for_broker(node: Node) -> None:
+    """A spinner (on a terminal) until the plaza answers; the transport logs each try."""
+    endpoint = node.transport.state.endpoint
+    with Spinner(f"waiting for the broker at {endpoint} (Ctrl-C to stop)"):
+        await node.transport.wait_connected()
+
+
+async def _goodbyes(
+    node: Node, demos: list[Node], close_hub: Callable[[], Awaitable[None]] | None
+) -> None:
+    """Stop every node in order (see the module docstring) and say who said goodbye."""
+    from hereabouts.core.effects import Status
+
+    await asyncio.gather(*(demo.stop() for demo in demos))
+    deadline = asyncio.get_running_loop().time() + GOODBYE_WAIT_S
+    while any(_said_chau(d) and node.status_of(d.did) is not Status.OFFLINE for d in demos):
+        if asyncio.get_running_loop().time() > deadline:
+            break
+        await asyncio.sleep(0.02)
+    for demo in demos:
+        say(_goodbye(demo))
+    if close_hub is not None:
+        await close_hub()
+    await node.stop()
+    say(_goodbye(node))
+
+
+def _said_chau(node: Node) -> bool:
+    return node.counters.get("events_out", "chau") > 0
+
+
+def _goodbye(node: Node) -> str:
+    if _said_chau(node):
+        return f"hereabouts: {node.name} said chau"
+    if node.stealth:
+        return f"hereabouts: {node.name} left without a word (stealth)"
+    if not node.counters.total("events_out") and not node.counters.total("publish_failed"):
+        return f"hereabouts: {node.name} left before it had said anything"
+    return f"hereabouts: {node.name} could not say chau (no plaza connection)"
+
+
+def check_http(host: str, port: int) -> None:
+    """Refuse, before anything starts, an HTTP address this machine cannot listen on (a
+    host that does not resolve or is not ours, a port in use or not ours to take)."""
+    problem: str | None = None
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server does
+            probe.bind(address)
+    except OSError as exc:  # socket.gaierror included
+        problem = exc.strerror or str(exc)
+    if problem is not None:
+        raise ConfigError(
+            f"cannot serve HTTP on {host}:{port} ({problem}); choose another with --http HOST:PORT"
+        )
+
+
 def command(args: argparse.Namespace) -> int:
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    if args.peers < 0:
-        raise ConfigError("--peers must not be negative")
-    config = config_from_args(args)
+    config = config_from_args(args)  # every option checked before anything starts
+    with HomeLock(config.home):
+        pass  # a home held by another up says so first (the node takes it for real)
+    check_http(config.node.http_host, config.node.http_port)
+    handler = SpinnerAwareHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, handlers=[handler])
     return asyncio.run(run(config, demo_peers=args.peers, sites=presence_v0(args)))
+
+
+DESCRIPTION = (
+    "Run a presence node with its HTTP API and dashboard, and optionally demo peers. "
+    "Without --broker it starts an MQTT broker on 127.0.0.1 (or joins the one already "
+    "there). Ctrl-C stops it: every node says goodbye (chau) first."
+)
 
 
 def register(
@@ -276,28 +443,42 @@ def register(
         "up",
         parents=[home_parent],
         help="run a presence node with its HTTP API and dashboard",
-        description=__doc__.split("\n\n")[0] if __doc__ else None,
+        description=DESCRIPTION,
     )
-    up.add_argument("--name", help="this node's name (default: the host name)")
+    up.add_argument(
+        "--name",
+        type=_argument(check_name),
+        help="this node's name, 1-64 printable characters (default: the host name)",
+    )
     up.add_argument(
         "--broker",
+        type=_argument(broker_address),
         metavar="URL",
-        help="mqtt://host:port of the plaza (default: the embedded broker on 127.0.0.1:1883)",
+        help="mqtt://HOST:PORT of the plaza (default: the embedded broker on 127.0.0.1:1883)",
     )
     up.add_argument(
         "--broker-port",
-        type=int,
+        type=_port,
         metavar="PORT",
         help="port of the embedded broker on 127.0.0.1, when no --broker (default: 1883)",
     )
     up.add_argument(
-        "--http", metavar="HOST:PORT", help="where to serve the API (default: 127.0.0.1:8765)"
+        "--http",
+        type=_argument(parse_http),
+        metavar="HOST:PORT",
+        help="where to serve the API and dashboard; port 0 picks a free one "
+        "(default: 127.0.0.1:8765)",
     )
     up.add_argument(
         "--stealth", action="store_true", help="listen only: publish nothing, not even a will"
     )
     up.add_argument(
-        "--peers", type=int, default=0, metavar="N", help="also run N demo nodes (default: 0)"
+        "--peers",
+        type=_peers,
+        default=0,
+        metavar="N",
+        help=f"also run N demo nodes, 0-{MAX_DEMO_PEERS}; their keys stay in the home "
+        "(default: 0)",
     )
     up.add_argument(
         "--fast",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -280,13 +281,19 @@ async def test_malformed_events_are_refused_by_reason_and_change_nothing(
 async def test_two_processes_with_one_key_are_reported_by_both_and_by_their_peers(
     mosquitto: MosquittoServer, tmp_path: Path
 ) -> None:
-    """Two ``hereabouts up`` on one home run with the same DID: before, nobody noticed and
-    each corrupted the other's status everywhere."""
+    """Two ``hereabouts up`` with the same DID: before, nobody noticed and each corrupted
+    the other's status everywhere. One home is held by one process now (tests/test_home.py),
+    so the second runs on a copy of the first's key, as a home copied to a second machine."""
     async with up(tmp_path, mosquitto, "observer") as observer, \
             up(tmp_path, mosquitto, "twin") as first:
         twin_did = await did_of(first)
         await eventually(lambda: sees(observer, twin_did, "ONLINE"))
-        async with up(tmp_path, mosquitto, "twin") as second:
+        copy = tmp_path / "twin-copy"
+        copy.mkdir()
+        shutil.copy2(tmp_path / "twin" / "identity.key", copy / "identity.key")  # keeps 0600
+        async with UpProcess(
+            copy, "--name", "twin", "--no-sites", broker=f"mqtt://127.0.0.1:{mosquitto.port}"
+        ) as second:
             started = time.monotonic()
             assert await did_of(second) == twin_did
 

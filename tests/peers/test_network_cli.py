@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from hereabouts.peers.network import load_credential, load_revocations
+from tests.fixtures.mosquitto import free_port
 from tests.test_cli import run_cli
 
 
@@ -79,3 +80,18 @@ def test_a_credential_nested_thousands_deep_is_refused_in_one_line(tmp_path: Pat
     result = run_cli("network", "join", str(deep), home=tmp_path / "x")
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.splitlines()[-1].startswith("hereabouts: error: not a credential")
+
+
+def test_revoke_on_an_unreachable_broker_says_why_in_one_line(tmp_path: Path) -> None:
+    owner = tmp_path / "owner"
+    assert run_cli("network", "init", "--name", "owner", home=owner).returncode == 0
+    member = did_of(tmp_path / "member")
+    broker = f"mqtt://127.0.0.1:{free_port()}"  # nothing listens there
+    result = run_cli("network", "revoke", member, "--broker", broker, home=owner)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1, result.stderr  # no log lines from the transport
+    assert f"could not reach the broker at {broker}" in result.stderr
+    assert "nothing listens there: is the broker running? is the port right?" in result.stderr
+    assert [r.member for r in load_revocations(owner, load_credential(owner).network)] == [
+        member
+    ], "kept for the next hereabouts up"

@@ -146,7 +146,13 @@ async def test_up_with_demo_peers_then_status_then_sigterm(tmp_path: Path) -> No
         output, _ = process.communicate(timeout=60)
         assert process.returncode == 0, output
         assert "dashboard http://127.0.0.1:" in output
-        assert "saying chau" in output
+        goodbyes = [line for line in output.splitlines() if line.endswith(" said chau")]
+        assert goodbyes == [
+            "hereabouts: demo-1 said chau",
+            "hereabouts: demo-2 said chau",
+            "hereabouts: main said chau",
+        ], output
+        assert " WARNING " not in output, "a clean stop warns about nothing"
         assert "Traceback" not in output
     finally:
         if process.poll() is None:
@@ -174,4 +180,5 @@ def test_up_on_a_taken_http_port_says_so_in_one_line(tmp_path: Path) -> None:
         )
     assert result.returncode == 2
     assert "cannot serve HTTP" in result.stderr
+    assert result.stderr.count("\n") == 1, "refused before anything starts or logs"
     assert "Traceback" not in result.stderr

@@ -3,16 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import os
+import pty
 import signal
 import socket
 import sys
 
 from starlette.applications import Starlette
 
+from hereabouts.web.cli import use_colour
 from hereabouts.web.server import HttpServer
-from hereabouts.web.table import age_text, render_status, short_did, terminal_safe
+from hereabouts.web.table import (
+    age_text,
+    display_width,
+    render_status,
+    short_did,
+    terminal_safe,
+)
 from tests.web.conftest import ALPHA, BRAVO, CHARLIE, T_MS
 
 CLI_TIMEOUT_S = 60.0
@@ -84,12 +93,29 @@ async def test_status_refuses_a_malformed_url() -> None:
     assert "is not a valid URL" in err and "Traceback" not in err
 
 
+def _interruptible() -> None:
+    """In the child, before it runs: Ctrl-C back to its default. A shell running a job in
+    the background hands its children SIGINT ignored, and Python then never turns it into
+    KeyboardInterrupt, so the command could not be interrupted as the test means to."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+async def _stop(process: asyncio.subprocess.Process) -> None:
+    """Kill ``process`` if it still runs and reap it. ``communicate`` reads both pipes to
+    their end: ``wait`` alone never returns while a pipe the test stopped reading is full
+    (Python 3.11 waits for the pipes to close as well as for the exit)."""
+    if process.returncode is None:
+        process.kill()
+    await asyncio.wait_for(process.communicate(), CLI_TIMEOUT_S)
+
+
 async def test_status_watch_repeats_until_interrupted(server: HttpServer) -> None:
     env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "hereabouts.cli", "status", "--url", server.url,
         "--watch", "--json", "--interval", "0.2",
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env,
+        preexec_fn=_interruptible,
     )
     assert process.stdout is not None
     try:
@@ -97,11 +123,10 @@ async def test_status_watch_repeats_until_interrupted(server: HttpServer) -> Non
             for _ in range(2):  # one JSON document per line, again and again
                 assert json.loads(await process.stdout.readline())["node"]["did"] == ALPHA
             process.send_signal(signal.SIGINT)
-            assert await process.wait() == 0
+            await process.communicate()
+            assert process.returncode == 0
     finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
+        await _stop(process)
 
 
 def test_status_sorts_online_first_then_by_name() -> None:
@@ -143,3 +168,70 @@ def test_ages_read_naturally() -> None:
 
 def test_a_node_with_no_peers_says_so() -> None:
     assert render_status({"node": {"name": "n"}, "peers": []}, 0)[-1] == "no peers known yet"
+
+
+async def run_on_a_terminal(*args: str, env: dict[str, str]) -> str:
+    """``hereabouts status`` with its stdout on a pseudo-terminal, as a user runs it."""
+    leader, follower = pty.openpty()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "hereabouts.cli", "status", *args,
+        stdout=follower, stderr=asyncio.subprocess.DEVNULL, env=env,
+    )
+    os.close(follower)
+    try:
+        await asyncio.wait_for(process.wait(), CLI_TIMEOUT_S)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # EIO: the terminal's other side is closed and drained
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(leader)
+    return b"".join(chunks).decode()
+
+
+async def test_status_is_coloured_on_a_terminal_and_plain_otherwise(server: HttpServer) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
+    env.pop("NO_COLOR", None)
+    env["TERM"] = "xterm"
+    coloured = await run_on_a_terminal("--url", server.url, env=env)
+    assert "\x1b[32mONLINE" in coloured and "\x1b[33mMISSING" in coloured
+    assert "─" in coloured, "a rule under the header"
+    assert "\x1b[" not in await run_on_a_terminal("--url", server.url, env={**env, "NO_COLOR": "1"})
+    code, piped, _ = await run_status("--url", server.url)
+    assert code == 0 and "\x1b[" not in piped and "─" not in piped
+    code, forced, _ = await run_status("--url", server.url, "--color", "always")
+    assert code == 0 and "\x1b[32mONLINE" in forced
+
+
+def test_colour_follows_the_terminal_and_no_color() -> None:
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    assert use_colour("auto", Terminal(), env={"TERM": "xterm"})
+    assert not use_colour("auto", Terminal(), env={"TERM": "xterm", "NO_COLOR": "1"})
+    assert not use_colour("auto", Terminal(), env={"TERM": "dumb"})
+    assert not use_colour("auto", io.StringIO(), env={})
+    assert use_colour("always", io.StringIO(), env={"NO_COLOR": "1"})
+    assert not use_colour("never", Terminal(), env={})
+
+
+def test_wide_names_stay_aligned() -> None:
+    peers = [
+        {"name": "東京の家", "did": ALPHA, "status": "ONLINE", "restarts": 0},
+        {"name": "plain", "did": BRAVO, "status": "ONLINE", "restarts": 0},
+    ]
+    lines = render_status({"node": {}, "peers": peers}, 0)
+    header = next(i for i, line in enumerate(lines) if line.startswith("NAME"))
+    column = display_width(lines[header][: lines[header].index("STATUS")])
+    for row in lines[header + 1 : header + 3]:
+        assert display_width(row[: row.index("ONLINE")]) == column, lines
+    assert display_width("東京") == 4 and display_width("e\u0301") == 1

@@ -42,7 +42,8 @@ from hereabouts.advert.store import DEFAULT_ALIAS, PresenceStore, check_alias
 from hereabouts.advert.timestamps import format_time, parse_time, utc_now
 from hereabouts.config import resolve_home
 from hereabouts.errors import StorageError
-from hereabouts.identity import key_file_path, load_or_create_identity
+from hereabouts.home import identity_of
+from hereabouts.identity import key_file_path
 
 _TIME_TAIL = re.compile(r"@(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:Z|[+-]\d{2}:\d{2}))\Z")
 
@@ -84,7 +85,9 @@ def parse_relay(text: str) -> dict[str, str]:
 
 def _identity(args: argparse.Namespace) -> Any:
     home = resolve_home(getattr(args, "home", None))
-    identity, created = load_or_create_identity(home)
+    # Publishing may run beside a hereabouts up on this home (it serves what is written);
+    # only creating the key takes the home's lock (hereabouts.home).
+    identity, created = identity_of(home)
     if created:
         print(f"created a new identity in {key_file_path(home)}", file=sys.stderr)
     return identity, home
@@ -101,7 +104,7 @@ def _publish(args: argparse.Namespace) -> int:
     relays = [parse_relay(text) for text in args.relay or []]
     if not 0 < args.ttl <= MAX_LIFETIME_S:
         raise AdvertUsageError(f"--ttl must be between 1 and {MAX_LIFETIME_S} seconds")
-    explicit_time = parse_cli_time(args.issued_at) if args.issued_at else None
+    explicit_time = parse_cli_time(args.issued_at) if args.issued_at is not None else None
     merkle_root = args.merkle_root.lower() if args.merkle_root else None
     if merkle_root is not None:
         try:
@@ -164,8 +167,15 @@ def _summary(doc: dict[str, Any], info: Any) -> list[str]:
     return lines
 
 
+_SCHEME = re.compile(r"\A[A-Za-z][A-Za-z0-9+.-]*://")
+
+
 def _verify(args: argparse.Namespace) -> int:
-    at = parse_cli_time(args.at) if args.at else None
+    at = parse_cli_time(args.at) if args.at is not None else None
+    if _SCHEME.match(args.target) and not is_url(args.target):
+        raise AdvertUsageError(
+            f"cannot fetch {args.target}: only http:// and https:// URLs, or a file path"
+        )
     try:
         doc = fetch_presence(args.target) if is_url(args.target) else read_presence_file(
             args.target
@@ -237,10 +247,10 @@ def _show(args: argparse.Namespace) -> int:
 
 def register(commands: Any) -> None:
     """Add the ``advert`` command group to the top-level sub-parsers."""
-    from hereabouts.cli import home_option  # here, not at import: cli imports this module
+    from hereabouts.cli import command_group, home_option  # not at import: cli imports us
 
     advert = commands.add_parser("advert", help="presence@2 documents (WAN presence)")
-    sub = advert.add_subparsers(dest="advert_command", required=True)
+    sub = command_group(advert, "advert_command")
 
     publish = sub.add_parser(
         "publish", parents=[home_option()], help="sign and store a new presence document"

@@ -16,21 +16,28 @@ Commands (defaults in brackets):
   publishes every kept revocation at start as well.
 * ``show`` prints this node's standing: open, or member of which network, until when.
 
-Bad input prints one line and exits 2 (through :func:`hereabouts.cli.main`).
+Every command but ``show`` writes the home, so it holds the home's lock while it runs
+(:mod:`hereabouts.home`): beside a ``hereabouts up`` on the same home it refuses in one
+line naming that process. Bad input (names peers would refuse, out-of-range numbers, a
+malformed DID or broker URL) is refused before anything is signed: one line, exit 2
+(through :func:`hereabouts.cli.main`).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import socket
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
-from hereabouts.config import resolve_home
-from hereabouts.errors import InvalidDID, RemoteError
+from hereabouts.config import broker_address, resolve_home
+from hereabouts.errors import ConfigError, InvalidDID, RemoteError
 from hereabouts.events import Credential, check_name
+from hereabouts.home import HomeLock, identity_of
 from hereabouts.identity import (
     Identity,
     load_or_create_identity,
@@ -73,7 +80,20 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
+MAX_DAYS = 3650
+"""Longest credential lifetime ``--days`` accepts: ten years. Longer would outlive any key
+rotation plan; expiry is what removes a lost key that no revocation reached."""
+
+MAX_INVITES = 10_000
+"""Most invitations one credential may carry: the credential format's own bound
+(:class:`~hereabouts.events.Credential`), checked here so it is refused before signing."""
+
+MAX_REASON_CHARS = 200
+"""Longest ``revoke --reason``: the revocation format's own bound, which members enforce."""
+
+
 def _home(args: argparse.Namespace) -> tuple[Path, Identity]:
+    """The home and its identity, for a command already holding the home lock."""
     home = resolve_home(getattr(args, "home", None))
     identity, created = load_or_create_identity(home)
     if created:
@@ -81,17 +101,62 @@ def _home(args: argparse.Namespace) -> tuple[Path, Identity]:
     return home, identity
 
 
-def _days(value: int) -> int:
-    if not 1 <= value <= 3650:
-        raise NetworkSetupError("--days must be between 1 and 3650")
-    return value
+def _holding_home(command: Callable[[argparse.Namespace], int]) -> Callable[..., int]:
+    """``command`` run while it holds the home's lock (it writes the home)."""
+
+    @functools.wraps(command)
+    def run(args: argparse.Namespace) -> int:
+        with HomeLock(resolve_home(getattr(args, "home", None))):
+            return command(args)
+
+    return run
+
+
+def _bounded(low: int, high: int) -> Callable[[str], int]:
+    """An argparse type: an integer in ``[low, high]``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be between {low} and {high}, got {value}")
+        return value
+
+    return parse
 
 
 def _did(text: str) -> str:
+    """An argparse type: a node's ``did:key``."""
     try:
         public_key_from_did(text)
     except InvalidDID as exc:
-        raise NetworkSetupError(f"{text!r} is not a node's DID: {exc}") from None
+        raise argparse.ArgumentTypeError(f"{text!r} is not a node's DID: {exc}") from None
+    return text
+
+
+def _name_arg(text: str) -> str:
+    """An argparse type: a name peers would accept."""
+    try:
+        return check_name(text)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _reason(text: str) -> str:
+    if len(text) > MAX_REASON_CHARS:
+        raise argparse.ArgumentTypeError(
+            f"must be at most {MAX_REASON_CHARS} characters, got {len(text)}"
+        )
+    return text
+
+
+def _broker(text: str) -> str:
+    try:
+        broker_address(text)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
     return text
 
 
@@ -114,7 +179,7 @@ def _init(args: argparse.Namespace) -> int:
         member=identity.did,
         name=_name(args.name),
         issued_at_ms=now,
-        expires_at_ms=now + _days(args.days) * _DAY_MS,
+        expires_at_ms=now + args.days * _DAY_MS,
         invites=args.invites,
     )
     save_credential(home, own)
@@ -125,14 +190,15 @@ def _init(args: argparse.Namespace) -> int:
 
 
 def _name(name: str | None) -> str:
-    return check_name(name or socket.gethostname() or "node")
+    """``--name`` (checked by its type), else the host name."""
+    return name if name is not None else check_name(socket.gethostname() or "node")
 
 
 def _invite(args: argparse.Namespace) -> int:
     home, identity = _home(args)
-    member = _did(args.did)
+    member = args.did  # checked by its argparse type
     now = _now_ms()
-    expires = now + _days(args.days) * _DAY_MS
+    expires = now + args.days * _DAY_MS
     network_key = load_network_key(home)
     if network_key is not None:
         credential = issue_credential(
@@ -218,7 +284,7 @@ def _revoke(args: argparse.Namespace) -> int:
     network_key = load_network_key(home)
     if network_key is None:
         raise NetworkSetupError("only the home holding the network key can revoke members")
-    member = _did(args.did)
+    member = args.did  # checked by its argparse type
     revocation = sign_revocation(network_key, member=member, at_ms=_now_ms(), reason=args.reason)
     kept = [r for r in load_revocations(home, network_key.did) if r.member != member]
     save_revocations(home, [*kept, revocation])
@@ -233,27 +299,40 @@ def _revoke(args: argparse.Namespace) -> int:
 
 async def _publish(broker: str, key: str, payload: bytes) -> None:
     from hereabouts.peers.node import parse_broker_url
-    from hereabouts.transports.mqtt import MqttSettings, MqttTransport
+    from hereabouts.progress import Spinner
+    from hereabouts.transports.mqtt import MqttSettings, MqttTransport, likely_cause, plain_error
     from hereabouts.transports.topics import revoked_topic
 
     host, port = parse_broker_url(broker)
-    transport = MqttTransport(node_name="revoke", settings=MqttSettings(host=host, port=port))
+    settings = MqttSettings(host=host, port=port)
+    # quiet: this command says what went wrong itself, in one line.
+    transport = MqttTransport(node_name="revoke", settings=settings, quiet=True)
+    kept = "the revocation is kept, and a hereabouts up on this home publishes it at start"
     try:
-        await transport.connect()
-        if not await transport.wait_connected(PUBLISH_TIMEOUT_S):
-            raise NetworkSetupError(f"could not reach the broker at {broker}")
-        await asyncio.wait_for(
-            transport.publish(revoked_topic(key), payload, qos=1, retain=True),
-            PUBLISH_TIMEOUT_S,
-        )
+        with Spinner(f"publishing the revocation on {broker}"):
+            await transport.connect()
+            if not await transport.wait_connected(PUBLISH_TIMEOUT_S):
+                error = transport.state.last_error
+                raise NetworkSetupError(
+                    f"could not reach the broker at {broker} within {PUBLISH_TIMEOUT_S:g}s "
+                    f"({plain_error(error)}: "
+                    f"{likely_cause(error, timeout_s=settings.timeout_s)}); {kept}"
+                )
+            await asyncio.wait_for(
+                transport.publish(revoked_topic(key), payload, qos=1, retain=True),
+                PUBLISH_TIMEOUT_S,
+            )
     except TimeoutError:
-        raise NetworkSetupError(f"the broker at {broker} did not take the revocation") from None
+        raise NetworkSetupError(f"the broker at {broker} did not take it; {kept}") from None
     finally:
         await transport.close()
 
 
 def _show(args: argparse.Namespace) -> int:
-    home, identity = _home(args)
+    home = resolve_home(getattr(args, "home", None))
+    identity, created = identity_of(home)  # reads; locks only to create the key
+    if created:
+        print(f"created a new identity for this node ({identity.did})", file=sys.stderr)
     credential = load_credential(home)
     if credential is None:
         print(f"{identity.did}: open network (no credential in {network_dir(home)})")
@@ -280,31 +359,44 @@ def register(
     commands: argparse._SubParsersAction,  # type: ignore[type-arg]
     home_parent: argparse.ArgumentParser,
 ) -> None:
+    from hereabouts.cli import command_group  # here, not at import: cli imports this module
+
     network = commands.add_parser(
         "network", help="invited networks: create one, invite and revoke members"
     )
-    sub = network.add_subparsers(dest="network_command", required=True)
+    sub = command_group(network, "network_command")
+    days = _bounded(1, MAX_DAYS)
+    invites = _bounded(0, MAX_INVITES)
     init = sub.add_parser("init", parents=[home_parent], help="create an invited network")
-    init.add_argument("--name", help="this node's name in it (default: the host name)")
-    init.add_argument("--days", type=int, default=DEFAULT_DAYS, help="credential lifetime")
-    init.add_argument("--invites", type=int, default=0, help="members this node may invite")
-    init.set_defaults(func=_init)
+    init.add_argument("--name", type=_name_arg,
+                      help="this node's name in it (default: the host name)")
+    init.add_argument("--days", type=days, default=DEFAULT_DAYS,
+                      help=f"credential lifetime, 1-{MAX_DAYS} (default: {DEFAULT_DAYS})")
+    init.add_argument("--invites", type=invites, default=0,
+                      help=f"members this node may invite, 0-{MAX_INVITES} (default: 0)")
+    init.set_defaults(func=_holding_home(_init))
     invite = sub.add_parser("invite", parents=[home_parent], help="issue a member credential")
-    invite.add_argument("did", help="the new member's DID (its `hereabouts keys show`)")
-    invite.add_argument("--name", required=True, help="the name the member goes by")
-    invite.add_argument("--days", type=int, default=DEFAULT_DAYS, help="credential lifetime")
-    invite.add_argument("--invites", type=int, default=0,
+    invite.add_argument("did", type=_did, help="the new member's DID (its `hereabouts keys show`)")
+    invite.add_argument("--name", type=_name_arg, required=True,
+                        help="the name the member goes by")
+    invite.add_argument("--days", type=days, default=DEFAULT_DAYS,
+                        help=f"credential lifetime, 1-{MAX_DAYS} (default: {DEFAULT_DAYS})")
+    invite.add_argument("--invites", type=invites, default=0,
                         help="how many members it may invite in turn (network key only)")
-    invite.add_argument("--out", help="write the credential to this file instead of stdout")
-    invite.set_defaults(func=_invite)
+    invite.add_argument("--out", metavar="FILE",
+                        help="write the credential to this file instead of stdout")
+    invite.set_defaults(func=_holding_home(_invite))
     join = sub.add_parser("join", parents=[home_parent], help="install this node's credential")
     join.add_argument("file", help="the credential file an inviter gave you")
-    join.set_defaults(func=_join)
+    join.set_defaults(func=_holding_home(_join))
     revoke = sub.add_parser("revoke", parents=[home_parent], help="revoke a member")
-    revoke.add_argument("did", help="the member's DID")
-    revoke.add_argument("--reason", default="", help="a short note kept with the revocation")
-    revoke.add_argument("--broker", help="mqtt://host:port to publish the revocation on")
-    revoke.set_defaults(func=_revoke)
+    revoke.add_argument("did", type=_did, help="the member's DID")
+    revoke.add_argument("--reason", type=_reason, default="",
+                        help=f"a short note kept with the revocation (at most "
+                        f"{MAX_REASON_CHARS} characters)")
+    revoke.add_argument("--broker", type=_broker, metavar="URL",
+                        help="mqtt://host:port to publish the revocation on")
+    revoke.set_defaults(func=_holding_home(_revoke))
     show = sub.add_parser("show", parents=[home_parent], help="this node's standing")
     show.set_defaults(func=_show)
 

@@ -38,12 +38,11 @@ import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from types import TracebackType
 from typing import Any, Final, Self
-from urllib.parse import urlsplit
 
 import msgspec
 from prometheus_client.registry import CollectorRegistry
 
-from hereabouts.config import Config, production
+from hereabouts.config import Config, broker_address, production
 from hereabouts.core.cadence import NewspaperCadence
 from hereabouts.core.effects import Status, StatusChanged, Vouch
 from hereabouts.core.howdy import Candidate, HowdyCoordinator
@@ -51,7 +50,6 @@ from hereabouts.core.keys import KeyBook
 from hereabouts.core.projection import PeerView, Projection
 from hereabouts.core.ratelimit import RateLimiter
 from hereabouts.errors import (
-    ConfigError,
     EventRejected,
     HereaboutsError,
     RateLimited,
@@ -72,6 +70,7 @@ from hereabouts.events import (
     check_name,
 )
 from hereabouts.fanout import Fanout
+from hereabouts.home import HomeLock, hold_home
 from hereabouts.identity import Identity, load_or_create_identity
 from hereabouts.ledger import LEDGER_FILE_NAME, Ledger, SqliteLedger
 from hereabouts.metrics import Counters
@@ -125,11 +124,8 @@ class KeyShared(EventRejected):
 
 
 def parse_broker_url(url: str) -> tuple[str, int]:
-    """``mqtt://host[:port]`` → (host, port)."""
-    parts = urlsplit(url)
-    if parts.scheme != "mqtt" or not parts.hostname:
-        raise ConfigError(f"broker URL must look like mqtt://host:port, got {url!r}")
-    return parts.hostname, parts.port or 1883
+    """``mqtt://host[:port]`` → (host, port); see :func:`hereabouts.config.broker_address`."""
+    return broker_address(url)
 
 
 class Node:
@@ -170,6 +166,7 @@ class Node:
         self._keyring = keyring
         self._owns_stores = ledger is None
         self._broker: EmbeddedBroker | None = None
+        self._home_lock: HomeLock | None = None
         self.boot_id = secrets.token_hex(8)
         self.started_at_ms = self._now_ms()
         self.counters = Counters()
@@ -186,6 +183,7 @@ class Node:
         self._wake = asyncio.Event()
         self._session = 0
         self._announced = asyncio.Event()
+        self._spoke = False  # an event of ours went to the plaza: peers may count us ONLINE
         self._howdys_to_us = 0
         self._sync_due_ms: int | None = None
         self._synced = False
@@ -272,7 +270,25 @@ class Node:
         await self.stop()
 
     async def start(self) -> None:
-        """Open stores, connect, and start the background tasks (announcing after jitter)."""
+        """Open stores, connect, and start the background tasks (announcing after jitter).
+
+        A node that reads its identity, ledger or keyring from ``config.home`` holds the
+        home's lock while it runs (:mod:`hereabouts.home`): a home another process or node
+        holds raises :class:`~hereabouts.home.HomeInUse`."""
+        if self._identity is None or self._ledger is None or self._keyring is None:
+            self._home_lock = hold_home(self.config.home)
+        try:
+            await self._start()
+        except BaseException:
+            self._release_home()
+            raise
+
+    def _release_home(self) -> None:
+        if self._home_lock is not None:
+            self._home_lock.release()
+            self._home_lock = None
+
+    async def _start(self) -> None:
         config = self.config
         home = config.home
         if self._identity is None:
@@ -349,7 +365,7 @@ class Node:
         if not self._running:
             return
         self._running = False
-        if not self.stealth and self._announced.is_set():
+        if not self.stealth and self._spoke:
             await self._publish_event(self._event(Chau))
         await self._background.cancel_all()
         await self.transport.close()
@@ -360,6 +376,7 @@ class Node:
             self._keyring.close()
         if self._broker is not None:
             await self._broker.close()
+        self._release_home()
 
     async def wait_announced(self) -> None:
         """Until our hey_there has been published (immediately for a stealth node)."""
@@ -451,6 +468,7 @@ class Node:
         data = self._take_in_own(event)
         signed = unseal(data, check_clock=False)
         try:
+            self._spoke = True
             await self.transport.publish(plaza_topic(signed.kind), data)
         except HereaboutsError as exc:  # NotConnected, TransportClosed, ...
             self.counters.add("publish_failed", signed.kind)

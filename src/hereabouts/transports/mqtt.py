@@ -10,7 +10,14 @@ How a connection lives:
   using 3.1.1 for the rest of its life (``settings.protocol`` pins either version).
 * After a lost connection the task waits ``uniform(0, min(cap, base * 2**attempt))``
   (:class:`~hereabouts.core.backoff.Backoff`, full jitter) and tries again, forever. The
-  attempt counter resets once a connection is established. Every attempt is logged once.
+  attempt counter resets once a connection is established.
+* Every failed attempt is logged once, on one line: the first (WARNING) with the URL and
+  the likely cause (:func:`likely_cause`: "nothing listens there: is the broker running?
+  is the port right?"), later ones (INFO) with their number and the next delay, and the
+  first success after failures (INFO). A transport made with ``quiet=True`` logs all of
+  that at DEBUG: for a second connection of one process to the same broker, whose outages
+  the first one already reports.
+* A clean close is not a loss: nothing is logged when the connection ends because we asked.
 * On every (re)connection the transport subscribes again to every filter it was asked for,
   *before* it reports itself connected; sessions are clean, so the broker forgets them.
 * ``publish`` while disconnected raises :class:`~hereabouts.transports.errors.NotConnected`
@@ -34,10 +41,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import random
 import re
 import secrets
+import socket
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -181,6 +190,42 @@ def _describe(exc: BaseException) -> str:
     return text
 
 
+_ERRNO = re.compile(r"\[Errno (-?\d+)\]\s*")
+_UNRESOLVED = frozenset(
+    getattr(socket, name) for name in ("EAI_NONAME", "EAI_AGAIN", "EAI_NODATA", "EAI_FAIL")
+    if hasattr(socket, name)
+)
+
+
+def likely_cause(error: str | None, *, timeout_s: float) -> str:
+    """What a failed connection attempt (``error`` as :func:`_describe` wrote it) most
+    likely means, said as the question the operator should ask."""
+    text = error or ""
+    match = _ERRNO.search(text)
+    code = int(match.group(1)) if match else None
+    if code == errno.ECONNREFUSED:
+        return "nothing listens there: is the broker running? is the port right?"
+    if code in (errno.EHOSTUNREACH, errno.ENETUNREACH):
+        return "no route to that host: is the address right? is the network up?"
+    if code in _UNRESOLVED:
+        return "that host name does not resolve: is it spelled right?"
+    if "timed out" in text.lower():
+        return (
+            f"no answer within {timeout_s:g}s: is a firewall dropping the connection, "
+            "or is it not an MQTT broker?"
+        )
+    if text.startswith("MqttConnectError"):
+        return "the broker turned us away: do its access rules (users, ACLs) let us in?"
+    return "is the address right, and is an MQTT broker listening there?"
+
+
+def plain_error(error: str | None) -> str:
+    """``MqttError: [Errno 111] Connection refused`` → ``connection refused``."""
+    text = (error or "unknown error").removeprefix("MqttError: ")
+    text = _ERRNO.sub("", text, count=1)
+    return text[:1].lower() + text[1:]
+
+
 def _refused_protocol(exc: MqttConnectError) -> bool:
     code = exc.rc
     value = code if isinstance(code, int) else getattr(code, "value", None)
@@ -214,8 +259,11 @@ class MqttTransport(Transport):
         node_name: str,
         settings: MqttSettings | None = None,
         rng: UniformSource | None = None,
+        quiet: bool = False,
     ) -> None:
-        """``node_name`` labels the client id; ``rng`` draws backoff jitter (tests seed it)."""
+        """``node_name`` labels the client id; ``rng`` draws backoff jitter (tests seed it);
+        ``quiet`` logs connection trouble at DEBUG only (another connection of this process
+        to the same broker reports it)."""
         self.settings = settings = settings or MqttSettings()
         super().__init__(
             endpoint=f"mqtt://{settings.host}:{settings.port}",
@@ -235,6 +283,9 @@ class MqttTransport(Transport):
         self._runner: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
         self._first_attempt = asyncio.Event()
+        self._quiet = quiet
+        self._failed_attempts = 0
+        """Failed attempts since the last established connection, for the logs."""
 
     @property
     def protocol_name(self) -> str:
@@ -333,7 +384,10 @@ class MqttTransport(Transport):
                     break
                 if established:
                     attempt = 0
-                elif self._may_fall_back and self.state.connections == 0:
+                    self._failed_attempts = 0
+                else:
+                    self._failed_attempts += 1
+                if not established and self._may_fall_back and self.state.connections == 0:
                     # Some 3.1.1-only brokers (amqtt) drop an MQTT 5 CONNECT that carries a
                     # will instead of refusing it, so a silent failure before we ever got in
                     # may mean "wrong version" too: alternate until one attempt succeeds.
@@ -344,9 +398,7 @@ class MqttTransport(Transport):
                     )
                 try:
                     delay = self.settings.backoff.delay_from(self._rng, attempt)
-                    self._log_retry(
-                        established=established, error=error, attempt=attempt + 1, delay=delay
-                    )
+                    self._log_retry(established=established, error=error, delay=delay)
                 except Exception as exc:  # a broken RNG must not end the reconnect loop
                     delay = self.settings.backoff.cap_s
                     log.error("backoff failed (%s); retrying in %.2fs", _describe(exc), delay)
@@ -356,20 +408,31 @@ class MqttTransport(Transport):
         finally:
             self._first_attempt.set()
 
-    def _log_retry(
-        self, *, established: bool, error: str | None, attempt: int, delay: float
-    ) -> None:
+    def _log_retry(self, *, established: bool, error: str | None, delay: float) -> None:
+        """One line per backoff step (see the module docstring)."""
         where = self.state.endpoint
+        warning = logging.DEBUG if self._quiet else logging.WARNING
+        info = logging.DEBUG if self._quiet else logging.INFO
         if established:
-            log.warning("lost %s (%s); reconnecting in %.2fs", where, error, delay)
-        elif attempt == 1 and self.state.connections == 0:
-            log.warning("cannot reach %s (%s); retrying in %.2fs", where, error, delay)
-        else:
-            log.info(
-                "attempt %d to reach %s failed (%s); retrying in %.2fs",
-                attempt,
+            log.log(warning, "lost %s (%s); reconnecting in %.2fs", where, error, delay)
+        elif self._failed_attempts == 1:
+            log.log(
+                warning,
+                "cannot reach the broker at %s (%s): %s Retrying in %.1fs, then less and "
+                "less often (at most %gs apart), one line per try",
                 where,
-                error,
+                plain_error(error),
+                likely_cause(error, timeout_s=self.settings.timeout_s),
+                delay,
+                self.settings.backoff.cap_s,
+            )
+        else:
+            log.log(
+                info,
+                "still cannot reach %s (try %d: %s); next try in %.1fs",
+                where,
+                self._failed_attempts,
+                plain_error(error),
                 delay,
             )
 
@@ -409,8 +472,18 @@ class MqttTransport(Transport):
             self._client = client
             self._set_connected(protocol=self.protocol_name)
             self._first_attempt.set()
+            info = logging.DEBUG if self._quiet else logging.INFO
             if self.state.connections > 1:
-                log.info("reconnected to %s (MQTT %s)", self.state.endpoint, self.protocol_name)
+                where, protocol = self.state.endpoint, self.protocol_name
+                log.log(info, "reconnected to %s (MQTT %s)", where, protocol)
+            elif self._failed_attempts:
+                log.log(
+                    info,
+                    "reached the broker at %s (MQTT %s) after %d failed tries",
+                    self.state.endpoint,
+                    self.protocol_name,
+                    self._failed_attempts,
+                )
             try:
                 await self._pump_until_stopped(client)
             except (MqttError, OSError) as exc:

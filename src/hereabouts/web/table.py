@@ -1,9 +1,16 @@
-"""``hereabouts status`` output: a ``/v1/peers`` document as an aligned plain-text table.
+"""``hereabouts status`` output: a ``/v1/peers`` document as an aligned table.
 
 Pure functions from the JSON document (and the time) to lines, so the layout is testable
 without a server. Everything printed comes from the network and may come from a hostile
 peer, so text is made safe for a terminal first: control and formatting characters (escape
 sequences, bidirectional overrides) are shown as ``\\uXXXX`` instead of being obeyed.
+
+Columns are aligned by what a terminal shows, not by code points: East Asian wide
+characters and most emoji take two cells, combining marks none. With ``colour=True`` (a
+terminal; see :func:`hereabouts.web.cli.use_colour`) the header is bold and underlined by a
+rule, statuses are coloured (ONLINE green, MISSING yellow, OFFLINE dim) and warnings red;
+without it the lines are plain text, stable for ``grep`` and ``awk`` (``--json`` is the
+format for programs).
 """
 
 from __future__ import annotations
@@ -62,6 +69,42 @@ def sort_peers(peers: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     )
 
 
+RESET: Final = "\x1b[0m"
+STYLES: Final = {
+    "header": "\x1b[1m",
+    "rule": "\x1b[2m",
+    "ONLINE": "\x1b[32m",
+    "MISSING": "\x1b[33m",
+    "OFFLINE": "\x1b[2m",
+    "warning": "\x1b[1;31m",
+    "note": "\x1b[2m",
+    "self": "\x1b[1m",
+}
+"""ANSI SGR codes: bold, dim, green, yellow, bold red. Only the eight basic colours, which
+every terminal theme maps to something readable."""
+
+
+def paint(text: str, style: str, colour: bool) -> str:
+    """``text`` in ``style`` when ``colour`` is on (an unknown style leaves it plain)."""
+    code = STYLES.get(style)
+    return f"{code}{text}{RESET}" if colour and code and text else text
+
+
+def display_width(text: str) -> int:
+    """Terminal cells ``text`` takes: wide characters two, combining marks none."""
+    width = 0
+    for char in text:
+        if unicodedata.combining(char) or unicodedata.category(char) in ("Mn", "Me"):
+            continue
+        width += 2 if unicodedata.east_asian_width(char) in ("W", "F") else 1
+    return width
+
+
+def _pad(text: str, width: int, *, right: bool = False) -> str:
+    gap = " " * max(0, width - display_width(text))
+    return gap + text if right else text + gap
+
+
 def _row(peer: Mapping[str, Any], now_ms: int) -> tuple[str, ...]:
     name = terminal_safe(peer.get("name") or "(unnamed)", MAX_NAME)
     if peer.get("self") is True:
@@ -80,7 +123,9 @@ def _row(peer: Mapping[str, Any], now_ms: int) -> tuple[str, ...]:
     )
 
 
-def render_status(document: Mapping[str, Any], now_ms: int) -> list[str]:
+def render_status(
+    document: Mapping[str, Any], now_ms: int, *, colour: bool = False
+) -> list[str]:
     """The whole ``status`` report: a header about the node, the counts, then the table."""
     node = document.get("node") or {}
     peers = [p for p in document.get("peers") or [] if isinstance(p, Mapping)]
@@ -90,24 +135,44 @@ def render_status(document: Mapping[str, Any], now_ms: int) -> list[str]:
         if status in counts:
             counts[status] += 1
     lines = [
-        f"node {terminal_safe(node.get('name', '?'), MAX_NAME)}  "
+        f"node {paint(terminal_safe(node.get('name', '?'), MAX_NAME), 'header', colour)}  "
         f"{terminal_safe(node.get('did', '?'))}",
-        *(f"WARNING: {terminal_safe(w)}" for w in node.get("warnings") or []),
-        "  ".join(f"{n} {status.lower()}" for status, n in counts.items()),
+        *(paint(f"WARNING: {terminal_safe(w)}", "warning", colour)
+          for w in node.get("warnings") or []),
+        "  ".join(
+            paint(f"{n} {status.lower()}", status if n else "", colour)
+            for status, n in counts.items()
+        ),
         "",
     ]
     if not peers:
         lines.append("no peers known yet")
         return lines
-    rows = [COLUMNS, *(_row(p, now_ms) for p in sort_peers(peers))]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS))]
+    rows = [_row(p, now_ms) for p in sort_peers(peers)]
+    selves = [p.get("self") is True for p in sort_peers(peers)]
+    widths = [
+        max(display_width(row[i]) for row in (COLUMNS, *rows)) for i in range(len(COLUMNS))
+    ]
     right = {COLUMNS.index("AGE"), COLUMNS.index("RESTARTS")}
-    for row in rows:
+    status_at = COLUMNS.index("STATUS")
+
+    def line(row: tuple[str, ...], styles: list[str]) -> str:
+        last = len(row) - 1
         cells = [
-            cell.rjust(widths[i]) if i in right else cell.ljust(widths[i])
+            paint(cell if i == last else _pad(cell, widths[i], right=i in right), styles[i], colour)
             for i, cell in enumerate(row)
         ]
-        lines.append("  ".join(cells).rstrip())
-    if any(p.get("self") is True for p in peers):
+        return "  ".join(cells).rstrip()
+
+    lines.append(line(COLUMNS, ["header"] * len(COLUMNS)))
+    if colour:
+        lines.append(paint("  ".join("─" * w for w in widths), "rule", colour))
+    for row, own in zip(rows, selves, strict=True):
+        styles = [""] * len(COLUMNS)
+        styles[0] = "self" if own else ""
+        styles[status_at] = row[status_at]
+        styles[-1] = "note"
+        lines.append(line(row, styles))
+    if any(selves):
         lines += ["", "* this node"]
     return lines

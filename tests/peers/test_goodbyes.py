@@ -1,0 +1,51 @@
+"""Whoever spoke says goodbye: a node that was heard says chau when it stops."""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from pathlib import Path
+
+from hereabouts.core.effects import Status
+from hereabouts.transports.memory import MemoryBus
+from tests.peers.support import light_node, sees, test_config, wait_until
+
+
+class Late(random.Random):
+    """Always the end of every jitter window: this node announces itself last."""
+
+    def random(self) -> float:
+        return 0.999
+
+
+async def test_a_node_heard_only_through_its_welcome_still_says_chau(tmp_path: Path) -> None:
+    """A node still in its discovery jitter may welcome a newcomer (a howdy) before its own
+    hey_there; that howdy shows it ONLINE. It used to leave without a chau, so it stayed
+    ONLINE in every view (and in the next run's replay) until MISSING."""
+    base = test_config(tmp_path)
+    slow_config = base.replace(node=dataclasses.replace(base.node, discovery_jitter_max_s=600))
+    bus = MemoryBus()
+    slow = light_node(slow_config, "slow", rng=Late(), transport=bus.transport(name="s"))
+    newcomer = light_node(base, "newcomer", transport=bus.transport(name="n"))
+    await slow.start()
+    await newcomer.start()
+    try:
+        await wait_until(lambda: sees(newcomer, slow.did, Status.ONLINE), what="slow's howdy")
+        assert slow.counters.get("events_out", "hey_there") == 0, "not announced yet"
+        assert slow.counters.get("events_out", "howdy") >= 1
+        await slow.stop()
+        await wait_until(lambda: sees(newcomer, slow.did, Status.OFFLINE), what="slow's chau")
+        assert slow.counters.get("events_out", "chau") == 1
+    finally:
+        await slow.stop()
+        await newcomer.stop()
+
+
+async def test_a_node_that_never_spoke_says_nothing(tmp_path: Path) -> None:
+    base = test_config(tmp_path)
+    quiet_config = base.replace(node=dataclasses.replace(base.node, discovery_jitter_max_s=600))
+    bus = MemoryBus()
+    quiet = light_node(quiet_config, "quiet", rng=Late(), transport=bus.transport(name="q"))
+    await quiet.start()
+    await quiet.stop()
+    assert quiet.counters.total("events_out") == 0
