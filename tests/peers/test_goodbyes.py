@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import random
 from pathlib import Path
@@ -18,21 +19,30 @@ class Late(random.Random):
         return 0.999
 
 
-async def test_a_node_heard_only_through_its_welcome_still_says_chau(tmp_path: Path) -> None:
-    """A node still in its discovery jitter may welcome a newcomer (a howdy) before its own
-    hey_there; that howdy shows it ONLINE. It used to leave without a chau, so it stayed
-    ONLINE in every view (and in the next run's replay) until MISSING."""
+async def test_a_node_in_its_discovery_jitter_welcomes_after_announcing_and_says_chau(
+    tmp_path: Path,
+) -> None:
+    """A node still in its discovery jitter holds its welcome (a howdy) for a newcomer until
+    its own hey_there is out, so nobody learns of it first through a howdy; once heard, it
+    says chau when it stops, or it would stay ONLINE in every view until MISSING."""
     base = test_config(tmp_path)
-    slow_config = base.replace(node=dataclasses.replace(base.node, discovery_jitter_max_s=600))
+    slow_config = base.replace(node=dataclasses.replace(base.node, discovery_jitter_max_s=3))
     bus = MemoryBus()
     slow = light_node(slow_config, "slow", rng=Late(), transport=bus.transport(name="s"))
     newcomer = light_node(base, "newcomer", transport=bus.transport(name="n"))
     await slow.start()
     await newcomer.start()
     try:
-        await wait_until(lambda: sees(newcomer, slow.did, Status.ONLINE), what="slow's howdy")
-        assert slow.counters.get("events_out", "hey_there") == 0, "not announced yet"
-        assert slow.counters.get("events_out", "howdy") >= 1
+        await newcomer.wait_announced()
+        await asyncio.sleep(0.5)
+        assert slow.counters.get("events_out", "hey_there") == 0, "still in its jitter"
+        assert slow.counters.get("events_out", "howdy") == 0, "no welcome before announcing"
+        assert not sees(newcomer, slow.did, Status.ONLINE)
+        await wait_until(lambda: sees(newcomer, slow.did, Status.ONLINE), what="slow's hey_there")
+        assert slow.counters.get("events_out", "hey_there") == 1
+        await wait_until(
+            lambda: slow.counters.get("events_out", "howdy") >= 1, what="slow's held welcome"
+        )
         await slow.stop()
         await wait_until(lambda: sees(newcomer, slow.did, Status.OFFLINE), what="slow's chau")
         assert slow.counters.get("events_out", "chau") == 1
