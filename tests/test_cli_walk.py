@@ -111,7 +111,6 @@ def cases(places: Places) -> Iterator[Case]:
         yield Case((*with_root, "--relay", relay))
     for ttl in ("0", "-5", "x", "99999999", ""):
         yield Case((*with_root, "--ttl", ttl), exit_code=2)
-    yield Case(publish, exit_code=2)  # neither --index nor --merkle-root
     yield Case((*publish, "--index", nowhere), exit_code=2)
     for root in ("bad", "sha256:zz", "sha256:" + "0" * 63, ""):
         yield Case((*publish, "--merkle-root", root), exit_code=2)

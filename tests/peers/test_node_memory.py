@@ -110,8 +110,8 @@ async def test_a_hey_there_first_heard_inside_a_howdy_is_still_welcomed(tmp_path
     """Found by the fake-welcome attack test: a newcomer still in its discovery jitter
     answered a later newcomer's hey_there, listing itself; everyone took its hey_there in
     from that howdy, and when the hey_there itself arrived it was a duplicate, so nobody
-    welcomed it. Now a node replies only once it has announced itself, and a hey_there
-    arriving on its topic counts as an arrival even when already known."""
+    welcomed it. Now a node replies only once it has announced itself (a replayed
+    hey_there is still no arrival: test_node_mqtt's replay attack)."""
     import dataclasses
     import random
 

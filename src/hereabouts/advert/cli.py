@@ -105,7 +105,7 @@ def _publish(args: argparse.Namespace) -> int:
     if not 0 < args.ttl <= MAX_LIFETIME_S:
         raise AdvertUsageError(f"--ttl must be between 1 and {MAX_LIFETIME_S} seconds")
     explicit_time = parse_cli_time(args.issued_at) if args.issued_at is not None else None
-    merkle_root = args.merkle_root.lower() if args.merkle_root else None
+    merkle_root = args.merkle_root.lower() if args.merkle_root is not None else None
     if merkle_root is not None:
         try:
             parse_root(merkle_root)

@@ -553,15 +553,16 @@ class Node:
         self._broadcast(outcome.changes)
         event = signed.event
         now = self._now_ms()
-        if isinstance(event, HeyThere) and from_plaza:
-            # Even when already known: a newcomer's hey_there may reach us first inside a
-            # howdy, and its arrival on the hey_there topic is still an arrival (the
-            # coordinator ignores one it has seen, and any stale one).
+        if not (from_plaza and outcome.new):
+            # A replay is no arrival. A newcomer's own hey_there cannot reach us first inside
+            # a howdy: nobody replies before it has announced itself (_fire_timers).
+            return
+        if isinstance(event, HeyThere):
             due = self.howdy.on_hey_there(signed, now, online_peers=self.online_count())
             if due is not None and not self.stealth:
                 heapq.heappush(self._howdy_due, (due.at_ms, due.hey_there_id))
                 self._wake.set()
-        elif isinstance(event, Howdy) and from_plaza and outcome.new:
+        elif isinstance(event, Howdy):
             self._take_howdy(signed, event, now)
 
     def _take_howdy(self, signed: SignedEvent, howdy: Howdy, now_ms: int) -> None:
