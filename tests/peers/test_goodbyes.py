@@ -7,8 +7,11 @@ import dataclasses
 import random
 from pathlib import Path
 
+from hereabouts.config import HeartbeatConfig
 from hereabouts.core.effects import Status
-from hereabouts.transports.memory import MemoryBus
+from hereabouts.transports.memory import MemoryBus, MemoryTransport
+from hereabouts.transports.topics import plaza_topic
+from hereabouts.wire import unseal
 from tests.peers.support import light_node, sees, test_config, wait_until
 
 
@@ -59,3 +62,46 @@ async def test_a_node_that_never_spoke_says_nothing(tmp_path: Path) -> None:
     await quiet.start()
     await quiet.stop()
     assert quiet.counters.total("events_out") == 0
+
+
+class SlowChau(MemoryTransport):
+    """A plaza whose acknowledgement of a chau takes a while, as a broker's PUBACK may."""
+
+    async def _publish(self, topic: str, payload: bytes, *, qos: int, retain: bool) -> None:
+        await super()._publish(topic, payload, qos=qos, retain=retain)
+        if topic == plaza_topic("chau"):
+            await asyncio.sleep(0.5)
+
+
+async def test_nothing_follows_the_chau(tmp_path: Path) -> None:
+    """Found by three runs of ``hereabouts up``: a demo peer's howdy timer fired while its
+    chau awaited the broker, so a howdy went out after the chau and showed the peer ONLINE
+    again in every view (and in the next run's replay) until MISSING. Here newspapers are
+    due every 10 ms while the chau waits half a second."""
+    base = test_config(tmp_path)
+    chatty = base.replace(
+        heartbeat=HeartbeatConfig(min_interval_s=0.01, max_interval_s=0.01, jitter_fraction=0)
+    )
+    bus = MemoryBus()
+    tap = bus.transport(name="tap")
+    await tap.subscribe("hereabouts/v1/plaza/#")
+    await tap.connect()
+    heard: list[str] = []
+
+    async def read() -> None:
+        async for message in tap.messages():
+            heard.append(unseal(message.payload, check_clock=False).kind)
+
+    reader = asyncio.create_task(read())
+    node = light_node(chatty, "chatty", transport=SlowChau(bus, name="c"))
+    try:
+        await node.start()
+        await node.wait_announced()
+        await wait_until(lambda: heard.count("newspaper") >= 3, what="a few newspapers")
+        await node.stop()
+        await asyncio.sleep(0.1)
+        assert heard[-1] == "chau", heard[-5:]
+    finally:
+        await node.stop()
+        reader.cancel()
+        await tap.close()

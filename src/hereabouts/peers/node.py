@@ -365,9 +365,11 @@ class Node:
         if not self._running:
             return
         self._running = False
+        # The timers stop first: a howdy or newspaper sent after our chau would show us
+        # ONLINE again in every view until MISSING (found by three runs of ``up``).
+        await self._background.cancel_all()
         if not self.stealth and self._spoke:
             await self._publish_event(self._event(Chau))
-        await self._background.cancel_all()
         await self.transport.close()
         self._changes.close()
         self._flush_keyring()
@@ -464,7 +466,11 @@ class Node:
         return data
 
     async def _publish_event(self, event: AnyEvent) -> SignedEvent | None:
-        """Seal, take into our own view, publish; a plaza outage is logged, never raised."""
+        """Seal, take into our own view, publish; a plaza outage is logged, never raised.
+
+        Once stopping, only the chau goes out: nothing of ours may follow it."""
+        if not self._running and not isinstance(event, Chau):
+            return None
         data = self._take_in_own(event)
         signed = unseal(data, check_clock=False)
         try:
