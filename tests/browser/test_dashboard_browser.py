@@ -9,8 +9,9 @@ forged message the test publishes shows up), and the site rooms with a visitor's
 At 390 px neither the dashboard nor ``/demo/site`` scrolls sideways, peer names do not wrap
 mid-word, and the widget's buttons line up.
 
-Screenshots go to ``screenshots/`` under the test's tmp path (printed, and recorded as test
-properties), so they are kept with the test output.
+Screenshots go to ``test-output/dashboard/`` in the checkout, beside the widget test's
+``test-output/browser/`` (paths printed, and recorded as test properties); each run replaces
+them, and they outlive pytest's rotation of its tmp directories.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ DESKTOP = {"width": 1280, "height": 900}
 PHONE = {"width": 390, "height": 844}
 DEMO_PEERS = 3
 WAIT_S = 30.0
+OUTPUT = Path(__file__).resolve().parents[2] / "test-output" / "dashboard"
 
 NO_SIDEWAYS_SCROLL = (
     "() => [document.documentElement.scrollWidth, document.documentElement.clientWidth]"
@@ -194,7 +196,7 @@ async def test_an_operator_watches_the_neighbourhood_at_desktop_and_phone_widths
     mosquitto: MosquittoServer, tmp_path: Path, record_property: pytest.RecordProperty
 ) -> None:
     expect = playwright_api.expect
-    shots = Screenshots(tmp_path / "screenshots", record_property)
+    shots = Screenshots(OUTPUT, record_property)
     watch = PageProblems()
     async with (
         neighbourhood(tmp_path / "home", mosquitto.port) as hood,
@@ -298,7 +300,7 @@ async def test_the_widgets_buttons_line_up_and_every_page_has_an_icon(
     """The panel's buttons sit on one line with the same top (Close was set lower), and no
     page asks for something that is not there (``/favicon.ico`` was a 404)."""
     expect = playwright_api.expect
-    shots = Screenshots(tmp_path / "screenshots", record_property)
+    shots = Screenshots(OUTPUT, record_property)
     watch = PageProblems()
     async with (
         neighbourhood(tmp_path / "home", mosquitto.port) as hood,
