@@ -12,9 +12,10 @@ Presets start from the production defaults and override a few fields:
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -59,8 +60,7 @@ def _check_home(home: Path, source: str) -> None:
             return
         what = "is a file" if part == home else f"lies under {part}, which is a file"
         raise ConfigError(
-            f"home {home} (from {source}) {what}, not a directory; "
-            "choose another with --home DIR"
+            f"home {home} (from {source}) {what}, not a directory; choose another with --home DIR"
         )
 
 
@@ -92,6 +92,21 @@ def broker_address(url: str) -> tuple[str, int]:
         else:
             return parts.hostname, port or DEFAULT_MQTT_PORT
     raise ConfigError(f"broker URL {url!r}: {problem}; write it as mqtt://HOST:PORT")
+
+
+def argument_type(check: Callable[[str], object]) -> Callable[[str], str]:
+    """An argparse ``type`` running one of the checks here (``broker_address``, ``check_name``,
+    ...) on an option's text: the check's ConfigError becomes argparse's one-line message, so
+    the command line refuses exactly what the configuration would."""
+
+    def parse(text: str) -> str:
+        try:
+            check(text)
+        except ConfigError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+        return text
+
+    return parse
 
 
 def _positive(name: str, value: float) -> None:

@@ -50,6 +50,7 @@ from hereabouts.config import (
     NodeConfig,
     RelayConfig,
     SitesConfig,
+    argument_type,
     broker_address,
 )
 from hereabouts.errors import ConfigError
@@ -108,19 +109,6 @@ def parse_http(value: str) -> tuple[str, int]:
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
     return host or "127.0.0.1", number
-
-
-def _argument(check: Callable[[str], object]) -> Callable[[str], str]:
-    """An argparse type running ``check`` on the text: its ConfigError is the message."""
-
-    def parse(text: str) -> str:
-        try:
-            check(text)
-        except ConfigError as exc:
-            raise argparse.ArgumentTypeError(str(exc)) from None
-        return text
-
-    return parse
 
 
 def _port(text: str) -> int:
@@ -342,9 +330,7 @@ async def run(config: Config, *, demo_peers: int = 0, sites: bool = True) -> int
     return 0
 
 
-def _once(
-    close: Callable[..., Awaitable[object]], *args: object
-) -> Callable[[], Awaitable[None]]:
+def _once(close: Callable[..., Awaitable[object]], *args: object) -> Callable[[], Awaitable[None]]:
     """``close(*args)``, awaited the first time the result is called and never again."""
     done = False
 
@@ -447,12 +433,12 @@ def register(
     )
     up.add_argument(
         "--name",
-        type=_argument(check_name),
+        type=argument_type(check_name),
         help="this node's name, 1-64 printable characters (default: the host name)",
     )
     up.add_argument(
         "--broker",
-        type=_argument(broker_address),
+        type=argument_type(broker_address),
         metavar="URL",
         help="mqtt://HOST:PORT of the plaza (default: the embedded broker on 127.0.0.1:1883)",
     )
@@ -464,7 +450,7 @@ def register(
     )
     up.add_argument(
         "--http",
-        type=_argument(parse_http),
+        type=argument_type(parse_http),
         metavar="HOST:PORT",
         help="where to serve the API and dashboard; port 0 picks a free one "
         "(default: 127.0.0.1:8765)",
@@ -477,8 +463,7 @@ def register(
         type=_peers,
         default=0,
         metavar="N",
-        help=f"also run N demo nodes, 0-{MAX_DEMO_PEERS}; their keys stay in the home "
-        "(default: 0)",
+        help=f"also run N demo nodes, 0-{MAX_DEMO_PEERS}; their keys stay in the home (default: 0)",
     )
     up.add_argument(
         "--fast",

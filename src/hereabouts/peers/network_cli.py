@@ -34,8 +34,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from hereabouts.config import broker_address, resolve_home
-from hereabouts.errors import ConfigError, InvalidDID, RemoteError
+from hereabouts.config import argument_type, broker_address, resolve_home
+from hereabouts.errors import InvalidDID, RemoteError
 from hereabouts.events import Credential, check_name
 from hereabouts.home import HomeLock, identity_of
 from hereabouts.identity import (
@@ -136,27 +136,11 @@ def _did(text: str) -> str:
     return text
 
 
-def _name_arg(text: str) -> str:
-    """An argparse type: a name peers would accept."""
-    try:
-        return check_name(text)
-    except ConfigError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
 def _reason(text: str) -> str:
     if len(text) > MAX_REASON_CHARS:
         raise argparse.ArgumentTypeError(
             f"must be at most {MAX_REASON_CHARS} characters, got {len(text)}"
         )
-    return text
-
-
-def _broker(text: str) -> str:
-    try:
-        broker_address(text)
-    except ConfigError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
     return text
 
 
@@ -215,8 +199,11 @@ def _invite(args: argparse.Namespace) -> int:
     text = encode_credential(credential).decode() + "\n"
     if args.out:
         Path(args.out).write_text(text)
-        print(f"wrote {args.out}: give it to the node, which runs: hereabouts network join "
-              f"{args.out}", file=sys.stderr)
+        print(
+            f"wrote {args.out}: give it to the node, which runs: hereabouts network join "
+            f"{args.out}",
+            file=sys.stderr,
+        )
     else:
         sys.stdout.write(text)
     return 0
@@ -368,34 +355,62 @@ def register(
     days = _bounded(1, MAX_DAYS)
     invites = _bounded(0, MAX_INVITES)
     init = sub.add_parser("init", parents=[home_parent], help="create an invited network")
-    init.add_argument("--name", type=_name_arg,
-                      help="this node's name in it (default: the host name)")
-    init.add_argument("--days", type=days, default=DEFAULT_DAYS,
-                      help=f"credential lifetime, 1-{MAX_DAYS} (default: {DEFAULT_DAYS})")
-    init.add_argument("--invites", type=invites, default=0,
-                      help=f"members this node may invite, 0-{MAX_INVITES} (default: 0)")
+    init.add_argument(
+        "--name",
+        type=argument_type(check_name),
+        help="this node's name in it (default: the host name)",
+    )
+    init.add_argument(
+        "--days",
+        type=days,
+        default=DEFAULT_DAYS,
+        help=f"credential lifetime, 1-{MAX_DAYS} (default: {DEFAULT_DAYS})",
+    )
+    init.add_argument(
+        "--invites",
+        type=invites,
+        default=0,
+        help=f"members this node may invite, 0-{MAX_INVITES} (default: 0)",
+    )
     init.set_defaults(func=_holding_home(_init))
     invite = sub.add_parser("invite", parents=[home_parent], help="issue a member credential")
     invite.add_argument("did", type=_did, help="the new member's DID (its `hereabouts keys show`)")
-    invite.add_argument("--name", type=_name_arg, required=True,
-                        help="the name the member goes by")
-    invite.add_argument("--days", type=days, default=DEFAULT_DAYS,
-                        help=f"credential lifetime, 1-{MAX_DAYS} (default: {DEFAULT_DAYS})")
-    invite.add_argument("--invites", type=invites, default=0,
-                        help="how many members it may invite in turn (network key only)")
-    invite.add_argument("--out", metavar="FILE",
-                        help="write the credential to this file instead of stdout")
+    invite.add_argument(
+        "--name", type=argument_type(check_name), required=True, help="the name the member goes by"
+    )
+    invite.add_argument(
+        "--days",
+        type=days,
+        default=DEFAULT_DAYS,
+        help=f"credential lifetime, 1-{MAX_DAYS} (default: {DEFAULT_DAYS})",
+    )
+    invite.add_argument(
+        "--invites",
+        type=invites,
+        default=0,
+        help="how many members it may invite in turn (network key only)",
+    )
+    invite.add_argument(
+        "--out", metavar="FILE", help="write the credential to this file instead of stdout"
+    )
     invite.set_defaults(func=_holding_home(_invite))
     join = sub.add_parser("join", parents=[home_parent], help="install this node's credential")
     join.add_argument("file", help="the credential file an inviter gave you")
     join.set_defaults(func=_holding_home(_join))
     revoke = sub.add_parser("revoke", parents=[home_parent], help="revoke a member")
     revoke.add_argument("did", type=_did, help="the member's DID")
-    revoke.add_argument("--reason", type=_reason, default="",
-                        help=f"a short note kept with the revocation (at most "
-                        f"{MAX_REASON_CHARS} characters)")
-    revoke.add_argument("--broker", type=_broker, metavar="URL",
-                        help="mqtt://host:port to publish the revocation on")
+    revoke.add_argument(
+        "--reason",
+        type=_reason,
+        default="",
+        help=f"a short note kept with the revocation (at most {MAX_REASON_CHARS} characters)",
+    )
+    revoke.add_argument(
+        "--broker",
+        type=argument_type(broker_address),
+        metavar="URL",
+        help="mqtt://host:port to publish the revocation on",
+    )
     revoke.set_defaults(func=_holding_home(_revoke))
     show = sub.add_parser("show", parents=[home_parent], help="this node's standing")
     show.set_defaults(func=_show)
