@@ -267,3 +267,27 @@ def _command_of(args: tuple[str, ...]) -> tuple[str, ...]:
         else:
             break
     return tuple(path)
+
+
+WORDING = [
+    # A missing sub-command names the ones there are, not argparse's "required: keys_command".
+    (("keys",), "which command? hereabouts keys show", "keys_command"),
+    # A refused port says the range that is allowed: 0 was refused as "not in 0-65535".
+    (("up", "--broker-port", "0"), "is not a port (1-65535)", "0-65535"),
+    (("up", "--broker", "mqtt://127.0.0.1:0"), "its port is not in 1-65535", "0-65535"),
+    # A URL of the wrong kind is named whole and the reason given ("cannot read ftp:/...").
+    (("advert", "verify", "ftp://127.0.0.1/x"), "ftp://127.0.0.1/x: only http:// and https://",
+     "ftp:/1"),
+]
+
+
+@pytest.mark.parametrize(("args", "said", "unsaid"), WORDING, ids=[" ".join(w[0]) for w in WORDING])
+def test_refusals_say_what_is_wrong_in_the_users_words(
+    places: Places, args: tuple[str, ...], said: str, unsaid: str
+) -> None:
+    """The walk checks the shape of every refusal; these check the words of the ones that
+    were misleading before."""
+    _, result = run(Case(("--home", places.home, *args)))
+    assert result.returncode == 2
+    assert said in result.stderr
+    assert unsaid not in result.stderr
