@@ -74,7 +74,13 @@ def cases(places: Places) -> Iterator[Case]:
         yield Case((*up, *port, "--http", value), exit_code=2)
     for value in ("-1", "x", "1.5", "51"):
         yield Case((*up, *port, "--peers", value), exit_code=2)
-    for flag in ("--stealth", "--fast", "--no-sites", "--ghost-hard-off", "--verbose"):
+    for seed in ("ftp://127.0.0.1:1", "http://", "127.0.0.1:8765", "http://127.0.0.1:abc",
+                 "http://127.0.0.1:8765/v1/mesh/sync", ""):
+        yield Case((*up, *port, "--mesh-seed", seed), exit_code=2)
+    yield Case((*up, "--no-plaza", "--broker", "mqtt://127.0.0.1:1883"), exit_code=2)
+    yield Case((*up, "--no-plaza", *port), exit_code=2)
+    for flag in ("--stealth", "--fast", "--no-sites", "--ghost-hard-off", "--verbose", "--mesh",
+                 "--no-plaza"):
         yield Case((*up, *port, f"{flag}=yes"), exit_code=2)
     for bad in bad_homes:
         yield Case(("up", "--fast", *port, *bad), exit_code=2)

@@ -878,6 +878,91 @@ class RelayConfig:
         return cls(**values)  # type: ignore[arg-type]
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MeshConfig:
+    """The HTTP gossip mesh (see :mod:`hereabouts.peers.mesh` and docs/mesh.md).
+
+    A node is on the mesh when ``enabled`` (``hereabouts up --mesh``), when it has seeds
+    (``--mesh-seed URL``), or when it runs without a plaza (``--no-plaza``): *plaza* mode
+    is neither, *mesh* mode is mesh without plaza, *hybrid* is both."""
+
+    enabled: bool = False
+    seeds: tuple[str, ...] = ()
+    """Mesh URLs (``http(s)://host:port``) of nodes to sync with first; their DIDs are
+    learnt from what they send. Peers learnt later are kept in ``<home>/mesh-peers``."""
+
+    plaza: bool = True
+    """Whether the node uses the MQTT plaza at all (``--no-plaza`` turns it off)."""
+
+    round_s: float = 30.0
+    """Interval between two sync rounds, stretched by ``round_jitter_fraction`` and by
+    :func:`hereabouts.core.meshpeers.round_scale` as the mesh grows (as memberlist scales
+    its push-pull interval): 30 s up to 32 peers, 60 s up to 64, 90 s up to 128..."""
+
+    round_jitter_fraction: float = 0.2
+    """Each round waits ``round_s x scale x (1 +- this)``: nodes started together drift."""
+
+    heal_every: int = 4
+    """One round in this many targets a seed or a MISSING peer instead of a random
+    reachable one, so a partition heals by itself once the link is back."""
+
+    exchange_bytes: int = 256 * 1024
+    """Event bytes one reply carries at most; what does not fit follows in later rounds."""
+
+    max_peers: int = 1024
+    """Mesh peers remembered; past this, the one failing longest is dropped first."""
+
+    request_timeout_s: float = 10.0
+    """A sync exchange taking longer than this counts as a failure of the peer."""
+
+    max_clock_skew_s: float = 120.0
+    """A signed sync request dated further than this from our clock is refused (replays)."""
+
+    peer_requests_per_s: float = 1.0
+    peer_request_burst: int = 10
+    """Sync requests taken from one caller: a burst of 10, then one a second; the rounds of
+    an honest peer come every ``round_s``, so only a flood meets this."""
+
+    peer_bytes_per_s: float = 256 * 1024
+    """Request bytes taken from one caller per second (with a burst of eight times this)."""
+
+    expected_size: int = 1000
+    """The mesh size the MISSING threshold must cover: with the defaults a thousand nodes'
+    news crosses the mesh in 14 rounds of 180 s (42 min), within the hour that mesh peers
+    may stay silent. A larger mesh needs a longer ``mesh_missing_after_s`` or shorter
+    rounds; :class:`Config` checks (see :func:`hereabouts.core.meshmath.propagation_s`)."""
+
+    graylist_s: float = 300.0
+    """How long a peer that sent invalid data (a bad request signature, a malformed body,
+    an event whose signature fails) is refused and not called."""
+
+    def __post_init__(self) -> None:
+        _positive("mesh.round_s", self.round_s)
+        _positive("mesh.request_timeout_s", self.request_timeout_s)
+        _positive("mesh.peer_requests_per_s", self.peer_requests_per_s)
+        _positive("mesh.peer_bytes_per_s", self.peer_bytes_per_s)
+        if not 0 <= self.round_jitter_fraction < 1:
+            raise ConfigError("mesh.round_jitter_fraction must be in [0, 1)")
+        if self.heal_every < 1 or self.max_peers < 1 or self.peer_request_burst < 1:
+            raise ConfigError("mesh.heal_every, max_peers and peer_request_burst must be >= 1")
+        if self.exchange_bytes < 16 * 1024:
+            raise ConfigError("mesh.exchange_bytes must hold one event (at least 16384)")
+        if not self.plaza and not self.on:
+            raise ConfigError("a node without the plaza needs the mesh")
+
+    @property
+    def on(self) -> bool:
+        """Whether the node takes part in the mesh."""
+        return self.enabled or bool(self.seeds) or not self.plaza
+
+    @property
+    def mode(self) -> str:
+        """``plaza``, ``mesh`` or ``hybrid``."""
+        if not self.on:
+            return "plaza"
+        return "hybrid" if self.plaza else "mesh"
+
+
 @dataclass(frozen=True, slots=True)
 class Config:
     """The whole configuration of one node."""
@@ -894,6 +979,7 @@ class Config:
     sites: SitesConfig = field(default_factory=SitesConfig)
     hub: HubConfig = field(default_factory=HubConfig)
     relay: RelayConfig = field(default_factory=RelayConfig)
+    mesh: MeshConfig = field(default_factory=MeshConfig)
 
     def __post_init__(self) -> None:
         floor = THRESHOLD_FACTOR * self.heartbeat.max_interval_s
@@ -905,8 +991,27 @@ class Config:
                     f"the quiet heartbeat interval ({self.heartbeat.max_interval_s:g}s); "
                     "quiet peers would be marked MISSING"
                 )
+        if self.mesh.on:
+            self._check_mesh_threshold(floor)
         if self.ledger.retention_s < self.projection.mesh_missing_after_s:
             raise ConfigError("ledger.retention_s must cover the longest MISSING threshold")
+
+    def _check_mesh_threshold(self, heartbeat_floor_s: float) -> None:
+        """A mesh peer's heartbeat must cross the mesh before its silence counts: the mesh
+        threshold covers ``THRESHOLD_FACTOR`` quiet heartbeats plus the propagation time."""
+        from hereabouts.core.meshmath import propagation_rounds, propagation_s
+
+        mesh = self.mesh
+        needed = heartbeat_floor_s + propagation_s(mesh.expected_size, mesh.round_s)
+        threshold = self.projection.mesh_missing_after_s
+        if threshold < needed:
+            raise ConfigError(
+                f"projection.mesh_missing_after_s={threshold:g}s is too short for a mesh of "
+                f"{mesh.expected_size} nodes: {THRESHOLD_FACTOR} quiet heartbeats "
+                f"({heartbeat_floor_s:g}s) plus {propagation_rounds(mesh.expected_size)} "
+                f"rounds to cross it ({needed - heartbeat_floor_s:g}s) need {needed:g}s; "
+                "raise the threshold, shorten mesh.round_s or lower mesh.expected_size"
+            )
 
     def replace(self, **changes: object) -> Config:
         """A copy with some top-level fields replaced (validated again)."""
@@ -928,4 +1033,5 @@ def testing(home: str | os.PathLike[str] | None = None) -> Config:
         ledger=LedgerConfig(retention_s=3600.0),
         howdy=HowdyConfig(jitter_max_s=0.5),
         node=NodeConfig(discovery_jitter_max_s=0.0, http_port=0, first_sync_s=1.0),
+        mesh=MeshConfig(round_s=1.0, expected_size=50, request_timeout_s=5.0, graylist_s=30.0),
     )

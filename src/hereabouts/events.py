@@ -130,9 +130,9 @@ MAX_HOWDY_NEIGHBOURS: Final = 10
 """A howdy lists at most ten neighbours: enough for a newcomer to reach the network, small
 enough that ten howdys stay well under the 16 KiB message limit."""
 
-Transport = Literal["plaza", "mesh"]
-"""How a peer is reachable: on the MQTT plaza, or only through the HTTP gossip mesh (whose
-news arrives in bursts, so its MISSING threshold is longer)."""
+Transport = Literal["plaza", "mesh", "hybrid"]
+"""How a peer is reachable: on the MQTT plaza, only through the HTTP gossip mesh (whose news
+arrives hop by hop, so its MISSING threshold is longer), or on both (hybrid)."""
 
 
 class Credential(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

@@ -33,6 +33,12 @@ HELP: Final = {
         "Status changes a slow changes() subscriber missed (its queue was full), by why.",
         "why",
     ),
+    "bridged": ("Mesh-only nodes' events this hybrid node republished on the plaza, by kind.",
+                "kind"),
+    "bridge_dropped": (
+        "Mesh-only nodes' events not republished on the plaza (queue full, plaza away), by why.",
+        "why",
+    ),
     "revocations": ("Revocations of invited-network members taken in, by outcome.", "outcome"),
     "revocations_rejected": (
         "Revocations refused (forged, of another network, malformed), by reason.",

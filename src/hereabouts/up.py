@@ -40,6 +40,7 @@ import socket
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from hereabouts import config as config_module
 from hereabouts.config import (
@@ -163,6 +164,14 @@ def config_from_args(args: argparse.Namespace) -> Config:
         changes["http_host"], changes["http_port"] = parse_http(args.http)
     # PRESENCE_* variables tune the browser hub as they tune every site participant.
     node = dataclasses.replace(node, **changes)  # type: ignore[arg-type]
+    mesh = dataclasses.replace(
+        base.mesh,
+        enabled=args.mesh or bool(args.mesh_seed),
+        seeds=tuple(args.mesh_seed or ()),
+        plaza=not args.no_plaza,
+    )
+    if args.no_plaza and (args.broker is not None or args.broker_port is not None):
+        raise ConfigError("--no-plaza runs without a broker; drop --broker and --broker-port")
     hub = HubConfig.from_env()
     if getattr(args, "ghost_hard_off", False):
         hub = dataclasses.replace(hub, ghost_mode_hard_off=True)
@@ -174,6 +183,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
         hub=hub,
         relay=RelayConfig.from_env(),
         http=HttpLimits.from_env(),
+        mesh=mesh,
     )
 
 
@@ -262,6 +272,13 @@ async def run(config: Config, *, demo_peers: int = 0, sites: bool = True) -> int
     async with contextlib.AsyncExitStack() as stack:
         node = await stack.enter_async_context(Node(config))
         routes = _advert_routes(config, await _relay(config, node))
+        if node.mesh is not None:
+            from hereabouts.peers.mesh.http import mesh_routes
+
+            routes += mesh_routes(node.mesh)
+        if sites and not node.has_plaza:
+            say("hereabouts: site presence needs the plaza; it is off in mesh mode")
+            sites = False
         health_parts: dict[str, HealthCheck] = {}
         close_hub: Callable[[], Awaitable[None]] | None = None
         rooms: RoomCounts | None = None
@@ -290,6 +307,8 @@ async def run(config: Config, *, demo_peers: int = 0, sites: bool = True) -> int
                 "choose another with --http HOST:PORT"
             ) from None
         node.registry.register(server.collector())
+        if node.mesh is not None:
+            node.advertise_mesh(server.url)
         if sites and config.hub.max_connections > server.connection_limit:
             log.warning(
                 "the site hub allows %d browsers but HTTP takes at most %d connections; "
@@ -301,7 +320,7 @@ async def run(config: Config, *, demo_peers: int = 0, sites: bool = True) -> int
         for number in range(1, demo_peers + 1):
             demo = await stack.enter_async_context(
                 Node(
-                    config,
+                    _demo_config(config, server.url),
                     name=f"demo-{number}",
                     identity=demo_identity(config.home, number),
                     ledger=MemoryLedger(),
@@ -316,11 +335,15 @@ async def run(config: Config, *, demo_peers: int = 0, sites: bool = True) -> int
         if republisher is not None:
             tasks.append(asyncio.create_task(republisher.run(), name="presence-republisher"))
         say(f"hereabouts: {node.name} ({node.did})")
-        say(f"hereabouts: plaza {node.transport.state.endpoint}")
+        if node.has_plaza:
+            say(f"hereabouts: plaza {node.transport.state.endpoint}")
+        if node.mesh is not None:
+            seeds = ", ".join(config.mesh.seeds) or "none yet; others join with --mesh-seed"
+            say(f"hereabouts: mesh {node.mesh.url} ({node.mode}; seeds: {seeds})")
         say(f"hereabouts: dashboard {server.url}/")
         if sites:
             say(f"hereabouts: site presence demo {server.url}/demo/site")
-        if not node.transport.state.connected:
+        if node.has_plaza and not node.transport.state.connected:
             tasks.append(asyncio.create_task(_wait_for_broker(node), name="broker-wait"))
         await stop.wait()
         say("hereabouts: stopping; every node says chau…")
@@ -341,6 +364,13 @@ def _once(close: Callable[..., Awaitable[object]], *args: object) -> Callable[[]
             await close(*args)
 
     return run_once
+
+
+def _demo_config(config: Config, main_url: str) -> Config:
+    """Demo peers join the main node's mesh (as callers: they serve no endpoint)."""
+    if not config.mesh.on:
+        return config
+    return config.replace(mesh=dataclasses.replace(config.mesh, seeds=(main_url,)))
 
 
 async def _wait_for_broker(node: Node) -> None:
@@ -384,6 +414,20 @@ def _goodbye(node: Node) -> str:
     return f"hereabouts: {node.name} could not say chau (no plaza connection)"
 
 
+def _mesh_seed(text: str) -> str:
+    """``--mesh-seed``'s type: an http(s) URL with a host, and nothing after the port."""
+    parts = urlsplit(text)
+    try:
+        parts.port  # noqa: B018 - raises on a bad port
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: its port is not a number in 1-65535") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise argparse.ArgumentTypeError(f"{text!r}: write it as http://HOST:PORT (or https://)")
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise argparse.ArgumentTypeError(f"{text!r}: a node's mesh URL ends after the port")
+    return text.rstrip("/")
+
+
 def check_http(host: str, port: int) -> None:
     """Refuse, before anything starts, an HTTP address this machine cannot listen on (a
     host that does not resolve or is not ours, a port in use or not ours to take)."""
@@ -411,6 +455,8 @@ def command(args: argparse.Namespace) -> int:
     handler = SpinnerAwareHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, handlers=[handler])
+    # One line per mesh exchange would drown the log; failures are counted and in /healthz.
+    logging.getLogger("httpx").setLevel(logging.DEBUG if args.verbose else logging.WARNING)
     return asyncio.run(run(config, demo_peers=args.peers, sites=presence_v0(args)))
 
 
@@ -481,6 +527,23 @@ def register(
         help="force ghost mode for every visitor of this hub: counts are shown, nobody is "
         "published (flag presence_ghost_mode_hard_off; also "
         "HEREABOUTS_PRESENCE_GHOST_MODE_HARD_OFF=1)",
+    )
+    up.add_argument(
+        "--mesh",
+        action="store_true",
+        help="also take part in the HTTP gossip mesh (hybrid mode), serving it on --http",
+    )
+    up.add_argument(
+        "--mesh-seed",
+        type=_mesh_seed,
+        action="append",
+        metavar="URL",
+        help="http(s)://HOST:PORT of a mesh node to join through (repeatable; implies --mesh)",
+    )
+    up.add_argument(
+        "--no-plaza",
+        action="store_true",
+        help="run without any MQTT broker, on the mesh alone (mesh mode)",
     )
     up.add_argument("--verbose", action="store_true", help="debug logging")
     up.set_defaults(func=command)

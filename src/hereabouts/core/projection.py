@@ -135,10 +135,16 @@ class _Subject:
 class Projection:
     """Per-DID statuses derived from verified events. Sans-I/O: pass ``now_ms`` in."""
 
-    def __init__(self, config: ProjectionConfig | None = None) -> None:
+    def __init__(
+        self, config: ProjectionConfig | None = None, *, observer_on_plaza: bool = True
+    ) -> None:
+        """``observer_on_plaza``: whether the node judging is on the plaza. The plaza's
+        threshold applies only when observer and subject both are; otherwise the subject's
+        news may come hop by hop over the mesh, and the mesh's threshold applies."""
         self._config = config or ProjectionConfig()
-        self._plaza_ms = int(self._config.plaza_missing_after_s * 1000)
         self._mesh_ms = int(self._config.mesh_missing_after_s * 1000)
+        plaza_ms = int(self._config.plaza_missing_after_s * 1000)
+        self._plaza_ms = plaza_ms if observer_on_plaza else self._mesh_ms
         self._subjects: dict[str, _Subject] = {}
         self._reported: dict[str, Status] = {}
         self._counts: dict[Status, int] = dict.fromkeys(Status, 0)
@@ -271,6 +277,40 @@ class Projection:
             return hey_there, None
         return hey_there, latest[1]
 
+    def versions(self) -> dict[str, int]:
+        """Each known subject's version for mesh digests: the latest ``at_ms`` of any of its
+        events taken in (see :mod:`hereabouts.core.reconcile`). O(N)."""
+        return {
+            did: max(s.boot_latest.values())
+            for did, s in self._subjects.items()
+            if s.boot_latest
+        }
+
+    def marks(self, did: str) -> list[tuple[int, str, str]]:
+        """``(at_ms, event id, kind)`` of the events that decide what we know of ``did``:
+        its winning event, latest hey_there, latest vouching event and its lost wills. A
+        peer given these (and nothing older) judges ``did`` as we do."""
+        subject = self._subjects.get(did)
+        if subject is None:
+            return []
+        found = {m for m in (subject.best, subject.hey_there, subject.vouch) if m is not None}
+        found.update((at, event_id, "lost") for _, event_id, at in subject.lost.values())
+        return sorted(found)
+
+    def transport_of(self, did: str) -> str | None:
+        """How ``did`` says it is reached (its latest hey_there), if known."""
+        subject = self._subjects.get(did)
+        return None if subject is None or subject.hey_there is None else subject.transport
+
+    def online_with_transport(self, transport: str) -> list[str]:
+        """DIDs last reported ONLINE whose latest hey_there names ``transport``. O(N)."""
+        reported = self._reported
+        return [
+            did
+            for did, s in self._subjects.items()
+            if s.transport == transport and reported.get(did) is Status.ONLINE
+        ]
+
     def clashes(self, did: str, now_ms: int) -> bool:
         """Whether two processes seem to share ``did``'s key now (rule 6)."""
         subject = self._subjects.get(did)
@@ -316,9 +356,12 @@ class Projection:
                 subject.lost.pop(oldest, None)
                 subject.boots_dropped += 1
         if subject.hey_there is None or mark > subject.hey_there:
+            old_threshold = subject.threshold_ms
             subject.hey_there = mark
             subject.transport = event.transport
             subject.threshold_ms = self._mesh_ms if event.transport == "mesh" else self._plaza_ms
+            if subject.in_heap and subject.threshold_ms < old_threshold:
+                subject.in_heap = False  # an earlier deadline than the one queued
             subject.endpoints = dict(event.endpoints)
 
     @staticmethod

@@ -23,13 +23,14 @@ class RateLimiter:
         self._max_keys = max_keys
         self._buckets: OrderedDict[str, tuple[float, int]] = OrderedDict()  # key -> (tokens, at)
 
-    def allow(self, key: str, now_ms: int) -> bool:
-        """Spend a token of ``key``'s bucket if it has one."""
+    def allow(self, key: str, now_ms: int, cost: float = 1.0) -> bool:
+        """Spend ``cost`` tokens (one event; or, say, a request's KiB) of ``key``'s bucket
+        if it holds that many."""
         tokens, last_ms = self._buckets.pop(key, (self._burst, now_ms))
         tokens = min(self._burst, tokens + max(0, now_ms - last_ms) * self._rate_per_ms)
-        allowed = tokens >= 1.0
+        allowed = tokens >= cost
         if allowed:
-            tokens -= 1.0
+            tokens -= cost
         self._buckets[key] = (tokens, now_ms)
         if len(self._buckets) > self._max_keys:
             self._buckets.popitem(last=False)

@@ -1,4 +1,4 @@
-"""A node's Prometheus view: peers by status, plaza traffic, howdys, computed on scrape.
+"""A node's Prometheus view: peers by status, plaza and mesh traffic, howdys, on scrape.
 
 The hot paths count into plain integers (:class:`~hereabouts.metrics.Counters` and the
 transport's counters); this collector reads them only when ``/metrics`` is scraped. Labels
@@ -44,6 +44,10 @@ class NodeCollector(Collector):
         known.add_metric(["unproven"], keys.unproven_count())
         yield known
 
+        yield from self._mesh(node)
+        if not node.has_plaza:
+            yield from self._howdys(node)
+            return
         transport = node.transport
         connected = GaugeMetricFamily(
             "hereabouts_plaza_connected", "1 while connected to the plaza broker."
@@ -67,6 +71,10 @@ class NodeCollector(Collector):
             drops.add_metric([reason], value)
         yield drops
 
+        yield from self._howdys(node)
+
+    @staticmethod
+    def _howdys(node: Node) -> Iterator[Metric]:
         howdys = CounterMetricFamily(
             "hereabouts_howdys", "Howdy replies by outcome (sent, suppressed, ...).",
             labels=["outcome"],
@@ -74,3 +82,34 @@ class NodeCollector(Collector):
         for outcome, value in sorted(node.howdy.stats().items()):
             howdys.add_metric([outcome], value)
         yield howdys
+
+    @staticmethod
+    def _mesh(node: Node) -> Iterator[Metric]:
+        """Per mesh peer, labelled by its mesh URL: an endpoint the peer announces, and at
+        most ``mesh.max_peers`` of them (the one exception to "no identities in labels")."""
+        mesh = node.mesh
+        if mesh is None:
+            return
+        now = node.now_ms()
+        peers = mesh.peers.all()
+        family = CounterMetricFamily(
+            "hereabouts_mesh_peer",
+            "Sync traffic with each mesh peer (exchanges, bytes_in, bytes_out, "
+            "events_learnt, failures).",
+            labels=["peer", "what"],
+        )
+        for peer in peers:
+            for what, value in sorted(peer.stats.items()):
+                family.add_metric([peer.url, what], value)
+        yield family
+        graylisted = GaugeMetricFamily(
+            "hereabouts_mesh_peer_graylisted",
+            "1 while a mesh peer is graylisted for sending invalid data.",
+            labels=["peer"],
+        )
+        for peer in peers:
+            graylisted.add_metric([peer.url], 1 if peer.graylisted_until_ms > now else 0)
+        yield graylisted
+        known = GaugeMetricFamily("hereabouts_mesh_peers", "Mesh peers this node knows.")
+        known.add_metric([], len(peers))
+        yield known

@@ -49,6 +49,7 @@ from hereabouts.core.howdy import Candidate, HowdyCoordinator
 from hereabouts.core.keys import KeyBook
 from hereabouts.core.projection import PeerView, Projection
 from hereabouts.core.ratelimit import RateLimiter
+from hereabouts.core.reconcile import Item
 from hereabouts.errors import (
     EventRejected,
     HereaboutsError,
@@ -83,6 +84,8 @@ from hereabouts.peers.membership import (
     encode_revocation,
     revocation_key,
 )
+from hereabouts.peers.mesh.bridge import bridges_for
+from hereabouts.peers.mesh.runtime import Mesh
 from hereabouts.peers.metrics import NodeCollector
 from hereabouts.peers.network import load_membership, load_network_key, save_revocations
 from hereabouts.tasks import BackgroundTasks
@@ -100,7 +103,20 @@ from hereabouts.wire import seal, unseal
 
 log = logging.getLogger(__name__)
 
+MESH: Final = "<mesh>"
+"""The "topic" of events that came over the mesh: it has no topics to check."""
+
 PLAZA_FILTER = "hereabouts/v1/plaza/+"
+BRIDGE_QUEUE: Final = 1000
+"""Mesh-only nodes' events waiting for the plaza (hybrid nodes); past this they are dropped
+and counted: the mesh still carries them."""
+
+BRIDGES: Final = 2
+"""Hybrid nodes that republish each mesh-only node's events on the plaza (rendezvous
+hashing picks them), so the plaza sees each such event at most this many times."""
+
+FAREWELL_PEERS: Final = 3
+"""Mesh peers a stopping mesh node hands its chau to directly (rounds have stopped)."""
 CHANGES_QUEUE = 1000
 """Status changes buffered per ``changes()`` subscriber; a slower reader loses the oldest."""
 
@@ -189,6 +205,10 @@ class Node:
         self._synced = False
         self._running = False
         self._log_changes = log_changes
+        self.mesh: Mesh | None = None
+        self._endpoints: dict[str, str] = {}
+        self._hey_there_event: AnyEvent | None = None
+        self._bridge_out: asyncio.Queue[bytes] = asyncio.Queue(maxsize=BRIDGE_QUEUE)
 
     # --- public view ----------------------------------------------------------------------
 
@@ -204,8 +224,20 @@ class Node:
 
     @property
     def transport(self) -> Transport:
-        assert self._transport is not None, "the transport is set up when the node starts"
+        assert self._transport is not None, "the node has no plaza (mesh mode)" if not (
+            self.config.mesh.plaza
+        ) else "the transport is set up when the node starts"
         return self._transport
+
+    @property
+    def has_plaza(self) -> bool:
+        """Whether this node uses the MQTT plaza (not in mesh mode)."""
+        return self.config.mesh.plaza
+
+    @property
+    def mode(self) -> str:
+        """``plaza``, ``mesh`` or ``hybrid`` (see :class:`~hereabouts.config.MeshConfig`)."""
+        return self.config.mesh.mode
 
     def peers(self) -> list[PeerView]:
         """Every known peer (and this node) as seen now, names labelled (see
@@ -227,7 +259,6 @@ class Node:
 
     def health(self) -> dict[str, object]:
         now = self._now_ms()
-        state = self.transport.state
         parts: dict[str, dict[str, object]] = {
             "tasks": self._background.report(),
             "storage": self._storage.report(now),
@@ -239,13 +270,23 @@ class Node:
             ),
         }
         keys = self.ingestor.keys
+        plaza: dict[str, object] = {}
+        if self._transport is not None:
+            state = self._transport.state
+            plaza["broker"] = state.as_dict()
+            # In hybrid mode the mesh carries the news while the broker is away.
+            if self.mesh is None and not state.connected:
+                parts["plaza"] = {"ok": False, "why": "not connected to the broker"}
+        if self.mesh is not None:
+            parts["mesh"] = self.mesh.health(now)
         return {
-            "ok": state.connected and all(bool(part["ok"]) for part in parts.values()),
+            "ok": all(bool(part["ok"]) for part in parts.values()),
             "name": self.name,
             "did": self.did,
+            "mode": self.mode,
             "stealth": self.stealth,
             "booting": not self._synced,
-            "broker": state.as_dict(),
+            **plaza,
             "peers": {s.value: self.projection.count(s) for s in Status},
             "keys": {
                 "known": len(keys),
@@ -300,7 +341,7 @@ class Node:
         if self._keyring is None:
             self._keyring = Keyring(home / KEYRING_FILE_NAME)
         now = self._now_ms()
-        self.projection = Projection(config.projection)
+        self.projection = Projection(config.projection, observer_on_plaza=config.mesh.plaza)
         keys = KeyBook(
             config.trust,
             silence_ms=int(config.projection.plaza_missing_after_s * 1000),
@@ -332,30 +373,46 @@ class Node:
         self.cadence = NewspaperCadence(config.heartbeat)
         replayed = self.ingestor.replay(now, on_event=self._replayed)
         log.info("%s (%s) starting; %d events replayed", self.name, self.did, replayed)
-        if self._transport is None:
+        if config.mesh.on:
+            self.mesh = Mesh(
+                self,
+                config.mesh,
+                wire=config.wire,
+                counters=self.counters,
+                clock_ms=self._now_ms,
+                rng=self._rng,
+                home=home if self._home_lock is not None else None,
+            )
+        if self._transport is None and config.mesh.plaza:
             self._transport = await self._default_transport()
         NodeCollector(self).register(self.registry)
         self.counters.register(self.registry)
         transport = self._transport
-        if not self.stealth:
-            transport.set_will_source(self._will_for_connection)
-        transport.on_connect(self._on_connected)
-        await transport.subscribe(PLAZA_FILTER)
-        if self.membership is not None:
-            await transport.subscribe(REVOKED_ALL)
-        await transport.connect()
+        if transport is not None:
+            if not self.stealth:
+                transport.set_will_source(self._will_for_connection)
+            transport.on_connect(self._on_connected)
+            await transport.subscribe(PLAZA_FILTER)
+            if self.membership is not None:
+                await transport.subscribe(REVOKED_ALL)
+            await transport.connect()
         self._running = True
-        self._spawn(self._receive_loop(), "receive", essential=True)
+        if transport is not None:
+            self._spawn(self._receive_loop(), "receive", essential=True)
+            self._spawn(self._publish_revocations(), "revocations")
         self._spawn(self._timer_loop(), "timers", essential=True)
         self._spawn(self._upkeep_loop(), "upkeep", essential=True)
         self._spawn(self._prune_loop(), "retention", essential=True)
-        self._spawn(self._publish_revocations(), "revocations")
+        if self.mesh is not None:
+            self._spawn(self.mesh.run(), "mesh", essential=True)
+            if transport is not None:
+                self._spawn(self._bridge_loop(), "bridge", essential=True)
         if not self.stealth:
             # In our own view at once (peers() lists us from now on); on the plaza after the
             # discovery jitter.
             hey_there = self._hey_there()
             self._take_in_own(hey_there)
-            self._spawn(self._announce_then_heartbeat(hey_there), "announce", essential=True)
+            self._spawn(self._announce_then_heartbeat(), "announce", essential=True)
         else:
             self._announced.set()
             self._plan_sync_end(self._now_ms() + int(config.node.first_sync_s * 1000))
@@ -369,8 +426,13 @@ class Node:
         # ONLINE again in every view until MISSING (found by three runs of ``up``).
         await self._background.cancel_all()
         if not self.stealth and self._spoke:
-            await self._publish_event(self._event(Chau))
-        await self.transport.close()
+            chau = await self._publish_event(self._event(Chau))
+            if self.mesh is not None and chau is not None:
+                await self.mesh.farewell(chau.raw, FAREWELL_PEERS)
+        if self.mesh is not None:
+            self.mesh.save_peers()
+        if self._transport is not None:
+            await self._transport.close()
         self._changes.close()
         self._flush_keyring()
         if self._owns_stores and self._ledger is not None and self._keyring is not None:
@@ -429,6 +491,10 @@ class Node:
     def _now_ms(self) -> int:
         return int(self._clock() * 1000)
 
+    def now_ms(self) -> int:
+        """This node's clock, in Unix milliseconds."""
+        return self._now_ms()
+
     def _event(self, kind: type[AnyEvent], **fields: object) -> AnyEvent:
         header: dict[str, object] = {
             "name": self.name,
@@ -442,7 +508,27 @@ class Node:
         return kind(**header)  # type: ignore[arg-type]
 
     def _hey_there(self) -> AnyEvent:
-        return self._event(HeyThere, started_at_ms=self.started_at_ms, transport="plaza")
+        event = self._event(
+            HeyThere,
+            started_at_ms=self.started_at_ms,
+            transport=self.mode,
+            endpoints=dict(self._endpoints),
+        )
+        self._hey_there_event = event
+        return event
+
+    def advertise_mesh(self, url: str) -> None:
+        """Serve the mesh at ``url`` (known once the HTTP server listens): it goes into our
+        hey_there (renewed now if one was made already, same boot, so nobody welcomes us
+        twice) and we never call ourselves."""
+        if self.mesh is None:
+            raise RuntimeError("this node is not on the mesh")
+        self.mesh.set_url(url)
+        self._endpoints["mesh"] = self.mesh.url or url
+        if self._running and not self.stealth:
+            self._take_in_own(self._hey_there())
+            if self._announced.is_set():
+                self._spawn(self._publish_event(self._hey_there_event), "hey_there")  # type: ignore[arg-type]
 
     def _newspaper(self) -> AnyEvent:
         online = self.online_count()
@@ -473,25 +559,33 @@ class Node:
             return None
         data = self._take_in_own(event)
         signed = unseal(data, check_clock=False)
+        self._spoke = True
+        if self._transport is None:  # mesh mode: the mesh spreads it from our ledger
+            self.counters.add("events_out", signed.kind)
+            return signed
         try:
-            self._spoke = True
-            await self.transport.publish(plaza_topic(signed.kind), data)
+            await self._transport.publish(plaza_topic(signed.kind), data)
         except HereaboutsError as exc:  # NotConnected, TransportClosed, ...
             self.counters.add("publish_failed", signed.kind)
             log.warning("could not publish %s: %s", signed.kind, exc)
-            return None
+            # In hybrid mode the event is in our ledger, so the mesh still carries it.
+            return signed if self.mesh is not None else None
         self.counters.add("events_out", signed.kind)
         return signed
 
-    async def _announce_then_heartbeat(self, hey_there: AnyEvent) -> None:
-        """Publish the hey_there made at start (already in our own view) after the
-        discovery jitter, then heartbeat until stopped."""
+    async def _announce_then_heartbeat(self) -> None:
+        """Publish our latest hey_there (already in our own view) after the discovery
+        jitter, then heartbeat until stopped."""
         jitter_s = self._rng.random() * self.config.node.discovery_jitter_max_s
         await asyncio.sleep(jitter_s)
-        await self.transport.wait_connected()
-        while await self._publish_event(hey_there) is None:
+        if self._transport is not None:
+            await self._transport.wait_connected()
+        while await self._publish_event(self._hey_there_event) is None:  # type: ignore[arg-type]
             await asyncio.sleep(1.0)
-            await self.transport.wait_connected()
+            if self._transport is not None:
+                await self._transport.wait_connected()
+        hey_there = self._hey_there_event
+        assert hey_there is not None
         self._announced.set()
         self._wake.set()  # replies held back until now may be due
         self._plan_sync_end(self._now_ms() + int(self.config.node.first_sync_s * 1000))
@@ -539,7 +633,7 @@ class Node:
         self._accepted(outcome, from_plaza=True)
 
     def _gate(self, signed: SignedEvent, topic_kind: str | None, now_ms: int) -> None:
-        if topic_kind != signed.kind:
+        if topic_kind != MESH and topic_kind != signed.kind:
             raise TopicMismatch(f"{signed.kind} event on the {topic_kind} topic")
         event = signed.event
         if (
@@ -559,11 +653,15 @@ class Node:
         self._broadcast(outcome.changes)
         event = signed.event
         now = self._now_ms()
+        if self.mesh is not None and outcome.new and isinstance(event, HeyThere):
+            self.mesh.learn(signed.did, event.endpoints)
         if not (from_plaza and outcome.new):
             # A replay is no arrival. A newcomer's own hey_there cannot reach us first inside
             # a howdy: nobody replies before it has announced itself (_fire_timers).
             return
         if isinstance(event, HeyThere):
+            if event.transport == "mesh":
+                return  # bridged from the mesh: the mesh is how it learns who is here
             due = self.howdy.on_hey_there(signed, now, online_peers=self.online_count())
             if due is not None and not self.stealth:
                 heapq.heappush(self._howdy_due, (due.at_ms, due.hey_there_id))
@@ -626,6 +724,69 @@ class Node:
                 await self.transport.publish(
                     topic, encode_revocation(revocation), qos=1, retain=True
                 )
+
+    # --- the mesh's view of this node (MeshHost) ------------------------------------------
+
+    def mesh_versions(self) -> dict[str, int]:
+        return self.projection.versions()
+
+    def mesh_evidence(self, did: str) -> list[Item]:
+        ledger = self.ingestor.ledger
+        items = []
+        for at_ms, event_id, kind in self.projection.marks(did):
+            data = ledger.get(event_id)
+            if data is not None:
+                items.append(Item(at_ms=at_ms, event_id=event_id, kind=kind, size=len(data)))
+        return items
+
+    def mesh_raw(self, event_id: str) -> bytes | None:
+        return self.ingestor.ledger.get(event_id)
+
+    def mesh_missing(self, did: str) -> bool:
+        return self.projection.reported(did) is Status.MISSING
+
+    def mesh_take_in(self, data: bytes, now_ms: int) -> str:
+        """One sealed event from the mesh, through the plaza's ingest path (verify, admit,
+        rate limit, ledger, projection): ``new``, ``known`` or why it was refused."""
+        try:
+            outcome = self.ingestor.ingest(
+                data, now_ms, gate=lambda signed: self._gate(signed, MESH, now_ms)
+            )
+        except StorageError as exc:
+            self._storage.failed("ledger", exc, now_ms)
+            return "storage"
+        if not isinstance(outcome, Accepted):
+            return outcome.reason
+        self._accepted(outcome, from_plaza=False)
+        if not outcome.new:
+            return "known"
+        if self._transport is not None and self._should_bridge(outcome.event):
+            try:
+                self._bridge_out.put_nowait(data)
+            except asyncio.QueueFull:
+                self.counters.add("bridge_dropped", "queue_full")
+        return "new"
+
+    def _should_bridge(self, signed: SignedEvent) -> bool:
+        """A mesh-only node's event, first heard here over the mesh: republish it on the
+        plaza if we are one of its :data:`BRIDGES` hybrid bridges (rendezvous hashing over
+        the hybrid nodes we see ONLINE, ourselves included)."""
+        if self.projection.transport_of(signed.did) != "mesh":
+            return False
+        hybrids = self.projection.online_with_transport("hybrid")
+        return self.did in bridges_for(signed.did, hybrids, BRIDGES)
+
+    async def _bridge_loop(self) -> None:
+        transport = self.transport
+        while True:
+            data = await self._bridge_out.get()
+            signed = unseal(data, check_clock=False)
+            try:
+                await transport.publish(plaza_topic(signed.kind), data)
+            except HereaboutsError:
+                self.counters.add("bridge_dropped", "plaza_unreachable")
+            else:
+                self.counters.add("bridged", signed.kind)
 
     # --- views and changes ----------------------------------------------------------------
 
@@ -700,9 +861,9 @@ class Node:
         if not self._synced and self._sync_due_ms is not None and self._sync_due_ms <= now_ms:
             self._synced = True
         self._broadcast(self.projection.tick(now_ms))
-        if self._howdy_due and self._howdy_due[0][0] <= now_ms:
+        if self._howdy_due and self._howdy_due[0][0] <= now_ms and self._transport is not None:
             # Count the howdys that already arrived before deciding whether to add one.
-            for message in self.transport.take_waiting():
+            for message in self._transport.take_waiting():
                 self._receive_message(message)
         while self._howdy_due and self._howdy_due[0][0] <= now_ms:
             if not self._announced.is_set():
