@@ -270,7 +270,7 @@ async def run(config: Config, *, demo_peers: int = 0, sites: bool = True) -> int
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(signum, stop.set)
     async with contextlib.AsyncExitStack() as stack:
-        node = await stack.enter_async_context(Node(config))
+        node = await stack.enter_async_context(Node(config, serves_mesh=config.mesh.on))
         routes = _advert_routes(config, await _relay(config, node))
         if node.mesh is not None:
             from hereabouts.peers.mesh.http import mesh_routes

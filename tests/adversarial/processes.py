@@ -31,9 +31,10 @@ class UpProcess:
     """One ``hereabouts up --fast`` in its own process, with its own home and HTTP port.
 
     ``broker`` is an ``mqtt://`` URL (a test's Mosquitto); without it the process runs the
-    embedded broker on a free port. Extra command-line arguments and environment variables
-    pass through. Use as ``async with UpProcess(...) as node:``; leaving stops it (SIGTERM,
-    then SIGKILL) and keeps its output in :attr:`output`.
+    embedded broker on a free port, and with ``plaza=False`` none at all (mesh mode). Extra
+    command-line arguments and environment variables pass through. Use as
+    ``async with UpProcess(...) as node:``; leaving stops it (SIGTERM, then SIGKILL) and
+    keeps its output in :attr:`output`.
     """
 
     def __init__(
@@ -43,6 +44,7 @@ class UpProcess:
         broker: str | None = None,
         env: dict[str, str] | None = None,
         fast: bool = True,
+        plaza: bool = True,
     ) -> None:
         self.home = home
         self.http_port = free_port()
@@ -50,7 +52,9 @@ class UpProcess:
         command = [sys.executable, "-m", "hereabouts.cli", "up", "--home", str(home)]
         if fast:
             command.append("--fast")
-        if broker is None:
+        if not plaza:
+            command.append("--no-plaza")
+        elif broker is None:
             command += ["--broker-port", str(free_port())]
         else:
             command += ["--broker", broker]

@@ -161,13 +161,16 @@ class Node:
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
         log_changes: bool = True,
+        serves_mesh: bool = False,
     ) -> None:
         """``identity``, ``transport``, ``ledger`` and ``keyring`` default to the ones in
         ``config.home`` and on ``config.node.broker_url`` (or the embedded broker); pass
         your own to run several nodes in one process. ``membership`` makes the node a member
         of an invited network; by default it is read from ``config.home`` when the identity
         is too, and otherwise the network is open. ``clock`` returns Unix seconds;
-        ``log_changes=False`` keeps status changes out of the INFO log (demo peers)."""
+        ``log_changes=False`` keeps status changes out of the INFO log (demo peers).
+        ``serves_mesh``: the caller serves the mesh endpoint and will call
+        :meth:`advertise_mesh` once it listens; sync rounds start then."""
         self.config = config or production()
         node_config = self.config.node
         self.name = check_name(name or node_config.name or socket.gethostname() or "node")
@@ -206,6 +209,7 @@ class Node:
         self._running = False
         self._log_changes = log_changes
         self.mesh: Mesh | None = None
+        self._serves_mesh = serves_mesh
         self._endpoints: dict[str, str] = {}
         self._hey_there_event: AnyEvent | None = None
         self._bridge_out: asyncio.Queue[bytes] = asyncio.Queue(maxsize=BRIDGE_QUEUE)
@@ -383,6 +387,7 @@ class Node:
                 rng=self._rng,
                 home=home if self._home_lock is not None else None,
             )
+            self.mesh.serves = self._serves_mesh
         if self._transport is None and config.mesh.plaza:
             self._transport = await self._default_transport()
         NodeCollector(self).register(self.registry)

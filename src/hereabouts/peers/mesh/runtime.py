@@ -138,6 +138,10 @@ class Mesh:
         self._home = home
         self._verify_tls = verify_tls
         self.url: str | None = None
+        self._url_known = asyncio.Event()
+        self.serves = False
+        """Whether a URL will be set (the node serves the endpoint): rounds wait for it, so
+        the first hey_there peers receive already says where to call us back."""
         self.peers = MeshPeers(
             self_did=host.identity.did,
             max_peers=config.max_peers,
@@ -168,6 +172,7 @@ class Mesh:
         """Our own mesh URL (it travels in our hey_there): never a peer of ourselves."""
         self.url = url.rstrip("/")
         self.peers.self_url = self.url
+        self._url_known.set()
 
     async def run(self) -> None:
         """Sync rounds until cancelled."""
@@ -178,6 +183,8 @@ class Mesh:
             limits=httpx.Limits(max_connections=16, max_keepalive_connections=8),
         )
         try:
+            if self.serves:
+                await self._url_known.wait()
             await self._round()  # the first round at once: a newcomer learns the mesh
             while True:
                 await asyncio.sleep(self.next_round_s())

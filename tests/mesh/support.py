@@ -1,0 +1,52 @@
+"""Watching real mesh nodes from outside: their peer lists and health over HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Sequence
+
+import httpx
+
+from tests.adversarial.processes import UpProcess
+
+
+async def views(client: httpx.AsyncClient, nodes: Sequence[UpProcess]) -> list[dict[str, str]]:
+    """Each node's view: ``{name: status}`` of every peer it lists."""
+    answers = await asyncio.gather(*(client.get(f"{n.url}/v1/peers") for n in nodes))
+    return [{p["claimed_name"]: p["status"] for p in a.json()["peers"]} for a in answers]
+
+
+async def transports(client: httpx.AsyncClient, node: UpProcess) -> dict[str, str]:
+    """``{claimed name: transport}`` as ``node`` lists its peers."""
+    answer = await client.get(f"{node.url}/v1/peers")
+    return {p["claimed_name"]: p["transport"] for p in answer.json()["peers"]}
+
+
+async def health(client: httpx.AsyncClient, node: UpProcess) -> dict[str, object]:
+    answer = await client.get(f"{node.url}/healthz")
+    return answer.json()  # type: ignore[no-any-return]
+
+
+async def mesh_rounds(client: httpx.AsyncClient, node: UpProcess) -> int:
+    mesh = (await health(client, node))["mesh"]
+    assert isinstance(mesh, dict)
+    return int(mesh["rounds"])
+
+
+async def eventually(
+    check: Callable[[], Awaitable[str | None]], *, timeout_s: float, every_s: float = 0.25
+) -> float:
+    """Seconds until ``check()`` returns None (all good); its last complaint on time-out."""
+    started = time.monotonic()
+    complaint: str | None = "never checked"
+    while time.monotonic() - started < timeout_s:
+        complaint = await check()
+        if complaint is None:
+            return time.monotonic() - started
+        await asyncio.sleep(every_s)
+    raise AssertionError(f"after {timeout_s:.0f} s: {complaint}")
+
+
+def names(count: int, prefix: str) -> list[str]:
+    return [f"{prefix}-{n:02d}" for n in range(count)]
