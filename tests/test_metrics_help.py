@@ -46,10 +46,11 @@ def described() -> set[str]:
     names = set(HELP)
     for path in SOURCE.rglob("*.py"):
         names.update(_names(path, "describe"))
+    from hereabouts.peers.mesh.runtime import COUNTER_HELP as MESH_HELP
     from hereabouts.sites.hub import HUB_COUNTERS
     from hereabouts.sites.metrics import HELP as SITE_HELP
 
-    return names | set(HUB_COUNTERS) | set(SITE_HELP)
+    return names | set(HUB_COUNTERS) | set(SITE_HELP) | set(MESH_HELP)
 
 
 def test_every_counter_the_code_adds_has_a_sentence() -> None:

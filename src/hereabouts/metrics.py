@@ -39,6 +39,11 @@ HELP: Final = {
         "Mesh-only nodes' events not republished on the plaza (queue full, plaza away), by why.",
         "why",
     ),
+    "wills_probed": (
+        "Hybrid peers' wills held while the peer was asked over the mesh, by outcome "
+        "(answered, silent).",
+        "outcome",
+    ),
     "revocations": ("Revocations of invited-network members taken in, by outcome.", "outcome"),
     "revocations_rejected": (
         "Revocations refused (forged, of another network, malformed), by reason.",

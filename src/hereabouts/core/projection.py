@@ -143,8 +143,8 @@ class Projection:
         news may come hop by hop over the mesh, and the mesh's threshold applies."""
         self._config = config or ProjectionConfig()
         self._mesh_ms = int(self._config.mesh_missing_after_s * 1000)
-        plaza_ms = int(self._config.plaza_missing_after_s * 1000)
-        self._plaza_ms = plaza_ms if observer_on_plaza else self._mesh_ms
+        self._plaza_only_ms = int(self._config.plaza_missing_after_s * 1000)
+        self._plaza_ms = self._plaza_only_ms if observer_on_plaza else self._mesh_ms
         self._subjects: dict[str, _Subject] = {}
         self._reported: dict[str, Status] = {}
         self._counts: dict[Status, int] = dict.fromkeys(Status, 0)
@@ -193,6 +193,23 @@ class Projection:
             if len(boot_latest) > 2 * MAX_BOOTS:  # forget the boot heard from least recently
                 del boot_latest[min(boot_latest, key=lambda b: (boot_latest[b], b))]
         self._refresh(emitter, now_ms, "event", event_id, changes)
+        return changes
+
+    def observe_from_plaza(self, on_plaza: bool, now_ms: int) -> list[StatusChanged]:
+        """The observer joined or left the plaza (a hybrid node whose broker went away or
+        came back): plaza subjects' thresholds follow, since while the plaza is away their
+        news can only come hop by hop over the mesh. O(N); the changes it causes."""
+        plaza_ms = self._plaza_only_ms if on_plaza else self._mesh_ms
+        if plaza_ms == self._plaza_ms:
+            return []
+        self._plaza_ms = plaza_ms
+        self._deadlines = []
+        changes: list[StatusChanged] = []
+        for subject in self._subjects.values():
+            if subject.transport != "mesh":
+                subject.threshold_ms = plaza_ms
+            subject.in_heap = False
+            self._refresh(subject, now_ms, "timeout", None, changes)
         return changes
 
     def tick(self, now_ms: int) -> list[StatusChanged]:

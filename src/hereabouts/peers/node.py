@@ -115,6 +115,12 @@ BRIDGES: Final = 2
 """Hybrid nodes that republish each mesh-only node's events on the plaza (rendezvous
 hashing picks them), so the plaza sees each such event at most this many times."""
 
+LOST_GRACE_ROUNDS: Final = 2
+"""Rounds a hybrid peer that answered a probe has to outrank its connection's will."""
+
+MAX_HELD_WILLS: Final = 256
+"""Wills held while their hybrid emitters are probed; past this they are taken at once."""
+
 FAREWELL_PEERS: Final = 3
 """Mesh peers a stopping mesh node hands its chau to directly (rounds have stopped)."""
 CHANGES_QUEUE = 1000
@@ -131,6 +137,24 @@ times is lost in a crash, which only delays forgetting."""
 CLASH_GRACE_MS: Final = 5_000
 """Events of our own key from another boot dated this soon after our start are a previous
 run of ours saying goodbye, not another process."""
+
+
+def _claimed(payload: bytes) -> tuple[str | None, str | None]:
+    """The DID and kind a sealed event claims (unverified: only to decide whom to probe)."""
+    try:
+        body = msgspec.json.decode(payload, type=_ClaimedEnvelope).body
+    except msgspec.DecodeError:
+        return None, None
+    return body.did, body.kind
+
+
+class _ClaimedBody(msgspec.Struct):
+    did: str
+    kind: str
+
+
+class _ClaimedEnvelope(msgspec.Struct):
+    body: _ClaimedBody
 
 
 class KeyShared(EventRejected):
@@ -209,6 +233,7 @@ class Node:
         self._running = False
         self._log_changes = log_changes
         self.mesh: Mesh | None = None
+        self._held_wills: set[str] = set()
         self._serves_mesh = serves_mesh
         self._endpoints: dict[str, str] = {}
         self._hey_there_event: AnyEvent | None = None
@@ -397,6 +422,8 @@ class Node:
             if not self.stealth:
                 transport.set_will_source(self._will_for_connection)
             transport.on_connect(self._on_connected)
+            if self.mesh is not None:  # hybrid: judge by the mesh while the plaza is away
+                transport.on_disconnect(lambda: self._plaza_reachable(False))
             await transport.subscribe(PLAZA_FILTER)
             if self.membership is not None:
                 await transport.subscribe(REVOKED_ALL)
@@ -476,8 +503,32 @@ class Node:
         lost = self._event(Lost, session=connection)
         return Message(topic=plaza_topic("lost"), payload=seal(lost, self.identity))
 
+    def _plaza_reachable(self, reachable: bool) -> None:
+        """A hybrid node's plaza connection came or went."""
+        self._broadcast(self.projection.observe_from_plaza(reachable, self._now_ms()))
+        self._wake.set()  # deadlines moved
+        if not reachable:
+            self._speak_in_next_session()
+
+    def _speak_in_next_session(self) -> None:
+        """Our plaza connection died (or its will reached us) while the mesh still carries
+        us: the broker may publish that connection's will, a lost for its session. Say
+        something at once in the next session, which outranks it (the next connection will
+        be that session, see :meth:`_on_connected`). Taken into our own view before
+        returning, so not even our own view shows us MISSING."""
+        if self.stealth or not self._running or not self._announced.is_set():
+            return
+        connection = 0 if self._transport is None else self._transport.state.connections
+        if self._session > connection:
+            return  # already speaking past that connection
+        self._session = connection + 1
+        data = self._take_in_own(self._newspaper())
+        self._spawn(self._send(data), "next-session")
+
     def _on_connected(self, connection: int) -> None:
         self._session = connection
+        if self.mesh is not None:
+            self._plaza_reachable(True)
         if connection > 1 and self._announced.is_set() and not self.stealth:
             # Speak in the new session at once, so a late will of the old one is outranked.
             self._spawn(self._publish_event(self._newspaper()), "reconnected-newspaper")
@@ -562,7 +613,10 @@ class Node:
         Once stopping, only the chau goes out: nothing of ours may follow it."""
         if not self._running and not isinstance(event, Chau):
             return None
-        data = self._take_in_own(event)
+        return await self._send(self._take_in_own(event))
+
+    async def _send(self, data: bytes) -> SignedEvent | None:
+        """Publish one of our sealed events, already in our own view."""
         signed = unseal(data, check_clock=False)
         self._spoke = True
         if self._transport is None:  # mesh mode: the mesh spreads it from our ledger
@@ -619,6 +673,8 @@ class Node:
             self._take_revocation(message.payload)
             return
         kind = plaza_kind(message.topic)
+        if kind == "lost" and self._probe_first(message):
+            return
         try:
             self._receive(message.payload, kind)
         except StorageError as exc:  # a full disk: hold the message, retry, tell /healthz
@@ -626,6 +682,51 @@ class Node:
         except Exception:  # a bug must not silence the node; count and carry on
             self.counters.add("handler_errors", kind or "unknown")
             log.exception("error handling a %s message", kind)
+
+    def _probe_first(self, message: Message) -> bool:
+        """A hybrid peer's will says its plaza connection died, not that it did: the mesh
+        may still reach it. Ask it over the mesh before believing the will (True: the will
+        is held meanwhile). A crashed peer refuses the connection at once, a hung one
+        times out; either way the will is then taken in and the peer is MISSING. An alive
+        one answers, and the will is taken in after ``LOST_GRACE_ROUNDS`` rounds, by which
+        time its next session's news (it speaks again as soon as it notices, see
+        :meth:`_plaza_reachable`) outranks it."""
+        mesh = self.mesh
+        if mesh is None or len(self._held_wills) >= MAX_HELD_WILLS:
+            return False
+        did, kind = _claimed(message.payload)
+        if kind != "lost" or did is None or self.projection.transport_of(did) != "hybrid":
+            return False
+        if did == self.did:
+            self._speak_in_next_session()  # our own will: we know we are alive
+            return False
+        peer = mesh.peers.by_did(did)
+        if peer is None:
+            return False
+        self._held_wills.add(did)
+        self._spawn(self._probe_then_take(message, did), "will-probe")
+        return True
+
+    async def _probe_then_take(self, message: Message, did: str) -> None:
+        mesh = self.mesh
+        assert mesh is not None
+        try:
+            if await mesh.probe(did):
+                self.counters.add("wills_probed", "answered")
+                await asyncio.sleep(LOST_GRACE_ROUNDS * mesh.config.round_s)
+                await mesh.probe(did)  # pull what it said since
+            else:
+                self.counters.add("wills_probed", "silent")
+        finally:
+            self._held_wills.discard(did)
+            self._receive_message_now(message)
+
+    def _receive_message_now(self, message: Message) -> None:
+        kind = plaza_kind(message.topic)
+        try:
+            self._receive(message.payload, kind)
+        except StorageError as exc:
+            self._storage.failed("ledger", exc, self._now_ms(), Held(message.payload, kind))
 
     def _receive(self, payload: bytes, topic_kind: str | None) -> None:
         now = self._now_ms()
@@ -752,7 +853,10 @@ class Node:
 
     def mesh_take_in(self, data: bytes, now_ms: int) -> str:
         """One sealed event from the mesh, through the plaza's ingest path (verify, admit,
-        rate limit, ledger, projection): ``new``, ``known`` or why it was refused."""
+        rate limit, ledger, projection): ``new``, ``known`` or why it was refused. A hybrid
+        peer's will is held while the peer is probed, as from the plaza (``held``)."""
+        if self._probe_first(Message(topic=plaza_topic("lost"), payload=data)):
+            return "held"
         try:
             outcome = self.ingestor.ingest(
                 data, now_ms, gate=lambda signed: self._gate(signed, MESH, now_ms)

@@ -208,6 +208,7 @@ class Transport(ABC):
         self._will: Message | None = None
         self._will_source: Callable[[int], Message] | None = None
         self._on_connect: list[Callable[[int], None]] = []
+        self._on_disconnect: list[Callable[[], None]] = []
         self._started = False
         self._closed = False
         self._connected = asyncio.Event()
@@ -250,6 +251,10 @@ class Transport(ABC):
     def on_connect(self, listener: Callable[[int], None]) -> None:
         """Call ``listener(n)`` each time the n-th connection is established (reconnects too)."""
         self._on_connect.append(listener)
+
+    def on_disconnect(self, listener: Callable[[], None]) -> None:
+        """Call ``listener()`` each time an established connection is lost."""
+        self._on_disconnect.append(listener)
 
     def _will_for_next_connection(self) -> Message | None:
         if self._will_source is None:
@@ -403,6 +408,9 @@ class Transport(ABC):
 
     def _set_disconnected(self, error: str | None) -> None:
         self._connected.clear()
+        if self._state.connected:
+            for listener in self._on_disconnect:
+                listener()
         if self._state.connected or error is not None:
             self._state = dataclasses.replace(
                 self._state,

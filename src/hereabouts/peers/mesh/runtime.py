@@ -98,7 +98,8 @@ class MeshHost(Protocol):
     def mesh_raw(self, event_id: str) -> bytes | None: ...
 
     def mesh_take_in(self, data: bytes, now_ms: int) -> str:
-        """Ingest one sealed event from the mesh: ``new``, ``known`` or a refusal reason."""
+        """Ingest one sealed event from the mesh: ``new``, ``known``, ``held`` (taken in
+        later) or a refusal reason."""
         ...
 
     def mesh_missing(self, did: str) -> bool: ...
@@ -240,6 +241,19 @@ class Mesh:
         told = sum(1 for r in results if not isinstance(r, BaseException))
         self.counters.add("mesh_farewells", "told" if told else "nobody")
 
+    async def probe(self, did: str) -> bool:
+        """An exchange with ``did`` now, out of turn: whether it answered."""
+        peer = self.peers.by_did(did)
+        if peer is None or self._client is None:
+            return False
+        try:
+            await self.exchange(peer)
+        except (HereaboutsError, httpx.HTTPError, OSError) as exc:
+            log.debug("probe of %s failed: %s", peer.url, exc)
+            self.peers.failed(peer.url, self._clock_ms(), self._rng.random())
+            return False
+        return True
+
     # --- calling ------------------------------------------------------------------------
 
     async def exchange(self, peer: MeshPeer) -> None:
@@ -349,12 +363,13 @@ class Mesh:
             outcome = self.host.mesh_take_in(data, self._clock_ms())
             if outcome == "new":
                 new += 1
-            elif outcome != "known":
+            elif outcome not in ("known", "held"):
                 self.counters.add("mesh_refused", outcome)
                 if outcome in BAD_DATA:
                     bad += 1
-            self.counters.add("mesh_events_in", outcome if outcome in ("new", "known") else
-                              "refused")
+            self.counters.add(
+                "mesh_events_in", outcome if outcome in ("new", "known", "held") else "refused"
+            )
         if peer is not None:
             peer.count("events_learnt", new)
         if bad and peer is not None and caller is None:

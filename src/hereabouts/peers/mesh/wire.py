@@ -32,7 +32,7 @@ import msgspec
 from hereabouts.core.reconcile import ENTRY_BYTES, decode_digest
 from hereabouts.errors import BadSignature, InvalidDID, JsonTooDeep
 from hereabouts.identity import Identity, signature_from_base64, verify
-from hereabouts.jsonlimits import check_depth
+from hereabouts.jsonlimits import MAX_JSON_DEPTH, check_depth
 from hereabouts.peers.mesh.errors import (
     SyncBadSignature,
     SyncMalformed,
@@ -52,8 +52,9 @@ MAX_EVENTS: Final = 4096
 MESSAGE_OVERHEAD: Final = 4096
 """Bytes of a message besides its events and digest (field names, commas, brackets)."""
 
-_SYNC_DEPTH: Final = 8
-"""The message (1) and its events list (2) hold sealed events, which nest up to six."""
+_SYNC_DEPTH: Final = MAX_JSON_DEPTH + 2
+"""The message (1) and its events list (2) hold sealed events, which may nest as deep as
+any event does (a howdy carrying a neighbour's newspaper and credential goes past eight)."""
 
 
 class _TooDeep(SyncMalformed, JsonTooDeep):
