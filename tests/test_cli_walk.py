@@ -77,6 +77,7 @@ def cases(places: Places) -> Iterator[Case]:
     for seed in ("ftp://127.0.0.1:1", "http://", "127.0.0.1:8765", "http://127.0.0.1:abc",
                  "http://127.0.0.1:8765/v1/mesh/sync", ""):
         yield Case((*up, *port, "--mesh-seed", seed), exit_code=2)
+        yield Case((*up, *port, "--mesh-url", seed), exit_code=2)
     yield Case((*up, "--no-plaza", "--broker", "mqtt://127.0.0.1:1883"), exit_code=2)
     yield Case((*up, "--no-plaza", *port), exit_code=2)
     for flag in ("--stealth", "--fast", "--no-sites", "--ghost-hard-off", "--verbose", "--mesh",

@@ -894,6 +894,11 @@ class MeshConfig:
     plaza: bool = True
     """Whether the node uses the MQTT plaza at all (``--no-plaza`` turns it off)."""
 
+    url: str | None = None
+    """The mesh URL this node announces (``--mesh-url``); by default the URL its HTTP
+    server listens on. Set it when peers reach the node by another address (a proxy, NAT,
+    a server bound to 0.0.0.0)."""
+
     round_s: float = 30.0
     """Interval between two sync rounds, stretched by ``round_jitter_fraction`` and by
     :func:`hereabouts.core.meshpeers.round_scale` as the mesh grows (as memberlist scales

@@ -166,8 +166,9 @@ def config_from_args(args: argparse.Namespace) -> Config:
     node = dataclasses.replace(node, **changes)  # type: ignore[arg-type]
     mesh = dataclasses.replace(
         base.mesh,
-        enabled=args.mesh or bool(args.mesh_seed),
+        enabled=args.mesh or bool(args.mesh_seed) or args.mesh_url is not None,
         seeds=tuple(args.mesh_seed or ()),
+        url=args.mesh_url,
         plaza=not args.no_plaza,
     )
     if args.no_plaza and (args.broker is not None or args.broker_port is not None):
@@ -308,7 +309,7 @@ async def run(config: Config, *, demo_peers: int = 0, sites: bool = True) -> int
             ) from None
         node.registry.register(server.collector())
         if node.mesh is not None:
-            node.advertise_mesh(server.url)
+            node.advertise_mesh(config.mesh.url or server.url)
         if sites and config.hub.max_connections > server.connection_limit:
             log.warning(
                 "the site hub allows %d browsers but HTTP takes at most %d connections; "
@@ -539,6 +540,12 @@ def register(
         action="append",
         metavar="URL",
         help="http(s)://HOST:PORT of a mesh node to join through (repeatable; implies --mesh)",
+    )
+    up.add_argument(
+        "--mesh-url",
+        type=_mesh_seed,
+        metavar="URL",
+        help="the mesh URL peers should call, when not the --http address (implies --mesh)",
     )
     up.add_argument(
         "--no-plaza",
