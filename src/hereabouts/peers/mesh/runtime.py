@@ -61,13 +61,32 @@ PEERS_FILE_NAME: Final = "mesh-peers.json"
 MESH_ENDPOINT: Final = "mesh"
 """The name of a node's mesh URL among its hey_there endpoints."""
 
+MAX_GRAYLISTED: Final = 4096
+"""Callers remembered as graylisted, whether or not they are in the peer book; past this
+the one whose time ends first is forgotten (a flood of fresh keys cannot grow it)."""
+
 MAX_ORIGINS: Final = 65_536
 """Digest entries read: far above the keys a node keeps (see TrustConfig)."""
 
 BAD_DATA: Final = frozenset(
-    {"sync_malformed", "sync_bad_signature", "digest_malformed", "bad_signature"}
+    {
+        "sync_malformed",
+        "digest_malformed",
+        # Events no honest peer relays: it passes on only events it verified itself.
+        "bad_signature",
+        "emitter_mismatch",
+        "missing_signature",
+        "not_canonical",
+        "duplicate_key",
+        "not_json",
+        "malformed",
+        "invalid_did",
+    }
 )
-"""Refusals that graylist the peer that caused them: a peer never sends these by accident."""
+"""Refusals that graylist the peer that caused them: an honest peer never sends these. Not
+here: events that are old, replayed, from the future, rate limited or of a kind we do not
+know (an honest peer relays those, or runs a newer version), nor a request signature that
+fails (it proves nothing about the DID it names)."""
 
 COUNTER_HELP: Final = {
     "mesh_exchanges": ("Sync exchanges this node started, by outcome.", "outcome"),
@@ -162,6 +181,7 @@ class Mesh:
             max_origins=MAX_ORIGINS,
         )
         self._client: httpx.AsyncClient | None = None
+        self._graylisted: dict[str, int] = {}  # caller DID -> until (ms)
         self.rounds = 0
         self.last_round_ms: int | None = None
         self.last_ok_ms: int | None = None
@@ -310,7 +330,7 @@ class Mesh:
                 now_ms=now,
                 max_skew_ms=int(self.config.max_clock_skew_s * 1000),
             )
-            if self.peers.graylisted(caller, now):
+            if self._graylisted.get(caller, 0) > now or self.peers.graylisted(caller, now):
                 raise SyncGraylisted("this node sent invalid data recently")
             if not self._requests.allow(caller, now) or not self._budget(caller, len(body), now):
                 raise SyncThrottled("too many sync requests; slow down")
@@ -323,7 +343,7 @@ class Mesh:
                 raise
             peer = self.peers.by_did(caller)
             if self._take_in(events, peer, caller=caller):
-                self._graylist(caller, None, "bad_signature")
+                self._graylist(caller, None, "bad_event")
             self.counters.add("mesh_bytes", "in", len(body))
             if peer is not None:
                 peer.count("bytes_in", len(body))
@@ -373,7 +393,7 @@ class Mesh:
         if peer is not None:
             peer.count("events_learnt", new)
         if bad and peer is not None and caller is None:
-            self._graylist(peer.did, peer.url, "bad_signature")
+            self._graylist(peer.did, peer.url, "bad_event")
         return bad
 
     def _plan(self, versions: dict[str, int], theirs: Mapping[bytes, int]) -> list[bytes]:
@@ -392,8 +412,17 @@ class Mesh:
         peer.count("bytes_in", into)
 
     def _graylist(self, did: str | None, url: str | None, reason: str) -> None:
-        until = self._clock_ms() + int(self.config.graylist_s * 1000)
+        now = self._clock_ms()
+        until = now + int(self.config.graylist_s * 1000)
         self.peers.graylist(did=did, url=url, until_ms=until)
+        if did is not None:
+            table = self._graylisted
+            table[did] = until
+            if len(table) > MAX_GRAYLISTED:
+                for stale in [d for d, t in table.items() if t <= now]:
+                    del table[stale]
+                while len(table) > MAX_GRAYLISTED:
+                    del table[min(table, key=table.__getitem__)]
         self.counters.add("mesh_graylisted", reason)
         log.warning("mesh peer %s graylisted for %.0f s: %s", did or url, self.config.graylist_s,
                     reason)
@@ -450,7 +479,10 @@ class Mesh:
             "peers": len(self.peers),
             "rounds": self.rounds,
             "last_ok_ms": self.last_ok_ms,
-            "graylisted": sum(1 for p in self.peers.all() if p.graylisted_until_ms > now_ms),
+            "graylisted": len(
+                {p.url for p in self.peers.all() if p.graylisted_until_ms > now_ms}
+                | {did for did, until in self._graylisted.items() if until > now_ms}
+            ),
         }
 
 
