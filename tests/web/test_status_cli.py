@@ -235,3 +235,16 @@ def test_wide_names_stay_aligned() -> None:
     for row in lines[header + 1 : header + 3]:
         assert display_width(row[: row.index("ONLINE")]) == column, lines
     assert display_width("東京") == 4 and display_width("e\u0301") == 1
+
+
+def test_status_says_how_each_peer_is_reached() -> None:
+    peers = [
+        {"name": name, "did": did, "status": "ONLINE", "transport": transport}
+        for name, did, transport in (("p", ALPHA, "plaza"), ("m", BRAVO, "mesh"),
+                                     ("h", CHARLIE, "hybrid"))
+    ]
+    lines = render_status({"node": {}, "peers": peers}, 0)
+    header = next(line for line in lines if line.startswith("NAME"))
+    assert header.split()[:3] == ["NAME", "STATUS", "VIA"]
+    via = {line.split()[0]: line.split()[2] for line in lines[lines.index(header) + 1 :]}
+    assert via == {"h": "both", "m": "mesh", "p": "plaza"}

@@ -25,7 +25,11 @@ STATUS_ORDER: Final = {"ONLINE": 0, "MISSING": 1, "OFFLINE": 2}
 MAX_NAME: Final = 32
 """Longer names are cut (with an ellipsis) so one peer cannot push the table off screen."""
 
-COLUMNS: Final = ("NAME", "STATUS", "LAST EVENT", "AGE", "RESTARTS", "DID")
+COLUMNS: Final = ("NAME", "STATUS", "VIA", "LAST EVENT", "AGE", "RESTARTS", "DID")
+"""VIA is how the peer is reached: ``plaza``, ``mesh`` (only over the gossip mesh) or
+``both`` (a hybrid node)."""
+
+VIA: Final = {"plaza": "plaza", "mesh": "mesh", "hybrid": "both"}
 
 
 def terminal_safe(value: object, limit: int | None = None) -> str:
@@ -116,6 +120,7 @@ def _row(peer: Mapping[str, Any], now_ms: int) -> tuple[str, ...]:
     return (
         name,
         terminal_safe(peer.get("status", "?")),
+        VIA.get(str(peer.get("transport")), terminal_safe(peer.get("transport", ""))),
         terminal_safe(peer.get("last_event", "")),
         age_text(now_ms, peer.get("last_event_at_ms")),
         terminal_safe(peer.get("restarts", "")),

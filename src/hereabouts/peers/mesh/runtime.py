@@ -473,8 +473,13 @@ class Mesh:
         reachable = not len(self.peers) or (
             self.last_ok_ms is not None and now_ms - self.last_ok_ms <= 2 * stale_ms
         )
+        ok = bool(ran and reachable) or self.last_round_ms is None
+        error = None
+        if not ok:
+            error = "sync rounds have stopped" if not ran else "no mesh peer answered lately"
         return {
-            "ok": bool(ran and reachable) or self.last_round_ms is None,
+            "ok": ok,
+            "error": error,
             "url": self.url,
             "peers": len(self.peers),
             "rounds": self.rounds,

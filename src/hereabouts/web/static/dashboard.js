@@ -60,6 +60,11 @@
     contested: "Another key holds this name; this one is shown with its fingerprint.",
   };
 
+  const TRANSPORT_NOTES = {
+    mesh: "Reached only over the gossip mesh: its news comes hop by hop, and it reads as MISSING after the mesh's longer silence.",
+    hybrid: "On the MQTT plaza and on the gossip mesh.",
+  };
+
   const PART_TITLES = {
     broker: "Broker",
     tasks: "Tasks",
@@ -332,6 +337,12 @@
     if (peer.trust === "new") name.append(el("span", "tag tag-new", "new"));
     if (peer.trust === "member") name.append(el("span", "tag tag-member", "member"));
     if (peer.shared_key) name.append(el("span", "tag tag-alarm", "key used twice"));
+    if (peer.transport && peer.transport !== "plaza") {
+      // How the peer is reached: only plaza peers go untagged (the usual case).
+      const via = el("span", "tag tag-via", peer.transport === "mesh" ? "mesh only" : "plaza + mesh");
+      via.title = TRANSPORT_NOTES[peer.transport] || "";
+      name.append(via);
+    }
     const abbr = el("abbr", "did peer-did", shortDid(peer.did));
     abbr.title = String(peer.did);
     name.append(abbr);
@@ -438,6 +449,14 @@
     if (name === "storage") return part.held ? `ok · ${part.held} held` : "ok";
     if (name === "identity") return "this key is ours alone";
     if (name === "network") return part.mode ? String(part.mode) : "ok";
+    if (name === "mesh") {
+      const bits = [];
+      if (isNumber(part.peers)) bits.push(`${part.peers} peer${part.peers === 1 ? "" : "s"}`);
+      if (isNumber(part.rounds)) bits.push(`${part.rounds} rounds`);
+      if (isNumber(part.graylisted) && part.graylisted) bits.push(`${part.graylisted} graylisted`);
+      if (part.url) bits.push(String(part.url));
+      return bits.length ? bits.join(" · ") : "ok";
+    }
     if (name === "sites") {
       const bits = [];
       if (isNumber(part.connections)) bits.push(`${part.connections} browser${part.connections === 1 ? "" : "s"}`);
