@@ -201,3 +201,20 @@ async def test_one_flooding_caller_is_throttled_without_slowing_another(tmp_path
         assert codes[:5] == [200] * 5 and codes.count(429) >= 30, codes
         assert served.refused("sync_throttled") == codes.count(429)
         assert (await served.post(body, neighbour)).status_code == 200
+
+
+async def test_health_says_so_when_no_mesh_peer_answers(tmp_path: Path) -> None:
+    from tests.fixtures.mosquitto import free_port
+    from tests.peers.support import wait_until
+
+    nowhere = f"http://127.0.0.1:{free_port()}"
+    async with served_node(tmp_path, seeds=(nowhere,)) as served:
+        mesh = served.node.mesh
+        assert mesh is not None
+        await wait_until(lambda: mesh.rounds >= 2, what="two sync rounds")
+        health = served.node.health()
+        part = health["mesh"]
+        assert health["ok"] is False
+        assert isinstance(part, dict) and part["ok"] is False
+        assert part["error"] == "no mesh peer answered lately"
+        assert served.node.counters.get("mesh_exchanges", "failed") >= 1
