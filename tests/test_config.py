@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -142,3 +143,23 @@ def test_http_limits_defaults_match_the_documentation() -> None:
     assert (limits.header_timeout_s, limits.body_timeout_s) == (10, 10)
     assert limits.keep_alive_timeout_s == 5
     assert limits.max_connections is None and limits.fd_reserve == 256
+
+
+def test_the_mesh_threshold_must_cover_heartbeats_and_propagation() -> None:
+    from hereabouts.config import MeshConfig, ProjectionConfig
+    from hereabouts.core.meshmath import propagation_s
+
+    base = config_module.production()
+    assert base.replace(mesh=MeshConfig(enabled=True)).mesh.mode == "hybrid"
+    assert base.replace(mesh=MeshConfig(plaza=False)).mesh.mode == "mesh"
+    needed = 2.5 * base.heartbeat.max_interval_s + propagation_s(10_000, 30.0)
+    with pytest.raises(ConfigError, match="too short for a mesh of 10000 nodes"):
+        base.replace(mesh=MeshConfig(enabled=True, expected_size=10_000))
+    fine = base.replace(
+        mesh=MeshConfig(enabled=True, expected_size=10_000),
+        projection=ProjectionConfig(mesh_missing_after_s=needed),
+        ledger=dataclasses.replace(base.ledger, retention_s=max(needed, base.ledger.retention_s)),
+    )
+    assert fine.projection.mesh_missing_after_s == needed
+    # A plaza-only node is not held to the mesh's rule.
+    assert base.replace(mesh=MeshConfig(expected_size=10_000)).mesh.mode == "plaza"

@@ -952,8 +952,6 @@ class MeshConfig:
             raise ConfigError("mesh.heal_every, max_peers and peer_request_burst must be >= 1")
         if self.exchange_bytes < 16 * 1024:
             raise ConfigError("mesh.exchange_bytes must hold one event (at least 16384)")
-        if not self.plaza and not self.on:
-            raise ConfigError("a node without the plaza needs the mesh")
 
     @property
     def on(self) -> bool:

@@ -64,6 +64,9 @@ async def test_a_chain_of_twenty_mesh_nodes_converges_and_sees_crashes_and_goodb
         bound = propagation_rounds(N) + SLACK_ROUNDS
         print(f"converged in {took_s:.1f} s; rounds per node: {rounds} (bound {bound})")
         assert max(rounds) <= bound, f"rounds to converge {rounds}, bound {bound}"
+        metrics = (await client.get(f"{nodes[0].url}/metrics")).text
+        assert f'hereabouts_mesh_peer_total{{peer="{nodes[1].url}",what="exchanges"}}' in metrics
+        assert "hereabouts_mesh_peers " in metrics
 
         # kill -9: MISSING everywhere within the mesh threshold plus propagation.
         victim, leaver = nodes[5], nodes[11]
