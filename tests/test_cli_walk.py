@@ -79,6 +79,8 @@ def cases(places: Places) -> Iterator[Case]:
         yield Case((*up, *port, "--mesh-seed", seed), exit_code=2)
         yield Case((*up, *port, "--mesh-url", seed), exit_code=2)
     yield Case((*up, "--no-plaza", "--broker", "mqtt://127.0.0.1:1883"), exit_code=2)
+    for ca in (nowhere, junk, str(places.root)):
+        yield Case((*up, *port, "--mesh", "--mesh-ca", ca), exit_code=2)
     yield Case((*up, "--no-plaza", *port), exit_code=2)
     for flag in ("--stealth", "--fast", "--no-sites", "--ghost-hard-off", "--verbose", "--mesh",
                  "--no-plaza"):

@@ -899,6 +899,10 @@ class MeshConfig:
     server listens on. Set it when peers reach the node by another address (a proxy, NAT,
     a server bound to 0.0.0.0)."""
 
+    ca_file: str | None = None
+    """A PEM file of certificate authorities to trust for ``https://`` peers, besides the
+    system's (``--mesh-ca``): for a mesh behind TLS with a private CA."""
+
     round_s: float = 30.0
     """Interval between two sync rounds, stretched by ``round_jitter_fraction`` and by
     :func:`hereabouts.core.meshpeers.round_scale` as the mesh grows (as memberlist scales

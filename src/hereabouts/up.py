@@ -37,6 +37,7 @@ import logging
 import os
 import signal
 import socket
+import ssl
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -169,6 +170,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
         enabled=args.mesh or bool(args.mesh_seed) or args.mesh_url is not None,
         seeds=tuple(args.mesh_seed or ()),
         url=args.mesh_url,
+        ca_file=args.mesh_ca,
         plaza=not args.no_plaza,
     )
     if args.no_plaza and (args.broker is not None or args.broker_port is not None):
@@ -415,6 +417,17 @@ def _goodbye(node: Node) -> str:
     return f"hereabouts: {node.name} could not say chau (no plaza connection)"
 
 
+def _readable_file(text: str) -> str:
+    """An argparse type: a file that exists and can be read, with certificates in it."""
+    try:
+        ssl.create_default_context(cafile=text)
+    except FileNotFoundError:
+        raise argparse.ArgumentTypeError(f"{text!r}: no such file") from None
+    except (OSError, ssl.SSLError) as exc:
+        raise argparse.ArgumentTypeError(f"{text!r}: not PEM certificates ({exc})") from None
+    return text
+
+
 def _mesh_seed(text: str) -> str:
     """``--mesh-seed``'s type: an http(s) URL with a host, and nothing after the port."""
     parts = urlsplit(text)
@@ -546,6 +559,12 @@ def register(
         type=_mesh_seed,
         metavar="URL",
         help="the mesh URL peers should call, when not the --http address (implies --mesh)",
+    )
+    up.add_argument(
+        "--mesh-ca",
+        type=_readable_file,
+        metavar="FILE",
+        help="PEM certificate authorities to trust for https:// mesh peers, besides the system's",
     )
     up.add_argument(
         "--no-plaza",

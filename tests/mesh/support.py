@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable, Sequence
 
@@ -46,6 +47,14 @@ async def eventually(
             return time.monotonic() - started
         await asyncio.sleep(every_s)
     raise AssertionError(f"after {timeout_s:.0f} s: {complaint}")
+
+
+async def start_all(stack: contextlib.AsyncExitStack, nodes: Sequence[UpProcess]) -> None:
+    """Start every node at once (seeds may come up in any order); each stops on exit."""
+    for node in nodes:
+        node.start()
+        stack.callback(node.stop)
+    await asyncio.gather(*(node.wait_http() for node in nodes))
 
 
 def names(count: int, prefix: str) -> list[str]:

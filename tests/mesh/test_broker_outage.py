@@ -19,7 +19,7 @@ import pytest
 
 from tests.adversarial.processes import UpProcess
 from tests.fixtures.mosquitto import MosquittoServer
-from tests.mesh.support import eventually, names, views
+from tests.mesh.support import eventually, names, start_all, views
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -38,10 +38,7 @@ async def test_hybrid_nodes_stay_online_through_a_broker_outage_without_a_howdy_
     ]
     everyone = set(names(N, "h"))
     async with contextlib.AsyncExitStack() as stack, httpx.AsyncClient(timeout=10) as client:
-        for node in nodes:
-            node.start()
-            stack.callback(node.stop)
-        await asyncio.gather(*(node.wait_http() for node in nodes))
+        await start_all(stack, nodes)
 
         async def all_online() -> str | None:
             wrong = [

@@ -20,7 +20,7 @@ import pytest
 
 from tests.adversarial.processes import UpProcess
 from tests.fixtures.mosquitto import MosquittoServer
-from tests.mesh.support import eventually, names, transports, views
+from tests.mesh.support import eventually, names, start_all, transports, views
 from tests.peers.support import WireTap
 
 pytestmark = pytest.mark.timeout(300)
@@ -53,10 +53,7 @@ async def test_plaza_mesh_and_hybrid_nodes_see_each_other_and_bridges_stay_two(
         WireTap(mosquitto.port) as tap,
         httpx.AsyncClient(timeout=10) as client,
     ):
-        for node in everyone:
-            node.start()
-            stack.callback(node.stop)
-        await asyncio.gather(*(node.wait_http() for node in everyone))
+        await start_all(stack, everyone)
 
         async def all_see_all() -> str | None:
             incomplete = []

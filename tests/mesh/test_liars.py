@@ -32,7 +32,7 @@ from hereabouts.identity import Identity
 from hereabouts.peers.mesh.wire import SYNC_PATH, decode_message, encode_message, sign_request
 from hereabouts.wire import seal
 from tests.adversarial.processes import UpProcess
-from tests.mesh.support import eventually, health, views
+from tests.mesh.support import eventually, health, start_all, views
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -69,10 +69,7 @@ async def test_replays_and_attestations_cannot_keep_a_killed_node_online(tmp_pat
     victim = UpProcess(tmp_path / "victim", "--name", "victim", "--no-sites", *seed, plaza=False)
     nodes = [alice, bob, victim]
     async with contextlib.AsyncExitStack() as stack, httpx.AsyncClient(timeout=10) as client:
-        for node in nodes:
-            node.start()
-            stack.callback(node.stop)
-        await asyncio.gather(*(n.wait_http() for n in nodes))
+        await start_all(stack, nodes)
 
         async def all_online() -> str | None:
             seen = await views(client, nodes)

@@ -22,7 +22,7 @@ import pytest
 from hereabouts import config as config_module
 from hereabouts.core.meshmath import propagation_rounds, propagation_s
 from tests.adversarial.processes import UpProcess
-from tests.mesh.support import eventually, mesh_rounds, names, views
+from tests.mesh.support import eventually, mesh_rounds, names, start_all, views
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -43,10 +43,7 @@ async def test_a_chain_of_twenty_mesh_nodes_converges_and_sees_crashes_and_goodb
         del number
     all_names = set(names(N, "m"))
     async with contextlib.AsyncExitStack() as stack, httpx.AsyncClient(timeout=10) as client:
-        for node in nodes:
-            node.start()
-            stack.callback(node.stop)
-        await asyncio.gather(*(node.wait_http() for node in nodes))
+        await start_all(stack, nodes)
         started = await asyncio.gather(*(mesh_rounds(client, n) for n in nodes))
         converged_at: dict[int, int] = {}
 

@@ -23,6 +23,7 @@ import contextlib
 import json
 import logging
 import random
+import ssl
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -146,7 +147,6 @@ class Mesh:
         clock_ms: Callable[[], int],
         rng: random.Random,
         home: Path | None = None,
-        verify_tls: bool | str = True,
     ) -> None:
         self.host = host
         self.config = config
@@ -156,7 +156,9 @@ class Mesh:
         self._clock_ms = clock_ms
         self._rng = rng
         self._home = home
-        self._verify_tls = verify_tls
+        self._verify_tls: bool | ssl.SSLContext = (
+            True if config.ca_file is None else ssl.create_default_context(cafile=config.ca_file)
+        )
         self.url: str | None = None
         self._url_known = asyncio.Event()
         self.serves = False
