@@ -1,3 +1,3 @@
 """Project-wide pytest configuration: fixtures every test directory may use."""
 
-pytest_plugins = ["tests.fixtures.mosquitto"]
+pytest_plugins = ["tests.fixtures.mosquitto", "tests.fixtures.netns"]

@@ -32,7 +32,10 @@ class UpProcess:
 
     ``broker`` is an ``mqtt://`` URL (a test's Mosquitto); without it the process runs the
     embedded broker on a free port, and with ``plaza=False`` none at all (mesh mode). Extra
-    command-line arguments and environment variables pass through. Use as
+    command-line arguments and environment variables pass through. ``prefix`` goes before
+    the command (``["ip", "netns", "exec", NS]`` runs it in a network namespace), and
+    ``http_host``/``http_port`` say where it serves (default: a free port on 127.0.0.1;
+    pass the port for a host whose free ports this process cannot probe). Use as
     ``async with UpProcess(...) as node:``; leaving stops it (SIGTERM, then SIGKILL) and
     keeps its output in :attr:`output`.
     """
@@ -45,11 +48,14 @@ class UpProcess:
         env: dict[str, str] | None = None,
         fast: bool = True,
         plaza: bool = True,
+        prefix: Sequence[str] = (),
+        http_host: str = "127.0.0.1",
+        http_port: int | None = None,
     ) -> None:
         self.home = home
-        self.http_port = free_port()
-        self.url = f"http://127.0.0.1:{self.http_port}"
-        command = [sys.executable, "-m", "hereabouts.cli", "up", "--home", str(home)]
+        self.http_port = free_port() if http_port is None else http_port
+        self.url = f"http://{http_host}:{self.http_port}"
+        command = [*prefix, sys.executable, "-m", "hereabouts.cli", "up", "--home", str(home)]
         if fast:
             command.append("--fast")
         if not plaza:
@@ -58,7 +64,7 @@ class UpProcess:
             command += ["--broker-port", str(free_port())]
         else:
             command += ["--broker", broker]
-        command += ["--http", f"127.0.0.1:{self.http_port}", *args]
+        command += ["--http", f"{http_host}:{self.http_port}", *args]
         self.command = command
         self.env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
         self.process: subprocess.Popen[str] | None = None
