@@ -218,3 +218,21 @@ async def test_health_says_so_when_no_mesh_peer_answers(tmp_path: Path) -> None:
         assert isinstance(part, dict) and part["ok"] is False
         assert part["error"] == "no mesh peer answered lately"
         assert served.node.counters.get("mesh_exchanges", "failed") >= 1
+
+
+async def test_a_key_whose_news_is_older_than_the_node_keeps_silent_keys_is_not_admitted(
+    tmp_path: Path,
+) -> None:
+    """It would be forgotten at once and re-learnt from the next peer holding it: a churn of
+    admissions (and of admission budget) for nothing."""
+    caller, ghost, fresh = Identity.generate(), Identity.generate(), Identity.generate()
+    at = now_ms() - 45_000  # the fast preset keeps silent new keys for 30 s on the mesh
+    old = seal(HeyThere(name="ghost", did=ghost.did, boot_id="ab" * 8, at_ms=at,
+                        started_at_ms=at, transport="mesh"), ghost)
+    async with served_node(tmp_path) as served:
+        answer = await served.post(encode_message(None, [old, hey_there(fresh, "fresh")]), caller)
+        assert answer.status_code == 200
+        assert served.node.status_of(ghost.did) is None
+        assert served.node.status_of(fresh.did) is not None
+        assert served.refused("stale_unknown") == 1
+        assert not served.node.counters.total("mesh_graylisted")

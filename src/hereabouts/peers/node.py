@@ -141,16 +141,23 @@ run of ours saying goodbye, not another process."""
 
 def _claimed(payload: bytes) -> tuple[str | None, str | None]:
     """The DID and kind a sealed event claims (unverified: only to decide whom to probe)."""
+    did, kind, _ = _claimed_with_time(payload)
+    return did, kind
+
+
+def _claimed_with_time(payload: bytes) -> tuple[str | None, str | None, int | None]:
+    """DID, kind and time a sealed event claims, unverified (cheap triage only)."""
     try:
         body = msgspec.json.decode(payload, type=_ClaimedEnvelope).body
     except msgspec.DecodeError:
-        return None, None
-    return body.did, body.kind
+        return None, None, None
+    return body.did, body.kind, body.at_ms
 
 
 class _ClaimedBody(msgspec.Struct):
     did: str
     kind: str
+    at_ms: int
 
 
 class _ClaimedEnvelope(msgspec.Struct):
@@ -373,7 +380,7 @@ class Node:
         self.projection = Projection(config.projection, observer_on_plaza=config.mesh.plaza)
         keys = KeyBook(
             config.trust,
-            silence_ms=int(config.projection.plaza_missing_after_s * 1000),
+            silence_ms=self._key_silence_ms(),
             max_howdys=config.howdy.max_howdys,
         )
         keys.load(self._keyring.load(), now)
@@ -502,6 +509,18 @@ class Node:
     def _will_for_connection(self, connection: int) -> Message:
         lost = self._event(Lost, session=connection)
         return Message(topic=plaza_topic("lost"), payload=seal(lost, self.identity))
+
+    def _key_silence_ms(self) -> int:
+        """How long a new (unproven) key may be silent before it is forgotten: the longest
+        MISSING threshold this node applies. On the mesh a peer's news comes in bursts; a
+        key forgotten at the plaza's threshold would lose its proof clock between bursts
+        and never prove itself (found by the partition test)."""
+        projection = self.config.projection
+        longest = max(
+            projection.plaza_missing_after_s,
+            projection.mesh_missing_after_s if self.config.mesh.on else 0.0,
+        )
+        return int(longest * 1000)
 
     def _plaza_reachable(self, reachable: bool) -> None:
         """A hybrid node's plaza connection came or went."""
@@ -857,6 +876,17 @@ class Node:
         peer's will is held while the peer is probed, as from the plaza (``held``)."""
         if self._probe_first(Message(topic=plaza_topic("lost"), payload=data)):
             return "held"
+        did, _, at_ms = _claimed_with_time(data)
+        if (
+            did is not None
+            and at_ms is not None
+            and now_ms - at_ms > self._key_silence_ms()
+            and not self.ingestor.keys.known(did)
+        ):
+            # A key we do not know whose latest news is older than we keep silent keys:
+            # it would be forgotten at once, and re-learnt from the next peer that still
+            # holds it (a churn of admissions the partition test saw).
+            return "stale_unknown"
         try:
             outcome = self.ingestor.ingest(
                 data, now_ms, gate=lambda signed: self._gate(signed, MESH, now_ms)
