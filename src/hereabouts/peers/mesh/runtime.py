@@ -231,7 +231,12 @@ class Mesh:
             return
         try:
             await self.exchange(peer)
-        except (HereaboutsError, httpx.HTTPError, OSError) as exc:
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - whatever failed, the next round goes on
+            if not isinstance(exc, (HereaboutsError, httpx.HTTPError, OSError)):
+                self.counters.add("handler_errors", "mesh_round")
+                log.exception("a sync round with %s failed on a bug", peer.url)
             reason = exc.reason if isinstance(exc, HereaboutsError) else "unreachable"
             self.counters.add("mesh_exchanges", "failed")
             peer.count("failures")
@@ -362,6 +367,10 @@ class Mesh:
             return Answer(200, reply)
         except RemoteError as exc:  # SyncRefused, or a malformed digest (400)
             return self._refused(exc)
+        except Exception:  # a bug must not take the endpoint down: count it, answer 500
+            self.counters.add("handler_errors", "mesh_request")
+            log.exception("answering a sync request failed on a bug")
+            return Answer(500, json.dumps({"error": "internal"}).encode())
 
     def _refused(self, exc: RemoteError) -> Answer:
         self.counters.add("mesh_refused", exc.reason)
