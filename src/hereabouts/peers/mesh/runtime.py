@@ -233,7 +233,7 @@ class Mesh:
             await self.exchange(peer)
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # noqa: BLE001 - whatever failed, the next round goes on
+        except Exception as exc:  # whatever failed, the next round goes on
             if not isinstance(exc, (HereaboutsError, httpx.HTTPError, OSError)):
                 self.counters.add("handler_errors", "mesh_round")
                 log.exception("a sync round with %s failed on a bug", peer.url)
