@@ -40,11 +40,13 @@ def test_two_hundred_nodes_converge_within_the_documented_rounds_with_a_fifth_fa
 
 def test_the_set_model_makes_the_same_choices_as_the_real_planner() -> None:
     sizes = event_sizes(80)
-    for budget_events, topology in ((1000, "random"), (5, "random"), (3, "chain")):
+    cases = ((1000, "random", 1024), (5, "random", 1024), (3, "chain", 1024), (8, "random", 12))
+    for budget_events, topology, max_peers in cases:
         config = MeshSimConfig(
             nodes=80,
             seed=11,
             topology=topology,  # type: ignore[arg-type]
+            max_peers=max_peers,  # 12: books fill up and stop learning
             budget_bytes=budget_events * sizes.hey_there + 7,  # the budget binds below 80
             max_rounds=300,
         )

@@ -62,19 +62,21 @@ test ``tests/sim/test_mesh_sim.py`` checks that both models give the same rounds
 holdings for one seed. With heartbeats an origin has many versions, so the steady state
 needs the planner model.
 
-One more concession at N = 10,000: ``max_peers`` defaults to the shipped 1,024 or N - 1,
-whichever is larger. At N = 1,000 the default book already holds every peer; at 10,000 the
-default would evict a peer for every hey_there past 1,024 (an O(book) scan, 10^8 of them
-across the simulated mesh, hours of simulation). A full book keeps the same regime at both
-sizes: ``choose()`` is uniform over every usable peer, which a churning book of 1,024
-random peers approximates.
+One concession, in both models: a full peer book stops learning. The shipped book holds
+``max_peers`` (1,024) peers; each hey_there past that evicts the least recently heard peer
+with an O(book) scan. At N = 1,000 the book never fills, so nothing changes. At 10,000 a
+real node would make ~9,000 such scans while converging (seconds of CPU, harmless), but the
+simulation would make 10^8 (hours). So once a simulated book is full, further hey_theres
+only name DIDs for seeds already in it; the book keeps the first 1,024 peers it learnt
+rather than the last. Either way each node calls uniformly among the usable peers of a book
+of 1,024 nodes drawn from the whole mesh, with the real backoff and heal rounds.
 """
 
 from __future__ import annotations
 
 import hashlib
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Final, Literal
 
@@ -173,8 +175,8 @@ class MeshSimConfig:
     budget_bytes: int = _DEFAULT_MESH.exchange_bytes
     """Event bytes per reply (``mesh.exchange_bytes``)."""
     heal_every: int = _DEFAULT_MESH.heal_every
-    max_peers: int | None = None
-    """The peer book's bound; None: the shipped default or N - 1, whichever is larger."""
+    max_peers: int = _DEFAULT_MESH.max_peers
+    """The peer book's bound (``mesh.max_peers``); a full book stops learning."""
     round_s: float = _DEFAULT_MESH.round_s
     heartbeat_s: float = HeartbeatConfig().max_interval_s
     """Steady state: each node's newspaper interval (the quiet-time interval)."""
@@ -195,12 +197,6 @@ class MeshSimConfig:
             raise ValueError("the set model covers convergence only (one version per origin)")
         if self.topology == "random" and not 1 <= self.seeds_per_node < self.nodes:
             raise ValueError("seeds_per_node must be between 1 and nodes - 1")
-
-    @property
-    def book_size(self) -> int:
-        if self.max_peers is not None:
-            return self.max_peers
-        return max(_DEFAULT_MESH.max_peers, self.nodes - 1)
 
     @property
     def warmup_rounds(self) -> int:
@@ -384,11 +380,13 @@ class MeshSim:
             MeshPeers(
                 self_did=self.dids[i],
                 self_url=self.urls[i],
-                max_peers=config.book_size,
+                max_peers=config.max_peers,
                 heal_every=config.heal_every,
             )
             for i in range(n)
         ]
+        self._seeds_unnamed = [0] * n
+        """Per node, the ranks of seeds whose DID its book does not know yet (bitset)."""
         self._seed_books()
         self.round_number = 0
         self.now_ms = START_MS
@@ -415,10 +413,21 @@ class MeshSim:
         for i in range(n):
             if config.topology == "chain":
                 if i:
-                    self.peers[i].add_seed(self.urls[i - 1])
+                    self._add_seed(i, i - 1)
                 continue
             for other in self.rng.sample([j for j in range(n) if j != i], config.seeds_per_node):
-                self.peers[i].add_seed(self.urls[other])
+                self._add_seed(i, other)
+
+    def _add_seed(self, node: int, seed: int) -> None:
+        self.peers[node].add_seed(self.urls[seed])
+        self._seeds_unnamed[node] |= 1 << self.rank_of[seed]
+
+    def _learn(self, node: int, origin: int, now: int) -> None:
+        """``node`` took in ``origin``'s hey_there: its book learns the peer, unless full."""
+        book = self.peers[node]
+        if len(book) < book.max_peers or book.get(self.urls[origin]) is not None:
+            book.learn(self.dids[origin], self.urls[origin], now)
+        self._seeds_unnamed[node] &= ~(1 << self.rank_of[origin])
 
     # --- one round ------------------------------------------------------------------------
 
@@ -511,11 +520,11 @@ class MeshSim:
         return spent, len(reply.event_ids) + len(push.event_ids)
 
     def _take_planned(self, node: int, event_ids: Sequence[str], now: int) -> None:
-        holdings, book = self.holdings[node], self.peers[node]
+        holdings = self.holdings[node]
         for event_id in event_ids:
             origin, item = self._events[event_id]
             if holdings.take(self.dids[origin], item):
-                book.learn(self.dids[origin], self.urls[origin], now)
+                self._learn(node, origin, now)
 
     # --- the set model ---------------------------------------------------------------------
 
@@ -540,11 +549,12 @@ class MeshSim:
         return spent, count + pushed_count
 
     def _learn_bits(self, node: int, bits: int, now: int) -> None:
-        learn = self.peers[node].learn
-        dids, urls, origin_at_rank = self.dids, self.urls, self.origin_at_rank
+        book = self.peers[node]
+        if len(book) >= book.max_peers:  # full: only seeds get their DIDs
+            bits &= self._seeds_unnamed[node]
+        origin_at_rank = self.origin_at_rank
         for r in _bits(bits):
-            origin = origin_at_rank[r]
-            learn(dids[origin], urls[origin], now)
+            self._learn(node, origin_at_rank[r], now)
 
     # --- the steady state ------------------------------------------------------------------
 
@@ -593,12 +603,16 @@ class MeshSim:
 
     # --- whole runs ------------------------------------------------------------------------
 
-    def run(self) -> MeshSimResult:
+    def run(self, progress: Callable[[RoundStats], None] | None = None) -> MeshSimResult:
+        """To convergence, then the steady state if asked; ``progress`` hears each
+        convergence round."""
         config = self.config
         result = MeshSimResult(config=config, sizes=self.sizes)
         while self.round_number < config.max_rounds:
             stats = self.round()
             result.rounds.append(stats)
+            if progress is not None:
+                progress(stats)
             if stats.complete == config.nodes:
                 result.converged_round = stats.round
                 break
@@ -665,6 +679,8 @@ class MeshSim:
         return digest.hexdigest()
 
 
-def simulate(config: MeshSimConfig) -> MeshSimResult:
+def simulate(
+    config: MeshSimConfig, progress: Callable[[RoundStats], None] | None = None
+) -> MeshSimResult:
     """Run one simulation to convergence (and its steady state, if asked)."""
-    return MeshSim(config).run()
+    return MeshSim(config).run(progress)
