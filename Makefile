@@ -44,6 +44,7 @@ bench: $(STAMP) system-deps
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/liveness.py
 	$(BIN)/python bench/site_hub.py
+	$(BIN)/python bench/mesh.py
 
 # atheris on every decoder of signed input, 60 s each (FUZZ_ARGS="--seconds 600" for longer).
 fuzz: $(VENV)/.fuzz-installed

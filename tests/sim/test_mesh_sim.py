@@ -1,0 +1,116 @@
+"""The deterministic mesh simulation: repeatable, faithful to the planner, and converging
+within the documented number of rounds."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from hereabouts.core.meshmath import propagation_rounds
+from hereabouts.identity import Identity
+from hereabouts.peers.mesh.wire import encode_message
+from hereabouts.sim.mesh import (
+    MeshSim,
+    MeshSimConfig,
+    _bits,
+    _lowest,
+    event_sizes,
+    message_bytes,
+    simulate,
+)
+from hereabouts.wire import seal
+
+
+def test_one_seed_gives_one_result_byte_for_byte() -> None:
+    config = MeshSimConfig(nodes=60, seed=7, steady_rounds=2, steady_warmup=2)
+    first, second = simulate(config), simulate(config)
+    assert first.summary() == second.summary()
+    other = simulate(dataclasses.replace(config, seed=8))
+    assert other.rounds != first.rounds
+
+
+def test_two_hundred_nodes_converge_within_the_documented_rounds_with_a_fifth_failing() -> None:
+    for seed in (1, 2, 3):
+        result = simulate(MeshSimConfig(nodes=200, seed=seed, failure_rate=0.2))
+        failed = sum(r.failed for r in result.rounds)
+        tried = sum(r.failed + r.ok for r in result.rounds)
+        assert 0.15 < failed / tried < 0.25  # the failures did happen
+        assert result.converged_round is not None
+        assert result.converged_round <= propagation_rounds(200), result.converged_round
+
+
+def test_the_set_model_makes_the_same_choices_as_the_real_planner() -> None:
+    sizes = event_sizes(80)
+    cases = ((1000, "random", 1024), (5, "random", 1024), (3, "chain", 1024), (8, "random", 12))
+    for budget_events, topology, max_peers in cases:
+        config = MeshSimConfig(
+            nodes=80,
+            seed=11,
+            topology=topology,  # type: ignore[arg-type]
+            max_peers=max_peers,  # 12: books fill up and stop learning
+            budget_bytes=budget_events * sizes.hey_there + 7,  # the budget binds below 80
+            max_rounds=300,
+        )
+        planned = simulate(config)
+        with_sets = simulate(dataclasses.replace(config, model="sets"))
+        assert planned.converged_round is not None
+        assert planned.rounds == with_sets.rounds
+        assert planned.fingerprint == with_sets.fingerprint
+
+
+def test_a_mesh_that_agrees_exchanges_only_digests() -> None:
+    sim = MeshSim(MeshSimConfig(nodes=50, seed=3, failure_rate=0.0))
+    result = sim.run()
+    assert result.converged_round is not None
+    quiet = sim.round()
+    assert quiet.ok == 50 and quiet.events == 0
+    # A request and a reply per exchange, each a full digest and nothing else.
+    assert quiet.bytes == 50 * 2 * message_bytes(50, 0, 0)
+
+
+def test_steady_state_bytes_stay_within_twice_the_floor() -> None:
+    result = simulate(MeshSimConfig(nodes=100, seed=5, steady_rounds=4))
+    assert result.steady is not None
+    assert result.steady.events_per_node > 0
+    assert result.steady.ratio < 2.0, result.steady
+
+
+def test_message_sizes_match_the_wire_encoding() -> None:
+    events = [b'{"a":1}', b'{"bb":22}', b"{}"]
+    for digest_entries in (0, 1, 2, 3, 50):
+        digest = bytes(16 * digest_entries)
+        assert len(encode_message(digest, events)) == message_bytes(
+            digest_entries, 3, sum(map(len, events))
+        )
+        assert len(encode_message(digest, [])) == message_bytes(digest_entries, 0, 0)
+    assert len(encode_message(None, events)) == message_bytes(None, 3, sum(map(len, events)))
+
+
+def test_event_sizes_are_those_of_sealed_events() -> None:
+    sizes = event_sizes(1000)
+    assert 400 < sizes.newspaper < sizes.hey_there < 700
+    # Every node's identity gives the same size: one width for every DID, name and URL.
+    assert len(seal_sample(Identity.from_seed(bytes([9]) * 32))) == sizes.hey_there
+
+
+def seal_sample(identity: Identity) -> bytes:
+    from hereabouts.events import HeyThere
+    from hereabouts.sim.mesh import START_MS, node_name, node_url
+
+    event = HeyThere(
+        name=node_name(9876),
+        did=identity.did,
+        boot_id="fedcba9876543210",
+        at_ms=START_MS + 12_345,
+        started_at_ms=START_MS,
+        endpoints={"mesh": node_url(9876)},
+        transport="mesh",
+    )
+    return seal(event, identity)
+
+
+def test_bit_helpers() -> None:
+    assert list(_bits(0b101001)) == [0, 3, 5]
+    assert list(_bits(0)) == []
+    assert _lowest(0b1011_0110, 3) == 0b0001_0110
+    assert _lowest(0b1011_0110, 10) == 0b1011_0110
+    assert _lowest(1 << 900 | 1 << 3, 1) == 1 << 3
