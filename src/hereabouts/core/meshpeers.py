@@ -145,9 +145,15 @@ class MeshPeers:
 
     # --- outcomes -------------------------------------------------------------------------
 
-    def succeeded(self, url: str, did: str, now_ms: int) -> None:
+    def succeeded(self, url: str, did: str | None, now_ms: int) -> None:
+        """An exchange with ``url`` worked; ``did`` is the peer's, once learnt (a seed's is
+        not known until its hey_there names the URL: then only its backoff ends)."""
         peer = self._peers.get(url)
         if peer is None:
+            return
+        if did is None:
+            peer.failures = 0
+            peer.retry_at_ms = 0
             return
         if peer.did != did:
             if peer.did is not None:

@@ -81,6 +81,9 @@ class Item:
     event_id: str
     kind: str
     size: int
+    data: bytes | None = None
+    """The sealed bytes, when the holder read them to learn ``size`` (so a reply does not
+    read them again)."""
 
 
 def encode_digest(versions: Mapping[str, int]) -> bytes:
@@ -117,6 +120,8 @@ class Reply:
     size: int
     left_out: int
     """Events the other side lacks that did not fit the budget."""
+    items: list[Item]
+    """The chosen events themselves, in the same order as ``event_ids``."""
 
 
 def plan_reply(
@@ -143,17 +148,19 @@ def plan_reply(
                 wanted.append((rank, -item.at_ms, item.event_id, item))
     wanted.sort()
     chosen: list[str] = []
+    items: list[Item] = []
     size = 0
     seen: set[str] = set()
     for position, (_, _, event_id, item) in enumerate(wanted):
         if event_id in seen:
             continue
         if chosen and size + item.size > budget_bytes:
-            return Reply(chosen, size, left_out=_distinct(wanted[position:], seen))
+            return Reply(chosen, size, _distinct(wanted[position:], seen), items)
         seen.add(event_id)
         chosen.append(event_id)
+        items.append(item)
         size += item.size
-    return Reply(chosen, size, left_out=0)
+    return Reply(chosen, size, 0, items)
 
 
 def _distinct(rest: Iterable[tuple[int, int, str, Item]], sent: set[str]) -> int:

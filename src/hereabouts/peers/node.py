@@ -139,29 +139,25 @@ CLASH_GRACE_MS: Final = 5_000
 run of ours saying goodbye, not another process."""
 
 
-def _claimed(payload: bytes) -> tuple[str | None, str | None]:
-    """The DID and kind a sealed event claims (unverified: only to decide whom to probe)."""
-    did, kind, _ = _claimed_with_time(payload)
-    return did, kind
+class _Claim(msgspec.Struct):
+    """What a sealed event claims before it is verified: for cheap triage only (whom to
+    probe, whether to admit), never for a decision about what is true."""
 
-
-def _claimed_with_time(payload: bytes) -> tuple[str | None, str | None, int | None]:
-    """DID, kind and time a sealed event claims, unverified (cheap triage only)."""
-    try:
-        body = msgspec.json.decode(payload, type=_ClaimedEnvelope).body
-    except msgspec.DecodeError:
-        return None, None, None
-    return body.did, body.kind, body.at_ms
-
-
-class _ClaimedBody(msgspec.Struct):
     did: str
     kind: str
     at_ms: int
 
 
 class _ClaimedEnvelope(msgspec.Struct):
-    body: _ClaimedBody
+    body: _Claim
+
+
+def _claimed(payload: bytes) -> _Claim | None:
+    """DID, kind and time a sealed event claims, unverified; None if it does not parse."""
+    try:
+        return msgspec.json.decode(payload, type=_ClaimedEnvelope).body
+    except msgspec.DecodeError:
+        return None
 
 
 class KeyShared(EventRejected):
@@ -260,9 +256,7 @@ class Node:
 
     @property
     def transport(self) -> Transport:
-        assert self._transport is not None, "the node has no plaza (mesh mode)" if not (
-            self.config.mesh.plaza
-        ) else "the transport is set up when the node starts"
+        assert self._transport is not None, "no plaza: not started yet, or in mesh mode"
         return self._transport
 
     @property
@@ -687,12 +681,13 @@ class Node:
         async for message in self.transport.messages():
             self._receive_message(message)
 
-    def _receive_message(self, message: Message) -> None:
+    def _receive_message(self, message: Message, *, probe: bool = True) -> None:
+        """One plaza message (``probe=False``: a will already held for a probe)."""
         if message.topic.startswith(REVOKED_PREFIX + "/"):
             self._take_revocation(message.payload)
             return
         kind = plaza_kind(message.topic)
-        if kind == "lost" and self._probe_first(message):
+        if probe and kind == "lost" and self._probe_first(message, _claimed(message.payload)):
             return
         try:
             self._receive(message.payload, kind)
@@ -702,7 +697,7 @@ class Node:
             self.counters.add("handler_errors", kind or "unknown")
             log.exception("error handling a %s message", kind)
 
-    def _probe_first(self, message: Message) -> bool:
+    def _probe_first(self, message: Message, claim: _Claim | None) -> bool:
         """A hybrid peer's will says its plaza connection died, not that it did: the mesh
         may still reach it. Ask it over the mesh before believing the will (True: the will
         is held meanwhile). A crashed peer refuses the connection at once, a hung one
@@ -713,8 +708,10 @@ class Node:
         mesh = self.mesh
         if mesh is None or len(self._held_wills) >= MAX_HELD_WILLS:
             return False
-        did, kind = _claimed(message.payload)
-        if kind != "lost" or did is None or self.projection.transport_of(did) != "hybrid":
+        if claim is None or claim.kind != "lost":
+            return False
+        did = claim.did
+        if self.projection.transport_of(did) != "hybrid":
             return False
         if did == self.did:
             self._speak_in_next_session()  # our own will: we know we are alive
@@ -738,14 +735,7 @@ class Node:
                 self.counters.add("wills_probed", "silent")
         finally:
             self._held_wills.discard(did)
-            self._receive_message_now(message)
-
-    def _receive_message_now(self, message: Message) -> None:
-        kind = plaza_kind(message.topic)
-        try:
-            self._receive(message.payload, kind)
-        except StorageError as exc:
-            self._storage.failed("ledger", exc, self._now_ms(), Held(message.payload, kind))
+            self._receive_message(message, probe=False)
 
     def _receive(self, payload: bytes, topic_kind: str | None) -> None:
         now = self._now_ms()
@@ -861,7 +851,9 @@ class Node:
         for at_ms, event_id, kind in self.projection.marks(did):
             data = ledger.get(event_id)
             if data is not None:
-                items.append(Item(at_ms=at_ms, event_id=event_id, kind=kind, size=len(data)))
+                items.append(
+                    Item(at_ms=at_ms, event_id=event_id, kind=kind, size=len(data), data=data)
+                )
         return items
 
     def mesh_raw(self, event_id: str) -> bytes | None:
@@ -874,14 +866,13 @@ class Node:
         """One sealed event from the mesh, through the plaza's ingest path (verify, admit,
         rate limit, ledger, projection): ``new``, ``known`` or why it was refused. A hybrid
         peer's will is held while the peer is probed, as from the plaza (``held``)."""
-        if self._probe_first(Message(topic=plaza_topic("lost"), payload=data)):
+        claim = _claimed(data)
+        if self._probe_first(Message(topic=plaza_topic("lost"), payload=data), claim):
             return "held"
-        did, _, at_ms = _claimed_with_time(data)
         if (
-            did is not None
-            and at_ms is not None
-            and now_ms - at_ms > self._key_silence_ms()
-            and not self.ingestor.keys.known(did)
+            claim is not None
+            and now_ms - claim.at_ms > self._key_silence_ms()
+            and not self.ingestor.keys.known(claim.did)
         ):
             # A key we do not know whose latest news is older than we keep silent keys:
             # it would be forgotten at once, and re-learnt from the next peer that still

@@ -455,11 +455,7 @@ class MeshSim:
             spent, moved = self._exchange(caller, self._index[peer.url], now)
             total_bytes += spent
             total_events += moved
-            if peer.did is not None:  # as the runtime: learnt from its hey_there
-                book.succeeded(peer.url, peer.did, now)
-            else:
-                peer.failures = 0
-                peer.retry_at_ms = 0
+            book.succeeded(peer.url, peer.did, now)  # as the runtime
             ok += 1
         return RoundStats(
             round=self.round_number,

@@ -227,13 +227,17 @@ class Mesh:
         self.rounds += 1
         self.last_round_ms = now
         peer = self.peers.choose(now, self._rng.random(), self.host.mesh_missing)
-        if peer is None:
-            return
+        if peer is not None:
+            await self._attempt(peer)
+
+    async def _attempt(self, peer: MeshPeer) -> bool:
+        """One exchange with ``peer``, its failure counted and backed off: whether it
+        worked. Whatever failed, the node's next round goes on."""
         try:
             await self.exchange(peer)
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # whatever failed, the next round goes on
+        except Exception as exc:
             if not isinstance(exc, (HereaboutsError, httpx.HTTPError, OSError)):
                 self.counters.add("handler_errors", "mesh_round")
                 log.exception("a sync round with %s failed on a bug", peer.url)
@@ -244,9 +248,10 @@ class Mesh:
             if reason in BAD_DATA:
                 self._graylist(peer.did, peer.url, reason)
             log.debug("sync with %s failed: %s", peer.url, exc)
-        else:
-            self.counters.add("mesh_exchanges", "ok")
-            self.last_ok_ms = self._clock_ms()
+            return False
+        self.counters.add("mesh_exchanges", "ok")
+        self.last_ok_ms = self._clock_ms()
+        return True
 
     async def farewell(self, chau: bytes, peers: int) -> None:
         """Hand our chau to up to ``peers`` reachable peers at once: rounds have stopped,
@@ -273,13 +278,7 @@ class Mesh:
         peer = self.peers.by_did(did)
         if peer is None or self._client is None:
             return False
-        try:
-            await self.exchange(peer)
-        except (HereaboutsError, httpx.HTTPError, OSError) as exc:
-            log.debug("probe of %s failed: %s", peer.url, exc)
-            self.peers.failed(peer.url, self._clock_ms(), self._rng.random())
-            return False
-        return True
+        return await self._attempt(peer)
 
     # --- calling ------------------------------------------------------------------------
 
@@ -299,11 +298,8 @@ class Mesh:
             if reply:
                 await self._post(client, peer, encode_message(None, reply))
         peer.count("exchanges")
-        if peer.did is not None:  # learnt from its hey_there, which names this URL
-            self.peers.succeeded(peer.url, peer.did, self._clock_ms())
-        else:
-            peer.failures = 0
-            peer.retry_at_ms = 0
+        # Its DID is learnt from its hey_there, which names this URL.
+        self.peers.succeeded(peer.url, peer.did, self._clock_ms())
 
     async def _post(self, client: httpx.AsyncClient, peer: MeshPeer, body: bytes) -> bytes:
         headers = sign_request(self.host.identity, "POST", SYNC_PATH, body, self._clock_ms())
@@ -413,7 +409,10 @@ class Mesh:
         )
         if reply.left_out:
             self.counters.add("mesh_left_out", "budget", reply.left_out)
-        found = (self.host.mesh_raw(event_id) for event_id in reply.event_ids)
+        found = (
+            item.data if item.data is not None else self.host.mesh_raw(item.event_id)
+            for item in reply.items
+        )
         return [data for data in found if data is not None]
 
     def _bytes_counted(self, peer: MeshPeer, *, out: int, into: int) -> None:
