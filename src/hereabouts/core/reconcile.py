@@ -165,8 +165,3 @@ def plan_reply(
 
 def _distinct(rest: Iterable[tuple[int, int, str, Item]], sent: set[str]) -> int:
     return len({event_id for _, _, event_id, _ in rest} - sent)
-
-
-def lacking(versions: Mapping[str, int], theirs: Mapping[bytes, int]) -> int:
-    """How many of our origins the other side holds older or not at all (for metrics)."""
-    return sum(1 for did, v in versions.items() if v > theirs.get(origin_key(did), -1))

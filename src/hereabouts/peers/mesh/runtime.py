@@ -93,8 +93,10 @@ COUNTER_HELP: Final = {
     "mesh_exchanges": ("Sync exchanges this node started, by outcome.", "outcome"),
     "mesh_requests": ("Sync requests this node answered, by outcome.", "outcome"),
     "mesh_refused": ("Sync requests and replies refused, by reason.", "reason"),
-    "mesh_events_in": ("Events taken in from the mesh, by outcome (new, known, refused).",
-                       "outcome"),
+    "mesh_events_in": (
+        "Events taken in from the mesh, by outcome (new, known, refused).",
+        "outcome",
+    ),
     "mesh_bytes": ("Sync message bytes, by direction (in, out).", "direction"),
     "mesh_farewells": ("Chaus handed to mesh peers on stopping, by outcome.", "outcome"),
     "mesh_graylisted": ("Mesh peers graylisted for sending invalid data, by reason.", "reason"),
@@ -434,8 +436,9 @@ class Mesh:
                 while len(table) > MAX_GRAYLISTED:
                     del table[min(table, key=table.__getitem__)]
         self.counters.add("mesh_graylisted", reason)
-        log.warning("mesh peer %s graylisted for %.0f s: %s", did or url, self.config.graylist_s,
-                    reason)
+        log.warning(
+            "mesh peer %s graylisted for %.0f s: %s", did or url, self.config.graylist_s, reason
+        )
 
     # --- learning and remembering -------------------------------------------------------
 
@@ -501,11 +504,4 @@ class Mesh:
         }
 
 
-def mesh_url_for(host: str, port: int) -> str:
-    """The URL a node serves its mesh endpoint on (for its hey_there)."""
-    if ":" in host and not host.startswith("["):
-        host = f"[{host}]"
-    return f"http://{host}:{port}"
-
-
-__all__ = ["MESH_ENDPOINT", "Mesh", "MeshHost", "mesh_url_for"]
+__all__ = ["MESH_ENDPOINT", "Mesh", "MeshHost"]
