@@ -61,8 +61,14 @@ async def test_a_chain_of_twenty_mesh_nodes_converges_and_sees_crashes_and_goodb
         bound = propagation_rounds(N) + SLACK_ROUNDS
         print(f"converged in {took_s:.1f} s; rounds per node: {rounds} (bound {bound})")
         assert max(rounds) <= bound, f"rounds to converge {rounds}, bound {bound}"
+        # Which peers a node has called by now is random; that it counts them per peer is not.
         metrics = (await client.get(f"{nodes[0].url}/metrics")).text
-        assert f'hereabouts_mesh_peer_total{{peer="{nodes[1].url}",what="exchanges"}}' in metrics
+        called = [
+            n.url
+            for n in nodes[1:]
+            if f'hereabouts_mesh_peer_total{{peer="{n.url}",what="exchanges"}}' in metrics
+        ]
+        assert called, "node 0 counts no exchange with any peer"
         assert "hereabouts_mesh_peers " in metrics
 
         # kill -9: MISSING everywhere within the mesh threshold plus propagation.
