@@ -905,7 +905,7 @@ class MeshConfig:
 
     round_s: float = 30.0
     """Interval between two sync rounds, stretched by ``round_jitter_fraction`` and by
-    :func:`hereabouts.core.meshpeers.round_scale` as the mesh grows (as memberlist scales
+    :func:`hereabouts.core.meshmath.round_scale` as the mesh grows (as memberlist scales
     its push-pull interval): 30 s up to 32 peers, 60 s up to 64, 90 s up to 128..."""
 
     round_jitter_fraction: float = 0.2
@@ -916,7 +916,9 @@ class MeshConfig:
     reachable one, so a partition heals by itself once the link is back."""
 
     exchange_bytes: int = 256 * 1024
-    """Event bytes one reply carries at most; what does not fit follows in later rounds."""
+    """Event bytes one reply (or push) carries at most in a mesh of up to 32 nodes,
+    stretched as the round is (:func:`hereabouts.core.meshmath.exchange_budget`: 2.5 MiB at
+    10,000 nodes); what does not fit follows in later rounds."""
 
     max_peers: int = 1024
     """Mesh peers remembered; past this, the one failing longest is dropped first."""
@@ -933,7 +935,8 @@ class MeshConfig:
     an honest peer come every ``round_s``, so only a flood meets this."""
 
     peer_bytes_per_s: float = 256 * 1024
-    """Request bytes taken from one caller per second (with a burst of eight times this)."""
+    """Request bytes taken from one caller per second, with a burst of eight times this or
+    of the largest sync message, whichever is larger."""
 
     expected_size: int = 1000
     """The mesh size the MISSING threshold must cover: with the defaults a thousand nodes'

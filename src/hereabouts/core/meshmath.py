@@ -25,6 +25,16 @@ def round_scale(peers: int) -> int:
     return math.ceil(math.log2(peers) - math.log2(SCALE_FROM)) + 1
 
 
+def exchange_budget(exchange_bytes: int, peers: int) -> int:
+    """Event bytes one reply (or push) may carry in a mesh of ``peers`` nodes:
+    ``exchange_bytes`` stretched by the same :func:`round_scale` as the round. A node's
+    sync bandwidth so stays at most ``exchange_bytes`` per ``round_s`` however large the
+    mesh grows, while a newcomer's catch-up (every node's hey_there: about 485 bytes a
+    node) still fits in a handful of exchanges: 2.5 MiB at 10,000 nodes, where a fixed
+    256 KiB needed about twenty rounds more to converge (docs/benchmarks.md)."""
+    return exchange_bytes * round_scale(peers)
+
+
 def propagation_rounds(peers: int) -> int:
     """Rounds within which news reaches every node of a mesh of ``peers`` nodes."""
     return math.ceil(math.log2(max(2, peers))) + EXTRA_ROUNDS

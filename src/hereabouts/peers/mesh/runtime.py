@@ -5,9 +5,10 @@ The rules live sans-I/O in :mod:`hereabouts.core.reconcile` (what to send) and
 bookkeeping:
 
 * **A round** (every ``round_s``, jittered, stretched by :func:`round_scale` as the mesh
-  grows): choose a peer, send our digest, take in the events it answers with (each through
-  the node's ingest path, exactly as if it had come from the plaza), then push what its
-  digest says it lacks. Two nodes that agree exchange two digests and nothing else.
+  grows, as is the reply's byte budget, :func:`exchange_budget`): choose a peer, send our
+  digest, take in the events it answers with (each through the node's ingest path, exactly
+  as if it had come from the plaza), then push what its digest says it lacks. Two nodes
+  that agree exchange two digests and nothing else.
 * **The endpoint**: check the caller's signature and its budgets before reading anything
   else, take in what it pushes, answer with what it lacks (when it sent a digest).
 * **Defences**: bodies are capped before they are parsed; a caller that sends a bad
@@ -32,7 +33,7 @@ from typing import Final, Protocol
 import httpx
 
 from hereabouts.config import MeshConfig, WireLimits
-from hereabouts.core.meshmath import round_scale
+from hereabouts.core.meshmath import exchange_budget, round_scale
 from hereabouts.core.meshpeers import MeshPeer, MeshPeers
 from hereabouts.core.ratelimit import RateLimiter
 from hereabouts.core.reconcile import Item, encode_digest, plan_reply
@@ -176,14 +177,19 @@ class Mesh:
         self._requests = RateLimiter(
             rate_per_s=config.peer_requests_per_s, burst=config.peer_request_burst
         )
-        self._bytes = RateLimiter(
-            rate_per_s=config.peer_bytes_per_s / 1024,
-            burst=max(1, int(8 * config.peer_bytes_per_s / 1024)),
-        )
         self.max_message_bytes = max_message_bytes(
-            exchange_bytes=max(config.exchange_bytes, wire.max_event_bytes),
+            exchange_bytes=exchange_budget(
+                max(config.exchange_bytes, wire.max_event_bytes), MAX_ORIGINS
+            ),
             max_origins=MAX_ORIGINS,
         )
+        self._bytes = RateLimiter(
+            rate_per_s=config.peer_bytes_per_s / 1024,
+            burst=max(1, int(8 * config.peer_bytes_per_s / 1024), self.max_message_bytes // 1024),
+        )
+        self._origins_held = 0
+        """Origins in our latest digest: with the peer book, the mesh's size as far as we
+        know, which rounds and reply budgets scale with."""
         self._client: httpx.AsyncClient | None = None
         self._graylisted: dict[str, int] = {}  # caller DID -> until (ms)
         self.rounds = 0
@@ -220,7 +226,7 @@ class Mesh:
             self.save_peers()
 
     def next_round_s(self) -> float:
-        scale = round_scale(len(self.peers))
+        scale = round_scale(self._size())
         jitter = self.config.round_jitter_fraction * (2 * self._rng.random() - 1)
         return self.config.round_s * scale * (1 + jitter)
 
@@ -405,10 +411,14 @@ class Mesh:
             self._graylist(peer.did, peer.url, "bad_event")
         return bad
 
+    def _size(self, versions: Mapping[str, int] | None = None) -> int:
+        if versions is not None:
+            self._origins_held = len(versions)
+        return max(len(self.peers), self._origins_held)
+
     def _plan(self, versions: dict[str, int], theirs: Mapping[bytes, int]) -> list[bytes]:
-        reply = plan_reply(
-            versions, self.host.mesh_evidence, theirs, budget_bytes=self.config.exchange_bytes
-        )
+        budget = exchange_budget(self.config.exchange_bytes, self._size(versions))
+        reply = plan_reply(versions, self.host.mesh_evidence, theirs, budget_bytes=budget)
         if reply.left_out:
             self.counters.add("mesh_left_out", "budget", reply.left_out)
         found = (
@@ -481,7 +491,7 @@ class Mesh:
     def health(self, now_ms: int) -> dict[str, object]:
         """The mesh part of /healthz: ok while a round ran recently and, if we know peers,
         an exchange succeeded within a few rounds."""
-        stale_ms = int(self.config.round_s * round_scale(len(self.peers)) * 1000 * 6)
+        stale_ms = int(self.config.round_s * round_scale(self._size()) * 1000 * 6)
         ran = self.last_round_ms is not None and now_ms - self.last_round_ms <= stale_ms
         reachable = not len(self.peers) or (
             self.last_ok_ms is not None and now_ms - self.last_ok_ms <= 2 * stale_ms
