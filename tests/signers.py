@@ -18,6 +18,7 @@ from hereabouts.events import (
     Newspaper,
     Seen,
     SignedEvent,
+    Unreachable,
 )
 from hereabouts.identity import Identity
 from hereabouts.wire import seal, unseal
@@ -89,6 +90,11 @@ class Peer:
     def seen(self, subject: Peer, at_ms: int) -> SignedEvent:
         extra = {"subject_did": subject.did, "subject_name": subject.name}
         return self.sign(Seen(**self._fields(at_ms, extra)))
+
+    def unreachable(self, subject: Peer, at_ms: int, last_seen_ms: int) -> SignedEvent:
+        """A failure report about ``subject``, whose latest event we held was ``last_seen_ms``."""
+        extra = {"subject_did": subject.did, "last_seen_ms": last_seen_ms}
+        return self.sign(Unreachable(**self._fields(at_ms, extra)))
 
     def howdy(
         self, to: Peer, answers: str, at_ms: int, neighbours: Sequence[bytes | Vouch] = ()

@@ -289,9 +289,17 @@ class ProjectionConfig:
     """The same for peers reachable only over the gossip mesh, whose news travels hop by hop
     and arrives in bursts; an hour keeps them from flapping."""
 
+    reported_missing_after_s: float = 300.0
+    """The shortest silence before MISSING once all of a subject's assigned observers report
+    it unreachable (:mod:`hereabouts.core.suspicion`; the quorum, three of five, gets three
+    quarters of the way from the full threshold down to this). Like the plaza threshold it must
+    cover 2.5 quiet heartbeat intervals, so that even lying reporters cannot make a node
+    whose heartbeats arrive MISSING."""
+
     def __post_init__(self) -> None:
         _positive("plaza_missing_after_s", self.plaza_missing_after_s)
         _positive("mesh_missing_after_s", self.mesh_missing_after_s)
+        _positive("reported_missing_after_s", self.reported_missing_after_s)
 
 
 @dataclass(frozen=True, slots=True)
@@ -948,8 +956,14 @@ class MeshConfig:
     """How long a peer that sent invalid data (a bad request signature, a malformed body,
     an event whose signature fails) is refused and not called."""
 
+    report_after_s: float = 240.0
+    """An assigned observer probes a subject it has not heard from for this long (two quiet
+    heartbeat intervals), and reports it unreachable if the probe fails
+    (:mod:`hereabouts.core.suspicion`). Must be at least one quiet heartbeat interval."""
+
     def __post_init__(self) -> None:
         _positive("mesh.round_s", self.round_s)
+        _positive("mesh.report_after_s", self.report_after_s)
         _positive("mesh.request_timeout_s", self.request_timeout_s)
         _positive("mesh.peer_requests_per_s", self.peer_requests_per_s)
         _positive("mesh.peer_bytes_per_s", self.peer_bytes_per_s)
@@ -993,7 +1007,7 @@ class Config:
 
     def __post_init__(self) -> None:
         floor = THRESHOLD_FACTOR * self.heartbeat.max_interval_s
-        for name in ("plaza_missing_after_s", "mesh_missing_after_s"):
+        for name in ("plaza_missing_after_s", "mesh_missing_after_s", "reported_missing_after_s"):
             threshold = getattr(self.projection, name)
             if threshold < floor:
                 raise ConfigError(
@@ -1003,6 +1017,12 @@ class Config:
                 )
         if self.mesh.on:
             self._check_mesh_threshold(floor)
+            if self.mesh.report_after_s < self.heartbeat.max_interval_s:
+                raise ConfigError(
+                    f"mesh.report_after_s={self.mesh.report_after_s:g}s is shorter than the "
+                    f"quiet heartbeat interval ({self.heartbeat.max_interval_s:g}s): observers "
+                    "would probe peers that are merely quiet"
+                )
         if self.ledger.retention_s < self.projection.mesh_missing_after_s:
             raise ConfigError("ledger.retention_s must cover the longest MISSING threshold")
 
@@ -1038,10 +1058,18 @@ def testing(home: str | os.PathLike[str] | None = None) -> Config:
     return Config(
         home=resolve_home(home),
         heartbeat=HeartbeatConfig(min_interval_s=1.0, max_interval_s=2.0, jitter_fraction=0.1),
-        projection=ProjectionConfig(plaza_missing_after_s=6.0, mesh_missing_after_s=30.0),
+        projection=ProjectionConfig(
+            plaza_missing_after_s=6.0, mesh_missing_after_s=30.0, reported_missing_after_s=6.0
+        ),
         trust=TrustConfig(settle_s=3.0, forget_after_s=600.0, pin_ttl_s=3600.0),
         ledger=LedgerConfig(retention_s=3600.0),
         howdy=HowdyConfig(jitter_max_s=0.5),
         node=NodeConfig(discovery_jitter_max_s=0.0, http_port=0, first_sync_s=1.0),
-        mesh=MeshConfig(round_s=1.0, expected_size=50, request_timeout_s=5.0, graylist_s=30.0),
+        mesh=MeshConfig(
+            round_s=1.0,
+            expected_size=50,
+            request_timeout_s=5.0,
+            graylist_s=30.0,
+            report_after_s=4.0,
+        ),
     )

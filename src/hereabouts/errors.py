@@ -184,6 +184,13 @@ class TopicMismatch(EventRejected):
     reason = "topic_mismatch"
 
 
+class BadReport(EventRejected):
+    """A failure report about its own emitter, or one claiming to have seen its subject
+    after it was written (see :mod:`hereabouts.core.suspicion`)."""
+
+    reason = "bad_report"
+
+
 class TofuViolation(EventRejected):
     """A name pinned to one key was used with another key and no valid rotation statement."""
 

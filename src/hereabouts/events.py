@@ -23,6 +23,10 @@ seen          the emitter (observer) saw ``subject_did`` at ``at_ms``; evidence 
               emitter only: nobody is believed about anybody but themselves
 lost          "my connection ended without a chau": pre-signed and left with the broker as
               the MQTT will, published by the broker when the connection dies
+unreachable   a failure report: the emitter, one of ``subject_did``'s assigned observers,
+              probed it and got no answer; its latest news of the subject was dated
+              ``last_seen_ms``. Alone it changes nothing; a quorum of them shortens the
+              subject's silence before MISSING (:mod:`hereabouts.core.suspicion`)
 ============  ================================================================================
 
 Field limits are declared with the types so that decoding validates them; ``wire.seal``
@@ -86,6 +90,7 @@ def name_problem(event: Event) -> str | None:
         if not printable_name(name):
             return f"name {name[:80]!r} is not printable text"
     return None
+
 
 Did = Annotated[str, Meta(min_length=9, max_length=128)]
 """A DID. Its form is checked where it matters, against the key that signed (an emitter's
@@ -232,8 +237,15 @@ class Lost(Event, frozen=True, tag="lost"):
     pass
 
 
-AnyEvent = HeyThere | Howdy | Chau | Newspaper | Seen | Lost
-EVENT_TYPES: Final = (HeyThere, Howdy, Chau, Newspaper, Seen, Lost)
+class Unreachable(Event, frozen=True, tag="unreachable"):
+    subject_did: Did
+    last_seen_ms: Millis
+    """``at_ms`` of the subject's latest event the reporter held when its probe failed: the
+    report counts only while nobody has heard anything newer from the subject."""
+
+
+AnyEvent = HeyThere | Howdy | Chau | Newspaper | Seen | Lost | Unreachable
+EVENT_TYPES: Final = (HeyThere, Howdy, Chau, Newspaper, Seen, Lost, Unreachable)
 KIND_OF: Final[dict[type, str]] = {cls: str(cls.__struct_config__.tag) for cls in EVENT_TYPES}
 KINDS: Final = frozenset(KIND_OF.values())
 
@@ -287,6 +299,7 @@ __all__ = [
     "Rotation",
     "Seen",
     "SignedEvent",
+    "Unreachable",
     "check_name",
     "kind_of",
 ]

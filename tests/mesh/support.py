@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 import httpx
 
@@ -20,8 +21,13 @@ async def views(client: httpx.AsyncClient, nodes: Sequence[UpProcess]) -> list[d
 
 async def transports(client: httpx.AsyncClient, node: UpProcess) -> dict[str, str]:
     """``{claimed name: transport}`` as ``node`` lists its peers."""
+    return await peer_field(client, node, "transport")
+
+
+async def peer_field(client: httpx.AsyncClient, node: UpProcess, field: str) -> dict[str, Any]:
+    """``{claimed name: field}`` as ``node`` lists its peers (see ``GET /v1/peers``)."""
     answer = await client.get(f"{node.url}/v1/peers")
-    return {p["claimed_name"]: p["transport"] for p in answer.json()["peers"]}
+    return {p["claimed_name"]: p[field] for p in answer.json()["peers"]}
 
 
 async def health(client: httpx.AsyncClient, node: UpProcess) -> dict[str, object]:

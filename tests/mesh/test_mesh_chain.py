@@ -3,8 +3,9 @@
 Every node must list all twenty ONLINE within the documented number of rounds
 (:func:`hereabouts.core.meshmath.propagation_rounds`: ``log2(N) + 4``, 9 for N = 20),
 counted on each node's own round counter, so a slow machine stretches seconds but not
-rounds. Then a node killed with SIGKILL is MISSING everywhere within the mesh threshold
-(30 s in the fast preset) plus the propagation time, and a node stopped with SIGINT is
+rounds. Then a node killed with SIGKILL is MISSING everywhere well before the mesh
+threshold (30 s in the fast preset), since its assigned observers probe it and report it
+(:func:`hereabouts.core.meshmath.reported_missing_s`), and a node stopped with SIGINT is
 OFFLINE everywhere (its chau is handed to its peers directly as it stops).
 """
 
@@ -20,9 +21,10 @@ import httpx
 import pytest
 
 from hereabouts import config as config_module
-from hereabouts.core.meshmath import propagation_rounds, propagation_s
+from hereabouts.core.meshmath import propagation_rounds, reported_missing_s
+from hereabouts.core.suspicion import QUORUM
 from tests.adversarial.processes import UpProcess
-from tests.mesh.support import eventually, mesh_rounds, names, start_all, views
+from tests.mesh.support import eventually, mesh_rounds, names, peer_field, start_all, views
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -71,7 +73,7 @@ async def test_a_chain_of_twenty_mesh_nodes_converges_and_sees_crashes_and_goodb
         assert called, "node 0 counts no exchange with any peer"
         assert "hereabouts_mesh_peers " in metrics
 
-        # kill -9: MISSING everywhere within the mesh threshold plus propagation.
+        # kill -9: MISSING everywhere within the bound its observers' reports allow.
         victim, leaver = nodes[5], nodes[11]
         victim_name, leaver_name = names(N, "m")[5], names(N, "m")[11]
         assert victim.process is not None
@@ -80,7 +82,16 @@ async def test_a_chain_of_twenty_mesh_nodes_converges_and_sees_crashes_and_goodb
         killed = time.monotonic()
         others = [n for n in nodes if n not in (victim, leaver)]
         config = config_module.testing()
-        bound_s = config.projection.mesh_missing_after_s + propagation_s(N, config.mesh.round_s)
+        # Its assigned observers report it; their reports, not the hour-long (here 30 s)
+        # mesh threshold, make it MISSING.
+        bound_s = reported_missing_s(
+            N,
+            round_s=config.mesh.round_s,
+            report_after_s=config.mesh.report_after_s,
+            request_timeout_s=config.mesh.request_timeout_s,
+            shortest_s=config.projection.reported_missing_after_s,
+        )
+        assert bound_s < config.projection.mesh_missing_after_s
 
         async def victim_missing() -> str | None:
             seen = await views(client, others)
@@ -90,6 +101,9 @@ async def test_a_chain_of_twenty_mesh_nodes_converges_and_sees_crashes_and_goodb
         await eventually(victim_missing, timeout_s=bound_s + 30)
         missing_after = time.monotonic() - killed
         print(f"{victim_name} MISSING everywhere {missing_after:.1f} s after SIGKILL")
+        reports = [(await peer_field(client, n, "reports"))[victim_name] for n in others]
+        print(f"assigned observers' reports about {victim_name}, as each node counts: {reports}")
+        assert min(reports) >= QUORUM, "MISSING, but not on its observers' reports"
         assert missing_after <= bound_s + 5, f"took {missing_after:.1f} s, bound {bound_s:.0f} s"
 
         # A graceful stop: the chau reaches everyone.

@@ -28,7 +28,7 @@ from tests.web.conftest import (
 
 PEER_FIELDS = {
     "name", "did", "status", "last_event_at", "last_event_at_ms", "last_event", "boot_id",
-    "restarts", "transport", "endpoints", "self",
+    "restarts", "transport", "endpoints", "reports", "self",
 }
 
 

@@ -43,3 +43,19 @@ def propagation_rounds(peers: int) -> int:
 def propagation_s(peers: int, round_s: float) -> float:
     """Seconds within which news reaches every node, rounds stretched by the scale."""
     return propagation_rounds(peers) * round_s * round_scale(peers)
+
+
+def reported_missing_s(
+    peers: int,
+    *,
+    round_s: float,
+    report_after_s: float,
+    request_timeout_s: float,
+    shortest_s: float,
+) -> float:
+    """Seconds from a mesh node's last word until every node shows it MISSING once its
+    assigned observers agree it is down (:mod:`hereabouts.core.suspicion`): they notice
+    its silence (``report_after_s``, checked once a round), probe it (at worst a timed-out
+    request), and their reports cross the mesh; and never sooner than ``shortest_s``."""
+    noticed = report_after_s + round_s * round_scale(peers) + request_timeout_s
+    return max(shortest_s, noticed + propagation_s(peers, round_s))

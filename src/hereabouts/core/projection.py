@@ -19,7 +19,10 @@ Rules (the seed design's, made deterministic and made to believe only first-hand
    within a boot); a chau still wins over a lost.
 4. **Silence.** ONLINE whose winning event is older than the subject's threshold reads as
    MISSING (plaza peers and mesh-only peers have separate thresholds, see
-   :class:`~hereabouts.config.ProjectionConfig`); any fresh event brings it back.
+   :class:`~hereabouts.config.ProjectionConfig`); any fresh event brings it back. Failure
+   reports (``unreachable``) from a quorum of the subject's assigned observers shorten its
+   threshold (:mod:`hereabouts.core.suspicion`); they are evidence about their emitter
+   like any event, and say nothing at all about a subject that has spoken since.
 5. **Restarts** are new boot ids in ``hey_there`` events, counted, never guessed from gaps.
 6. **Two processes, one key.** When an older boot speaks after a newer boot of the same key
    announced itself (later than :data:`CLASH_GRACE_MS`), two processes share the key; the
@@ -36,13 +39,14 @@ Subjects can be forgotten (:meth:`Projection.forget`); the runtime decides when.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Final
 
 from hereabouts.config import ProjectionConfig
+from hereabouts.core import suspicion
 from hereabouts.core.effects import Status, StatusChanged
-from hereabouts.events import KIND_OF, HeyThere, Howdy, Lost, SignedEvent
+from hereabouts.events import KIND_OF, HeyThere, Howdy, Lost, SignedEvent, Unreachable
 
 # (at_ms, event id, kind): ordered by the first two, which are unique per event.
 _Mark = tuple[int, str, str]
@@ -86,6 +90,9 @@ class PeerView:
     fingerprint: str = ""
     trust: str = ""
     """``member``, ``proven`` or ``new`` (see :mod:`hereabouts.core.keys`), when known."""
+    reports: int = 0
+    """Assigned observers whose ``unreachable`` reports about it stand (see
+    :mod:`hereabouts.core.suspicion`); from the quorum on they shorten its threshold."""
 
 
 class _Subject:
@@ -104,7 +111,10 @@ class _Subject:
         "named",
         "own",
         "own_boot",
+        "reported_by",
+        "reports",
         "sessions",
+        "suspect",
         "threshold_ms",
         "transport",
         "vouch",
@@ -127,6 +137,11 @@ class _Subject:
         self.hey_there: _Mark | None = None
         self.endpoints: dict[str, str] = {}
         self.in_heap = False
+        # Failure reports this subject made (subject -> (at, id, last seen)) and reports
+        # made about it (reporter -> (at, last seen)); both bounded.
+        self.reports: dict[str, tuple[int, str, int]] = {}
+        self.reported_by: dict[str, tuple[int, int]] = {}
+        self.suspect: tuple[int, int] | None = None  # (threshold they allow, confirmations)
 
     def display_name(self) -> str:
         return "" if self.named is None else self.named[2]
@@ -136,12 +151,21 @@ class Projection:
     """Per-DID statuses derived from verified events. Sans-I/O: pass ``now_ms`` in."""
 
     def __init__(
-        self, config: ProjectionConfig | None = None, *, observer_on_plaza: bool = True
+        self,
+        config: ProjectionConfig | None = None,
+        *,
+        observer_on_plaza: bool = True,
+        may_observe: Callable[[str], bool] | None = None,
     ) -> None:
         """``observer_on_plaza``: whether the node judging is on the plaza. The plaza's
         threshold applies only when observer and subject both are; otherwise the subject's
-        news may come hop by hop over the mesh, and the mesh's threshold applies."""
+        news may come hop by hop over the mesh, and the mesh's threshold applies.
+
+        ``may_observe``: whether a key may be an assigned observer (the runtime passes "its
+        key is proven"); besides, observers are mesh nodes we see ONLINE."""
         self._config = config or ProjectionConfig()
+        self._may_observe = may_observe or (lambda did: True)
+        self._shortest_ms = int(self._config.reported_missing_after_s * 1000)
         self._mesh_ms = int(self._config.mesh_missing_after_s * 1000)
         self._plaza_only_ms = int(self._config.plaza_missing_after_s * 1000)
         self._plaza_ms = self._plaza_only_ms if observer_on_plaza else self._mesh_ms
@@ -187,6 +211,11 @@ class Projection:
                 emitter.vouch = mark
             if emitter.best is None or mark > emitter.best:
                 emitter.best = mark
+                if emitter.reported_by:
+                    self._suspect(emitter)  # reports older than this no longer stand
+            if event_type is Unreachable:
+                assert isinstance(event, Unreachable)
+                self._take_report(emitter, event, event_id, now_ms, changes)
         boot_latest = emitter.boot_latest
         if at_ms > boot_latest.get(event.boot_id, -1):
             boot_latest[event.boot_id] = at_ms
@@ -298,9 +327,7 @@ class Projection:
         """Each known subject's version for mesh digests: the latest ``at_ms`` of any of its
         events taken in (see :mod:`hereabouts.core.reconcile`). O(N)."""
         return {
-            did: max(s.boot_latest.values())
-            for did, s in self._subjects.items()
-            if s.boot_latest
+            did: max(s.boot_latest.values()) for did, s in self._subjects.items() if s.boot_latest
         }
 
     def marks(self, did: str) -> list[tuple[int, str, str]]:
@@ -312,6 +339,7 @@ class Projection:
             return []
         found = {m for m in (subject.best, subject.hey_there, subject.vouch) if m is not None}
         found.update((at, event_id, "lost") for _, event_id, at in subject.lost.values())
+        found.update((at, event_id, "unreachable") for at, event_id, _ in subject.reports.values())
         return sorted(found)
 
     def transport_of(self, did: str) -> str | None:
@@ -327,6 +355,19 @@ class Projection:
             for did, s in self._subjects.items()
             if s.transport == transport and reported.get(did) is Status.ONLINE
         ]
+
+    def observers(self, did: str) -> list[str]:
+        """``did``'s assigned observers as we see them (:mod:`hereabouts.core.suspicion`):
+        ranked among the mesh nodes last reported ONLINE that may observe. O(N)."""
+        reported = self._reported
+        candidates = (
+            other
+            for other, s in self._subjects.items()
+            if s.transport != "plaza"
+            and reported.get(other) is Status.ONLINE
+            and self._may_observe(other)
+        )
+        return suspicion.observers_of(did, candidates)
 
     def clashes(self, did: str, now_ms: int) -> bool:
         """Whether two processes seem to share ``did``'s key now (rule 6)."""
@@ -345,6 +386,7 @@ class Projection:
             if s.own[0] >= 0:
                 keep.add(s.own[1])
             keep.update(lost[1] for lost in s.lost.values())
+            keep.update(report[1] for report in s.reports.values())
         return keep
 
     def __len__(self) -> int:
@@ -431,9 +473,58 @@ class Projection:
             return Status.MISSING, will
         if best is None:
             return None, None
-        if now_ms - best[0] > subject.threshold_ms:
+        threshold = subject.threshold_ms
+        if subject.suspect is not None:
+            threshold = min(threshold, subject.suspect[0])
+        if now_ms - best[0] > threshold:
             return Status.MISSING, best
         return Status.ONLINE, best
+
+    def _take_report(
+        self,
+        reporter: _Subject,
+        report: Unreachable,
+        event_id: str,
+        now_ms: int,
+        changes: list[StatusChanged],
+    ) -> None:
+        """Keep a failure report: with its reporter, whose mesh evidence carries it on, and
+        with its subject (when known), whose threshold it may shorten."""
+        target, at_ms = report.subject_did, report.at_ms
+        held = reporter.reports.get(target)
+        if held is not None and held[0] >= at_ms:
+            return
+        reporter.reports[target] = (at_ms, event_id, report.last_seen_ms)
+        _keep_latest(reporter.reports, lambda v: v[0])
+        if reporter.transport == "plaza" or not self._may_observe(reporter.did):
+            return  # carried on, never counted: it cannot be anyone's observer
+        subject = self._subjects.get(target)
+        if subject is None or subject.best is None or report.last_seen_ms < subject.best[0]:
+            return  # the subject spoke since: nothing to answer
+        subject.reported_by[reporter.did] = (at_ms, report.last_seen_ms)
+        _keep_latest(subject.reported_by, lambda v: v[0])
+        before = subject.suspect
+        self._suspect(subject)
+        if subject.suspect != before:
+            subject.in_heap = False  # its deadline may have moved earlier
+            self._refresh(subject, now_ms, "reports", event_id, changes)
+
+    def _suspect(self, subject: _Subject) -> None:
+        """Count the subject's standing reports from its assigned observers and set the
+        shortened threshold they allow (rule 4). O(N) for the observers' ranking; only for
+        subjects with reports, and only when a report or the subject's own news arrives."""
+        latest = -1 if subject.best is None else subject.best[0]
+        standing = subject.reported_by
+        for stale in [r for r, (_, seen) in standing.items() if seen < latest]:
+            del standing[stale]
+        subject.suspect = None
+        if not standing:
+            return
+        confirmations = len(set(self.observers(subject.did)) & standing.keys())
+        threshold = suspicion.missing_after_ms(
+            subject.threshold_ms, self._shortest_ms, confirmations
+        )
+        subject.suspect = (threshold, confirmations)
 
     def _refresh(
         self,
@@ -445,7 +536,10 @@ class Projection:
     ) -> None:
         status, best = self._judge(subject, now_ms)
         if status is Status.ONLINE and best is not None and not subject.in_heap:
-            deadline = best[0] + subject.threshold_ms + 1
+            threshold = subject.threshold_ms
+            if subject.suspect is not None:
+                threshold = min(threshold, subject.suspect[0])
+            deadline = best[0] + threshold + 1
             heapq.heappush(self._deadlines, (deadline, subject.did))
             subject.in_heap = True
         if status is None:
@@ -483,5 +577,12 @@ class Projection:
             transport=subject.transport,
             endpoints=dict(subject.endpoints),
             clash=self._clashing(subject, now_ms),
+            reports=0 if subject.suspect is None else subject.suspect[1],
         )
 
+
+def _keep_latest(table: dict[str, Any], at: Callable[[Any], int]) -> None:
+    """Trim ``table`` to :data:`~hereabouts.core.suspicion.MAX_REPORTS_KEPT` entries,
+    dropping the oldest (by ``at``)."""
+    while len(table) > suspicion.MAX_REPORTS_KEPT:
+        del table[min(table, key=lambda k: (at(table[k]), k))]

@@ -49,13 +49,14 @@ ENTRY_BYTES: Final = _ENTRY.size
 PRIORITY: Final[Mapping[str, int]] = {
     "chau": 0,
     "lost": 1,
-    "hey_there": 2,
-    "newspaper": 3,
-    "seen": 4,
-    "howdy": 5,
+    "unreachable": 2,
+    "hey_there": 3,
+    "newspaper": 4,
+    "seen": 5,
+    "howdy": 6,
 }
-"""Order in a reply: departures first (the news that changes views most), then
-announcements (a node needs an origin's hey_there before its other events mean much),
+"""Order in a reply: departures and failure reports first (the news that changes views
+most), then announcements (a node needs an origin's hey_there before its other events mean much),
 then heartbeats; howdys last, they are mostly the plaza's business."""
 
 

@@ -43,6 +43,7 @@ import msgspec
 from prometheus_client.registry import CollectorRegistry
 
 from hereabouts.config import Config, broker_address, production
+from hereabouts.core import rendezvous, suspicion
 from hereabouts.core.cadence import NewspaperCadence
 from hereabouts.core.effects import Status, StatusChanged, Vouch
 from hereabouts.core.howdy import Candidate, HowdyCoordinator
@@ -51,6 +52,7 @@ from hereabouts.core.projection import PeerView, Projection
 from hereabouts.core.ratelimit import RateLimiter
 from hereabouts.core.reconcile import Item
 from hereabouts.errors import (
+    BadReport,
     EventRejected,
     HereaboutsError,
     RateLimited,
@@ -68,6 +70,7 @@ from hereabouts.events import (
     Newspaper,
     NewspaperStatus,
     SignedEvent,
+    Unreachable,
     check_name,
 )
 from hereabouts.fanout import Fanout
@@ -84,7 +87,7 @@ from hereabouts.peers.membership import (
     encode_revocation,
     revocation_key,
 )
-from hereabouts.peers.mesh.bridge import bridges_for
+from hereabouts.peers.mesh.observe import Observer
 from hereabouts.peers.mesh.runtime import Mesh
 from hereabouts.peers.metrics import NodeCollector
 from hereabouts.peers.network import load_membership, load_network_key, save_revocations
@@ -371,13 +374,16 @@ class Node:
         if self._keyring is None:
             self._keyring = Keyring(home / KEYRING_FILE_NAME)
         now = self._now_ms()
-        self.projection = Projection(config.projection, observer_on_plaza=config.mesh.plaza)
         keys = KeyBook(
             config.trust,
             silence_ms=self._key_silence_ms(),
             max_howdys=config.howdy.max_howdys,
         )
         keys.load(self._keyring.load(), now)
+        # Fresh keys, however many, observe nobody: failure reports count from proven keys.
+        self.projection = Projection(
+            config.projection, observer_on_plaza=config.mesh.plaza, may_observe=keys.proven
+        )
         self._limiter = RateLimiter(
             rate_per_s=config.node.rate_limit_per_s,
             burst=config.node.rate_limit_burst,
@@ -438,6 +444,8 @@ class Node:
         self._spawn(self._prune_loop(), "retention", essential=True)
         if self.mesh is not None:
             self._spawn(self.mesh.run(), "mesh", essential=True)
+            if not self.stealth:
+                self._spawn(self._observe_loop(self.mesh), "observer", essential=True)
             if transport is not None:
                 self._spawn(self._bridge_loop(), "bridge", essential=True)
         if not self.stealth:
@@ -758,6 +766,12 @@ class Node:
         ):
             self._clash.saw(event.boot_id, signed.kind, now_ms)
             raise KeyShared("an event signed with this node's key by another process")
+        if isinstance(event, Unreachable):
+            problem = suspicion.report_problem(
+                signed.did, event.subject_did, event.at_ms, event.last_seen_ms
+            )
+            if problem is not None:
+                raise BadReport(problem)
         if not self._limiter.allow(signed.did, now_ms):
             raise RateLimited(f"{signed.event.name!r} exceeds its rate limit")
 
@@ -904,7 +918,32 @@ class Node:
         if self.projection.transport_of(signed.did) != "mesh":
             return False
         hybrids = self.projection.online_with_transport("hybrid")
-        return self.did in bridges_for(signed.did, hybrids, BRIDGES)
+        return self.did in rendezvous.chosen(rendezvous.BRIDGE, signed.did, hybrids, BRIDGES)
+
+    async def _observe_loop(self, mesh: Mesh) -> None:
+        """Watch the mesh nodes we are an assigned observer of, once a round."""
+        observer = Observer(
+            did=self.did,
+            projection=self.projection,
+            mesh=mesh,
+            report=self._report_unreachable,
+            report_after_s=self.config.mesh.report_after_s,
+            counters=self.counters,
+        )
+        while True:
+            await asyncio.sleep(mesh.next_round_s())
+            try:
+                await observer.round(self._now_ms())
+            except StorageError as exc:
+                self._storage.failed("own_event", exc, self._now_ms())
+            except Exception:  # one bad round must not end the duty
+                self.counters.add("handler_errors", "observer")
+                log.exception("an observer round failed")
+
+    async def _report_unreachable(self, did: str, last_seen_ms: int) -> None:
+        await self._publish_event(
+            self._event(Unreachable, subject_did=did, last_seen_ms=last_seen_ms)
+        )
 
     async def _bridge_loop(self) -> None:
         transport = self.transport
@@ -924,8 +963,10 @@ class Node:
         keys = self.ingestor.keys
         label = keys.label(view.did, bound=self.membership is not None)
         record = keys.record(view.did)
-        trust = "new" if record is None or not record.proven else (
-            "member" if record.member else "proven"
+        trust = (
+            "new"
+            if record is None or not record.proven
+            else ("member" if record.member else "proven")
         )
         return dataclasses.replace(
             view,
@@ -1105,4 +1146,3 @@ class Node:
                 continue
             if dropped:
                 log.info("retention dropped %d old events", dropped)
-

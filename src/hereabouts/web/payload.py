@@ -55,7 +55,8 @@ def peer_json(peer: PeerView, *, own_did: str) -> JsonObject:
     ``name`` is safe to show: a name that another key holds, or that this key has not yet
     proved itself under, carries ``~`` and the key's fingerprint; ``claimed_name`` is what
     the peer calls itself. ``trust`` is ``member``, ``proven`` or ``new``; ``shared_key``
-    says two processes seem to use this peer's key."""
+    says two processes seem to use this peer's key; ``reports`` counts its assigned
+    observers that report it unreachable (from three on, it goes MISSING sooner)."""
     return {
         "name": peer.name,
         "claimed_name": peer.claimed_name or peer.name,
@@ -73,6 +74,7 @@ def peer_json(peer: PeerView, *, own_did: str) -> JsonObject:
         "restarts": peer.restarts,
         "transport": peer.transport,
         "endpoints": dict(peer.endpoints),
+        "reports": peer.reports,
         "self": peer.did == own_did,
     }
 
