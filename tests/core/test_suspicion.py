@@ -183,6 +183,4 @@ def test_reports_bring_the_silence_deadline_forward() -> None:
     deadline = projection.next_deadline()
     assert deadline is not None and deadline <= T0 + 300 * SECOND + 1
     changes = projection.tick(T0 + 300 * SECOND + 1)
-    assert [(c.did, c.new, c.cause) for c in changes] == [
-        (subject.did, Status.MISSING, "timeout")
-    ]
+    assert [(c.did, c.new, c.cause) for c in changes] == [(subject.did, Status.MISSING, "timeout")]
