@@ -248,3 +248,15 @@ def test_status_says_how_each_peer_is_reached() -> None:
     assert header.split()[:3] == ["NAME", "STATUS", "VIA"]
     via = {line.split()[0]: line.split()[2] for line in lines[lines.index(header) + 1 :]}
     assert via == {"h": "both", "m": "mesh", "p": "plaza"}
+
+
+def test_status_shows_failure_reports_about_a_peer() -> None:
+    peers = [
+        {"name": "quiet", "did": ALPHA, "status": "MISSING", "reports": 5},
+        {"name": "lied-about", "did": BRAVO, "status": "ONLINE", "reports": 1},
+        {"name": "fine", "did": CHARLIE, "status": "ONLINE", "reports": 0},
+    ]
+    rows = render_status({"node": {}, "peers": peers}, 0)
+    assert any(r.startswith("quiet (5 reports)") for r in rows), rows
+    assert any(r.startswith("lied-about (1 report) ") for r in rows), rows
+    assert not any("fine (" in r for r in rows), rows

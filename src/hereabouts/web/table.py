@@ -117,6 +117,9 @@ def _row(peer: Mapping[str, Any], now_ms: int) -> tuple[str, ...]:
         name += " (new)"  # a key that has not proved itself yet (docs/security.md)
     if peer.get("shared_key") is True:
         name += " (key used twice)"
+    reports = peer.get("reports")
+    if isinstance(reports, int) and reports > 0:  # its assigned observers find it unreachable
+        name += f" ({reports} report{'s' if reports > 1 else ''})"
     return (
         name,
         terminal_safe(peer.get("status", "?")),

@@ -337,6 +337,12 @@
     if (peer.trust === "new") name.append(el("span", "tag tag-new", "new"));
     if (peer.trust === "member") name.append(el("span", "tag tag-member", "member"));
     if (peer.shared_key) name.append(el("span", "tag tag-alarm", "key used twice"));
+    if (peer.reports > 0) {
+      // Its assigned observers probed it and got no answer; from three on it goes MISSING sooner.
+      const reports = el("span", "tag tag-alarm", `${peer.reports} unreachable report${peer.reports > 1 ? "s" : ""}`);
+      reports.title = "assigned observers that probed this peer and got no answer (docs/mesh.md)";
+      name.append(reports);
+    }
     if (peer.transport && peer.transport !== "plaza") {
       // How the peer is reached: only plaza peers go untagged (the usual case).
       const via = el("span", "tag tag-via", peer.transport === "mesh" ? "mesh only" : "plaza + mesh");
