@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from hereabouts.core.meshmath import propagation_rounds
+from hereabouts.core.meshmath import exchange_budget, propagation_rounds
 from hereabouts.identity import Identity
 from hereabouts.peers.mesh.wire import encode_message
 from hereabouts.sim.mesh import (
@@ -55,6 +55,29 @@ def test_the_set_model_makes_the_same_choices_as_the_real_planner() -> None:
         assert planned.converged_round is not None
         assert planned.rounds == with_sets.rounds
         assert planned.fingerprint == with_sets.fingerprint
+
+
+def test_both_models_stretch_each_budget_with_the_mesh_the_planning_node_knows() -> None:
+    # 150 nodes: a node that knows them all plans with four times budget_bytes (Mesh._plan).
+    sizes = event_sizes(150)
+    base = 3  # hey_theres a reply or a push carries while a node knows 32 nodes or fewer
+    config = MeshSimConfig(
+        nodes=150, seed=11, budget_bytes=base * sizes.hey_there + 7, max_rounds=300
+    )
+    results = []
+    for model in ("planner", "sets"):
+        sim = MeshSim(dataclasses.replace(config, model=model))  # type: ignore[arg-type]
+        assert sim.budget(0) == config.budget_bytes  # it knows three seeds and itself
+        result = sim.run()
+        assert result.converged_round is not None
+        assert sim.budget(0) == exchange_budget(config.budget_bytes, 150)
+        assert sim.budget(0) == 4 * config.budget_bytes
+        # More moved than a fixed budget allows: a reply and a push of ``base`` each.
+        assert any(r.events > 2 * base * r.ok for r in result.rounds)
+        results.append(result)
+    planned, with_sets = results
+    assert planned.rounds == with_sets.rounds
+    assert planned.fingerprint == with_sets.fingerprint
 
 
 def test_a_mesh_that_agrees_exchanges_only_digests() -> None:

@@ -21,6 +21,12 @@ The model
   ones changed, as jittered rounds of real nodes do (an exchange takes milliseconds, a round
   ``round_s``). The simulated clock advances ``round_s x round_scale(N - 1)`` per round, as
   a node's rounds stretch once it knows the whole mesh.
+* **Budgets.** A reply and a push each carry at most
+  ``exchange_budget(budget_bytes, size)`` event bytes, as ``Mesh._plan`` plans them: the
+  planning node's ``size`` is the mesh as far as it knows it, the larger of its peer book
+  and the origins it holds, taken when it plans (the responder before it answers, the
+  caller after it took the answer in). So a node's budget grows as it learns the mesh, by
+  the same :func:`~hereabouts.core.meshmath.round_scale` its rounds stretch by.
 * **Failures.** Each exchange fails with probability ``failure_rate`` (the peer is down or
   the request timed out): nothing is exchanged, the caller's request bytes are spent, and
   its peer book backs the peer off (``MeshPeers.failed``).
@@ -54,13 +60,14 @@ round: a few seconds a round at N = 1,000, too slow at 10,000.
 origin, bit *i* for the *i*-th freshest hey_there. It computes exactly what the planner
 does during convergence, because there each origin has one event (its hey_there, one size,
 one version): the planner then sends the hey_theres the caller lacks (``theirs & ~mine``),
-freshest first, as many as ``budget // size`` (at least one) allow, which are the lowest
-set bits of that difference; the push is the same with the roles swapped, and taking in
-is ``|``. Learning walks the received bits upwards, so peer books learn in the planner's
-order and every ``choose()`` draws the same peer. The peer book stays the real one. The
-test ``tests/sim/test_mesh_sim.py`` checks that both models give the same rounds, bytes and
-holdings for one seed. With heartbeats an origin has many versions, so the steady state
-needs the planner model.
+freshest first, as many as the planning node's ``budget // size`` (at least one) allow,
+which are the lowest set bits of that difference (the node's size is the larger of its
+peer book and ``int.bit_count()`` of its holdings); the push is the same with the roles
+swapped, and taking in is ``|``. Learning walks the received bits upwards, so peer books
+learn in the planner's order and every ``choose()`` draws the same peer. The peer book
+stays the real one. The test ``tests/sim/test_mesh_sim.py`` checks that both models give
+the same rounds, bytes and holdings for one seed. With heartbeats an origin has many
+versions, so the steady state needs the planner model.
 
 One concession, in both models: a full peer book stops learning. The shipped book holds
 ``max_peers`` (1,024) peers; each hey_there past that evicts the least recently heard peer
@@ -81,7 +88,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Final, Literal
 
 from hereabouts.config import HeartbeatConfig, MeshConfig
-from hereabouts.core.meshmath import propagation_rounds, round_scale
+from hereabouts.core.meshmath import exchange_budget, propagation_rounds, round_scale
 from hereabouts.core.meshpeers import MeshPeers
 from hereabouts.core.reconcile import ENTRY_BYTES, Item, decode_digest, encode_digest, plan_reply
 from hereabouts.events import HeyThere, Newspaper, NewspaperStatus
@@ -173,7 +180,9 @@ class MeshSimConfig:
     """Peers each node knows at start with ``topology="random"``."""
     failure_rate: float = 0.2
     budget_bytes: int = _DEFAULT_MESH.exchange_bytes
-    """Event bytes per reply (``mesh.exchange_bytes``)."""
+    """Event bytes per reply or push in a mesh of up to 32 nodes (``mesh.exchange_bytes``),
+    stretched by :func:`~hereabouts.core.meshmath.exchange_budget` with the mesh's size as
+    far as the planning node knows it."""
     heal_every: int = _DEFAULT_MESH.heal_every
     max_peers: int = _DEFAULT_MESH.max_peers
     """The peer book's bound (``mesh.max_peers``); a full book stops learning."""
@@ -390,7 +399,6 @@ class MeshSim:
         self._seed_books()
         self.round_number = 0
         self.now_ms = START_MS
-        self.per_reply = max(1, config.budget_bytes // self.sizes.hey_there)
         self._events: dict[str, tuple[int, Item]] = {}
         self.full = (1 << n) - 1
         self.have: list[int] = []
@@ -491,6 +499,16 @@ class MeshSim:
         if peer is not None:
             peer.last_heard_ms = now
 
+    def budget(self, node: int) -> int:
+        """Event bytes ``node``'s next reply or push may carry, as ``Mesh._plan`` plans
+        them: the budget stretched by the mesh's size as far as the node knows it, the
+        larger of its peer book and the origins it holds."""
+        if self.config.model == "sets":
+            held = self.have[node].bit_count()
+        else:
+            held = len(self.holdings[node].versions)
+        return exchange_budget(self.config.budget_bytes, max(len(self.peers[node]), held))
+
     def _exchange(self, caller: int, responder: int, now: int) -> tuple[int, int]:
         if self.config.model == "sets":
             return self._exchange_sets(caller, responder, now)
@@ -500,15 +518,19 @@ class MeshSim:
 
     def _exchange_planner(self, caller: int, responder: int, now: int) -> tuple[int, int]:
         mine, theirs = self.holdings[caller], self.holdings[responder]
-        budget = self.config.budget_bytes
         spent = message_bytes(len(mine.digest()) // ENTRY_BYTES, 0, 0)
         self._heard(responder, caller, now)
-        reply = plan_reply(theirs.versions, theirs.evidence, mine.decoded(), budget_bytes=budget)
+        reply = plan_reply(
+            theirs.versions, theirs.evidence, mine.decoded(), budget_bytes=self.budget(responder)
+        )
         spent += message_bytes(len(theirs.digest()) // ENTRY_BYTES, len(reply.event_ids),
                                reply.size)
         their_digest = theirs.decoded()
         self._take_planned(caller, reply.event_ids, now)
-        push = plan_reply(mine.versions, mine.evidence, their_digest, budget_bytes=budget)
+        # The caller plans its push after taking the reply in, as Mesh.exchange does.
+        push = plan_reply(
+            mine.versions, mine.evidence, their_digest, budget_bytes=self.budget(caller)
+        )
         if push.event_ids:
             self._heard(responder, caller, now)
             spent += message_bytes(None, len(push.event_ids), push.size) + PUSH_ACK_BYTES
@@ -529,13 +551,13 @@ class MeshSim:
         size = self.sizes.hey_there
         spent = message_bytes(mine.bit_count(), 0, 0)
         self._heard(responder, caller, now)
-        sent = _lowest(theirs & ~mine, self.per_reply)
+        sent = _lowest(theirs & ~mine, self._per_reply(responder))
         count = sent.bit_count()
         spent += message_bytes(theirs.bit_count(), count, count * size)
         mine |= sent
         self.have[caller] = mine
         self._learn_bits(caller, sent, now)
-        pushed = _lowest(mine & ~theirs, self.per_reply)
+        pushed = _lowest(mine & ~theirs, self._per_reply(caller))
         pushed_count = pushed.bit_count()
         if pushed_count:
             self._heard(responder, caller, now)
@@ -543,6 +565,11 @@ class MeshSim:
             self.have[responder] = theirs | pushed
             self._learn_bits(responder, pushed, now)
         return spent, count + pushed_count
+
+    def _per_reply(self, node: int) -> int:
+        """hey_theres ``node``'s reply or push carries at most: what the planner fits in
+        its budget, one at least."""
+        return max(1, self.budget(node) // self.sizes.hey_there)
 
     def _learn_bits(self, node: int, bits: int, now: int) -> None:
         book = self.peers[node]
