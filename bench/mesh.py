@@ -17,8 +17,8 @@ started before it) or from three random earlier nodes (``--topology seeds``). Me
 
 **Simulation** (``--sim-sizes``, 1,000 and 10,000 by default): :mod:`hereabouts.sim.mesh`,
 the shipped peer book and planner on a simulated clock, production mesh settings (30 s
-rounds stretched by ``round_scale``, 256 KiB replies, heal every 4th round), three random
-seeds per node, 20 % of exchanges failing. Up to 2,000 nodes the real planner runs and the
+rounds and 256 KiB replies, both stretched by ``round_scale``, heal every 4th round), three
+random seeds per node, 20 % of exchanges failing. Up to 2,000 nodes the real planner runs and the
 steady state is measured too (newspapers every 120 s); past that the exact set model runs
 convergence only (see the module's docstring and docs/benchmarks.md). Measured: rounds to
 full convergence against ``log2(N) + 4``, bytes per node per round, and in the steady state

@@ -19,8 +19,8 @@ The model
 * **Rounds.** In each round every node, in a random order, runs one round of its own:
   ``choose()`` a peer, exchange. Exchanges run one after another, each seeing what earlier
   ones changed, as jittered rounds of real nodes do (an exchange takes milliseconds, a round
-  ``round_s``). The simulated clock advances ``round_s x round_scale(N - 1)`` per round, as
-  a node's rounds stretch once it knows the whole mesh.
+  ``round_s``). The simulated clock advances ``round_s x round_scale(N)`` per round, as
+  a node's rounds stretch once it holds every origin (its own included).
 * **Budgets.** A reply and a push each carry at most
   ``exchange_budget(budget_bytes, size)`` event bytes, as ``Mesh._plan`` plans them: the
   planning node's ``size`` is the mesh as far as it knows it, the larger of its peer book
@@ -215,7 +215,7 @@ class MeshSimConfig:
 
     @property
     def round_ms(self) -> int:
-        return int(self.round_s * round_scale(self.nodes - 1) * 1000)
+        return int(self.round_s * round_scale(self.nodes) * 1000)
 
 
 @dataclass(frozen=True, slots=True)
