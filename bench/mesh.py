@@ -245,7 +245,8 @@ def report_sim(f: SimFigures) -> None:
     c = r.config
     print(f"\nSimulation: N = {c.nodes:,}, {c.model} model, seed {c.seed}, "
           f"{c.failure_rate:.0%} of exchanges failing, {c.seeds_per_node} random seeds per node, "
-          f"{c.budget_bytes // 1024} KiB replies ({f.seconds:.0f} s to simulate)")
+          f"{c.budget_bytes // 1024} KiB replies stretched by round_scale "
+          f"({f.seconds:.0f} s to simulate)")
     print("  nodes holding everything after each round: "
           + " ".join(str(s.complete) for s in r.rounds if r.converged_round is None
                      or s.round <= r.converged_round))
