@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Iterable
+
 import pytest
 
 from hereabouts.config import ProjectionConfig
@@ -184,3 +187,94 @@ def test_reports_bring_the_silence_deadline_forward() -> None:
     assert deadline is not None and deadline <= T0 + 300 * SECOND + 1
     changes = projection.tick(T0 + 300 * SECOND + 1)
     assert [(c.did, c.new, c.cause) for c in changes] == [(subject.did, Status.MISSING, "timeout")]
+
+
+def test_a_report_that_claims_to_have_seen_the_future_counts_for_nothing() -> None:
+    """Ingest refuses it (``bad_report``); the projection ignores it too, on its own."""
+    peers = mesh(12)
+    subject = peers[0]
+    observers, _ = assigned_and_others(peers, subject)
+    projection = booted(peers)
+    at = T0 + 1000 * SECOND
+    for observer in observers:
+        forged = observer.unreachable(subject, at, last_seen_ms=2**53 - 1)
+        projection.apply(forged, at)
+    view = projection.view(subject.did, at)
+    assert view is not None and view.reports == 0 and view.status is Status.ONLINE
+
+
+def test_keys_that_may_observe_but_are_not_assigned_cannot_push_observers_reports_out() -> None:
+    peers = mesh(5 + suspicion.MAX_REPORTERS_COUNTED + 10)
+    subject = peers[0]
+    observers, others = assigned_and_others(peers, subject)
+    projection = booted(peers)
+    at = T0 + 1000 * SECOND
+    report_all(projection, observers, subject, at)
+    report_all(projection, others, subject, at + 30 * SECOND)  # later, and many more
+    view = projection.view(subject.did, at + 30 * SECOND)
+    assert view is not None and view.reports == suspicion.OBSERVERS
+    assert view.status is Status.MISSING
+
+
+def test_what_counts_does_not_depend_on_the_order_events_arrive_in() -> None:
+    peers = mesh(12)
+    subject = peers[0]
+    observers, _ = assigned_and_others(peers, subject)
+    at = T0 + 1000 * SECOND
+    others = [p.hey_there(T0) for p in peers[1:]]
+    reports = [o.unreachable(subject, at, last_seen_ms=T0) for o in observers]
+    hey_there = [subject.hey_there(T0)]
+    outcomes = set()
+    for batches in itertools.permutations([others, reports, hey_there]):
+        projection = Projection(CONFIG, observer_on_plaza=False)
+        for batch in batches:
+            for event in batch:
+                projection.apply(event, at)
+        view = projection.view(subject.did, at)
+        assert view is not None
+        outcomes.add((view.reports, view.status))
+    assert outcomes == {(suspicion.OBSERVERS, Status.MISSING)}
+
+
+def test_the_shortened_threshold_follows_the_observers_own_threshold() -> None:
+    """A hybrid observer whose broker went away judges plaza subjects by the mesh's
+    threshold; reports counted before must not keep the plaza's shorter one."""
+    config = ProjectionConfig(
+        plaza_missing_after_s=300.0, mesh_missing_after_s=FULL_S, reported_missing_after_s=300.0
+    )
+    peers = [Peer(f"h{i}", seed=70 + i, transport="hybrid") for i in range(12)]
+    subject = peers[0]
+    projection = Projection(config)
+    for peer in peers:
+        projection.apply(peer.hey_there(T0), T0)
+    observers, _ = assigned_and_others(peers, subject)
+    report_all(projection, observers[: suspicion.QUORUM], subject, T0 + SECOND)
+    projection.observe_from_plaza(False, T0 + 2 * SECOND)
+    # Three reports take the mesh's hour down to 1,047 s, not the plaza's 300 s.
+    assert projection.status(subject.did, T0 + 400 * SECOND) is Status.ONLINE
+    assert projection.status(subject.did, T0 + 1100 * SECOND) is Status.MISSING
+
+
+def test_a_reported_subjects_events_do_not_rank_its_observers_each_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Ranking is O(N); a subject (or a key posing as one) sending backdated events under a
+    standing report must not make every event pay for it."""
+    peers = mesh(30)
+    subject = peers[0]
+    observers, _ = assigned_and_others(peers, subject)
+    projection = booted(peers)
+    at = T0 + 1000 * SECOND
+    projection.apply(observers[0].unreachable(subject, at, last_seen_ms=at), at)
+    rankings = 0
+    real = suspicion.observers_of
+
+    def counting(subject_did: str, candidates: Iterable[str]) -> list[str]:
+        nonlocal rankings
+        rankings += 1
+        return real(subject_did, candidates)
+
+    monkeypatch.setattr(suspicion, "observers_of", counting)
+    for step in range(50):
+        projection.apply(subject.newspaper(at - 100 * SECOND + step), at + step)
+    assert rankings <= 1

@@ -71,6 +71,24 @@ def test_future_and_old_events_are_rejected() -> None:
     assert ingestor.counters.by_label("events_rejected") == {"future": 1, "too_old": 1}
 
 
+def test_failure_reports_that_cannot_be_true_are_refused_for_known_keys_too() -> None:
+    """A report about its own signer, or claiming news of its subject dated after the report
+    itself, is refused on every path into the ledger (a howdy's neighbours included)."""
+    bob = Peer("bob", seed=2)
+    ingestor = make_ingestor()
+    for peer in (ALICE, bob):
+        assert isinstance(ingestor.ingest(peer.sealed(peer.hey_there_event(T0)), T0), Accepted)
+    self_report = ALICE.unreachable(ALICE, T0 + SECOND, last_seen_ms=T0)
+    from_the_future = ALICE.unreachable(bob, T0 + SECOND, last_seen_ms=T0 + 2 * SECOND)
+    fair = ALICE.unreachable(bob, T0 + SECOND, last_seen_ms=T0)
+    for bad in (self_report, from_the_future):
+        outcome = ingestor.ingest(bad.raw, T0 + SECOND)
+        assert isinstance(outcome, Rejected) and outcome.reason == "bad_report"
+        assert bad.id not in ingestor.ledger
+    assert isinstance(ingestor.ingest(fair.raw, T0 + SECOND), Accepted)
+    assert ingestor.counters.by_label("events_rejected") == {"bad_report": 2}
+
+
 def test_another_key_under_a_used_name_is_a_peer_of_its_own_not_a_takeover() -> None:
     ingestor = make_ingestor()
     ingestor.ingest(ALICE.sealed(ALICE.hey_there_event(T0)), T0)

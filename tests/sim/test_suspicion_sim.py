@@ -49,7 +49,13 @@ class Run:
 
 
 def simulate(
-    *, seed: int, victim: Peer | None, target: Peer, liars: list[Peer], end_ms: int
+    *,
+    seed: int,
+    victim: Peer | None,
+    target: Peer,
+    liars: list[Peer],
+    end_ms: int,
+    also_killed: tuple[Peer, ...] = (),
 ) -> Run:
     rng = random.Random(seed)
     kill_ms = T0 + 30 * MINUTE
@@ -87,8 +93,10 @@ def simulate(
             view.apply(hey_there, T0)
     next_beat = {p.did: T0 + rng.randrange(HEARTBEAT_MS) for p in PEERS}
 
+    killed = {p.did for p in (victim, *also_killed) if p is not None}
+
     def alive(peer_did: str, now_ms: int) -> bool:
-        return victim is None or peer_did != victim.did or now_ms < kill_ms
+        return peer_did not in killed or now_ms < kill_ms
 
     by_did = {p.did: p for p in PEERS}
     now = T0
@@ -180,4 +188,30 @@ def test_ten_thousand_fresh_keys_reporting_count_for_nothing_and_cost_bounded_me
         view.apply(fresh.unreachable(target, at, last_seen_ms=at), at)
     shown = view.view(target.did, at)
     assert shown is not None and shown.reports == 0 and shown.status is Status.ONLINE
-    assert set(view.observers(target.did)) <= proven
+    assert set(view.observers(target.did, at)) <= proven
+
+
+def test_a_node_dying_with_most_of_its_observers_is_still_found() -> None:
+    """The victim and its three best-ranked observers crash together: the two left cannot
+    make a quorum, but once the dead observers are MISSING (on their own observers'
+    reports) the victim's next-ranked observers take over, look again and report."""
+    victim = PEERS[11]
+    ranked = suspicion.observers_of(victim.did, [p.did for p in PEERS])
+    dead = tuple(p for p in PEERS if p.did in ranked[:3])
+    run = simulate(
+        seed=4,
+        victim=victim,
+        target=victim,
+        liars=[],
+        end_ms=T0 + 90 * MINUTE,
+        also_killed=dead,
+    )
+    gone = {victim.did} | {p.did for p in dead}
+    survivors = [p.did for p in PEERS if p.did not in gone]
+    seen = [run.missing.get((viewer, victim.did)) for viewer in survivors]
+    assert all(t is not None for t in seen), f"{seen.count(None)} nodes never saw it MISSING"
+    # Twice the time to notice, probe and spread (once for the dead observers, once for
+    # the victim), plus the shortest threshold: far below the full hour.
+    bound = 2 * (REPORT_AFTER_MS + 2 * ROUND_MS + MAX_DELAY_S * SECOND) + SHORTEST_MS
+    assert max(t for t in seen if t) <= T0 + 30 * MINUTE + bound, "not on the new observers"
+    assert {s for _, s in run.missing} == gone, "a live node went MISSING"

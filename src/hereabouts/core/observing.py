@@ -14,13 +14,14 @@ from typing import Final
 from hereabouts.core.effects import Status
 from hereabouts.core.projection import Projection
 
-CHECKS_PER_ROUND: Final = 16
-"""Silent subjects whose observers are ranked per round (each ranking hashes every
-candidate): a crash of many nodes at once is worked through over a few rounds."""
+CHECKS_PER_ROUND: Final = 64
+"""Silent subjects whose observers are looked up per round. A lookup reuses the
+projection's ranking while the candidates stay the same, and ranks afresh (O(N)) when they
+changed: a crash of many nodes at once is worked through over a few rounds."""
 
 MAX_REMEMBERED: Final = 4096
-"""Silences remembered as handled; past this the table is rebuilt from the subjects still
-silent, so it is bounded whatever comes and goes."""
+"""Silences remembered; past this, those whose subject has spoken since are forgotten,
+then the oldest, so the table stays bounded whatever comes and goes."""
 
 
 class ObserverDuty:
@@ -30,13 +31,17 @@ class ObserverDuty:
         self._did = did
         self._projection = projection
         self._report_after_ms = report_after_ms
-        self._handled: dict[str, int] = {}  # subject -> the latest event of its silence
+        # subject -> (the latest event of its silence, whether we observe it, at which
+        # observers epoch we looked): each silence is probed once, and looked at again
+        # only when the candidates change (an observer may have gone since).
+        self._looked: dict[str, tuple[int, bool, int]] = {}
 
     def due(self, now_ms: int) -> list[tuple[str, int]]:
         """``(subject, last_seen_ms)`` to probe now: silent subjects on the mesh that we
         are an assigned observer of, each silence once (a subject that speaks again starts
         a new silence)."""
-        projection, handled = self._projection, self._handled
+        projection, looked = self._projection, self._looked
+        epoch = projection.observers_epoch
         silent = []
         for did in projection.dids():
             if did == self._did or projection.reported(did) is not Status.ONLINE:
@@ -44,18 +49,29 @@ class ObserverDuty:
             if projection.transport_of(did) in (None, "plaza"):
                 continue
             last = projection.last_event_ms(did)
-            if now_ms - last >= self._report_after_ms and handled.get(did) != last:
-                silent.append((last, did))
-        if len(handled) > MAX_REMEMBERED:
-            still = {did for _, did in silent}
-            self._handled = handled = {d: t for d, t in handled.items() if d in still}
+            if now_ms - last < self._report_after_ms:
+                continue
+            seen = looked.get(did)
+            if seen is not None and seen[0] == last and (seen[1] or seen[2] == epoch):
+                continue  # probed this silence already, or not ours and nothing changed
+            silent.append((last, did))
         silent.sort()
         due = []
         for last, did in silent[:CHECKS_PER_ROUND]:
-            handled[did] = last
-            if self._did in projection.observers(did):
+            ours = self._did in projection.observers(did, now_ms)
+            looked[did] = (last, ours, epoch)
+            if ours:
                 due.append((did, last))
+        if len(looked) > MAX_REMEMBERED:
+            self._trim()
         return due
+
+    def _trim(self) -> None:
+        projection, looked = self._projection, self._looked
+        for did in [d for d, seen in looked.items() if projection.last_event_ms(d) != seen[0]]:
+            del looked[did]  # spoke since (or forgotten): a new silence starts afresh
+        while len(looked) > MAX_REMEMBERED:
+            del looked[min(looked, key=lambda d: (looked[d][0], d))]
 
 
 __all__ = ["CHECKS_PER_ROUND", "ObserverDuty"]

@@ -46,6 +46,7 @@ from typing import Any, Final
 from hereabouts.config import ProjectionConfig
 from hereabouts.core import suspicion
 from hereabouts.core.effects import Status, StatusChanged
+from hereabouts.core.suspicion import OBSERVERS_TTL_MS
 from hereabouts.events import KIND_OF, HeyThere, Howdy, Lost, SignedEvent, Unreachable
 
 # (at_ms, event id, kind): ordered by the first two, which are unique per event.
@@ -60,6 +61,10 @@ MAX_BOOTS: Final = 8
 """Boots remembered per subject (the most recently started); older ones only count towards
 ``restarts``. Enough to see two processes interleave; bounded, since keys restart for ever.
 Per-boot sessions, wills and latest times are kept for at most twice as many boots."""
+
+RECHECK_MS: Final = 30_000
+"""How often a subject with standing failure reports is judged again while it is ONLINE:
+its observers may change (one goes MISSING, a key is proven) without any event about it."""
 
 CLASH_MEMORY_MS: Final = 10 * 60_000
 """How long a subject stays flagged as shared by two processes after the last sign of it:
@@ -111,10 +116,7 @@ class _Subject:
         "named",
         "own",
         "own_boot",
-        "reported_by",
-        "reports",
         "sessions",
-        "suspect",
         "threshold_ms",
         "transport",
         "vouch",
@@ -137,11 +139,6 @@ class _Subject:
         self.hey_there: _Mark | None = None
         self.endpoints: dict[str, str] = {}
         self.in_heap = False
-        # Failure reports this subject made (subject -> (at, id, last seen)) and reports
-        # made about it (reporter -> (at, last seen)); both bounded.
-        self.reports: dict[str, tuple[int, str, int]] = {}
-        self.reported_by: dict[str, tuple[int, int]] = {}
-        self.suspect: tuple[int, int] | None = None  # (threshold they allow, confirmations)
 
     def display_name(self) -> str:
         return "" if self.named is None else self.named[2]
@@ -166,6 +163,11 @@ class Projection:
         self._config = config or ProjectionConfig()
         self._may_observe = may_observe or (lambda did: True)
         self._shortest_ms = int(self._config.reported_missing_after_s * 1000)
+        self._reports = suspicion.ReportBook()
+        self._observers: dict[str, tuple[int, int, list[str]]] = {}  # did -> (epoch, at, ranked)
+        self.observers_epoch = 0
+        """Bumped whenever the set of possible observers may have changed (a subject went
+        ONLINE or stopped being ONLINE, changed transport, or was forgotten)."""
         self._mesh_ms = int(self._config.mesh_missing_after_s * 1000)
         self._plaza_only_ms = int(self._config.plaza_missing_after_s * 1000)
         self._plaza_ms = self._plaza_only_ms if observer_on_plaza else self._mesh_ms
@@ -211,8 +213,6 @@ class Projection:
                 emitter.vouch = mark
             if emitter.best is None or mark > emitter.best:
                 emitter.best = mark
-                if emitter.reported_by:
-                    self._suspect(emitter)  # reports older than this no longer stand
             if event_type is Unreachable:
                 assert isinstance(event, Unreachable)
                 self._take_report(emitter, event, event_id, now_ms, changes)
@@ -263,6 +263,9 @@ class Projection:
         reported = self._reported.pop(did, None)
         if reported is not None:
             self._counts[reported] -= 1
+        self._reports.forget(did)
+        self._observers.pop(did, None)
+        self.observers_epoch += 1
         return True
 
     # --- outputs ------------------------------------------------------------------------
@@ -339,7 +342,7 @@ class Projection:
             return []
         found = {m for m in (subject.best, subject.hey_there, subject.vouch) if m is not None}
         found.update((at, event_id, "lost") for _, event_id, at in subject.lost.values())
-        found.update((at, event_id, "unreachable") for at, event_id, _ in subject.reports.values())
+        found.update((at, event_id, "unreachable") for at, event_id in self._reports.made_by(did))
         return sorted(found)
 
     def transport_of(self, did: str) -> str | None:
@@ -356,18 +359,45 @@ class Projection:
             if s.transport == transport and reported.get(did) is Status.ONLINE
         ]
 
-    def observers(self, did: str) -> list[str]:
+    def observers(self, did: str, now_ms: int) -> list[str]:
         """``did``'s assigned observers as we see them (:mod:`hereabouts.core.suspicion`):
-        ranked among the mesh nodes last reported ONLINE that may observe. O(N)."""
-        reported = self._reported
-        candidates = (
-            other
-            for other, s in self._subjects.items()
-            if s.transport != "plaza"
-            and reported.get(other) is Status.ONLINE
-            and self._may_observe(other)
+        ranked among the mesh nodes last reported ONLINE that may observe. O(N) to rank;
+        reused while :attr:`observers_epoch` stays and for at most
+        :data:`~hereabouts.core.suspicion.OBSERVERS_TTL_MS`."""
+        cached = self._observers.get(did)
+        epoch = self.observers_epoch
+        if cached is not None and cached[0] == epoch and now_ms - cached[1] < OBSERVERS_TTL_MS:
+            return cached[2]
+        candidates = (other for other in self._subjects if self._candidate(other))
+        ranked = suspicion.observers_of(did, candidates)
+        self._observers[did] = (epoch, now_ms, ranked)
+        return ranked
+
+    def _candidate(self, did: str) -> bool:
+        subject = self._subjects.get(did)
+        return (
+            subject is not None
+            and subject.transport != "plaza"
+            and self._reported.get(did) is Status.ONLINE
+            and self._may_observe(did)
         )
-        return suspicion.observers_of(did, candidates)
+
+    def _confirmations(self, subject: _Subject, now_ms: int) -> int:
+        """Standing reports about ``subject`` from its assigned observers (rule 4)."""
+        if not self._reports.reported(subject.did) or subject.best is None:
+            return 0
+        standing = self._reports.standing(subject.did, subject.best[0])
+        if not standing or not any(self._candidate(r) for r in standing):
+            return 0
+        return len(set(self.observers(subject.did, now_ms)).intersection(standing))
+
+    def _threshold(self, subject: _Subject, now_ms: int) -> int:
+        """The subject's silence before MISSING, shortened by a quorum of reports."""
+        threshold = subject.threshold_ms
+        if not self._reports.reported(subject.did):
+            return threshold
+        confirmations = self._confirmations(subject, now_ms)
+        return suspicion.missing_after_ms(threshold, self._shortest_ms, confirmations)
 
     def clashes(self, did: str, now_ms: int) -> bool:
         """Whether two processes seem to share ``did``'s key now (rule 6)."""
@@ -386,7 +416,7 @@ class Projection:
             if s.own[0] >= 0:
                 keep.add(s.own[1])
             keep.update(lost[1] for lost in s.lost.values())
-            keep.update(report[1] for report in s.reports.values())
+        keep.update(self._reports.event_ids())
         return keep
 
     def __len__(self) -> int:
@@ -417,6 +447,8 @@ class Projection:
         if subject.hey_there is None or mark > subject.hey_there:
             old_threshold = subject.threshold_ms
             subject.hey_there = mark
+            if event.transport != subject.transport:
+                self.observers_epoch += 1
             subject.transport = event.transport
             subject.threshold_ms = self._mesh_ms if event.transport == "mesh" else self._plaza_ms
             if subject.in_heap and subject.threshold_ms < old_threshold:
@@ -473,10 +505,7 @@ class Projection:
             return Status.MISSING, will
         if best is None:
             return None, None
-        threshold = subject.threshold_ms
-        if subject.suspect is not None:
-            threshold = min(threshold, subject.suspect[0])
-        if now_ms - best[0] > threshold:
+        if now_ms - best[0] > self._threshold(subject, now_ms):
             return Status.MISSING, best
         return Status.ONLINE, best
 
@@ -488,43 +517,25 @@ class Projection:
         now_ms: int,
         changes: list[StatusChanged],
     ) -> None:
-        """Keep a failure report: with its reporter, whose mesh evidence carries it on, and
-        with its subject (when known), whose threshold it may shorten."""
-        target, at_ms = report.subject_did, report.at_ms
-        held = reporter.reports.get(target)
-        if held is not None and held[0] >= at_ms:
+        """Keep a failure report: with its reporter, whose mesh evidence carries it on, and,
+        if the reporter may observe, indexed under its subject for counting. Checked here
+        too (not only at the node's edge), since a howdy may carry one in."""
+        target = report.subject_did
+        if suspicion.report_problem(reporter.did, target, report.at_ms, report.last_seen_ms):
             return
-        reporter.reports[target] = (at_ms, event_id, report.last_seen_ms)
-        _keep_latest(reporter.reports, lambda v: v[0])
-        if reporter.transport == "plaza" or not self._may_observe(reporter.did):
-            return  # carried on, never counted: it cannot be anyone's observer
+        counted = self._reports.add(
+            reporter.did,
+            target,
+            report.at_ms,
+            event_id,
+            report.last_seen_ms,
+            counted=self._may_observe(reporter.did),
+            observers=lambda: self.observers(target, now_ms),
+        )
         subject = self._subjects.get(target)
-        if subject is None or subject.best is None or report.last_seen_ms < subject.best[0]:
-            return  # the subject spoke since: nothing to answer
-        subject.reported_by[reporter.did] = (at_ms, report.last_seen_ms)
-        _keep_latest(subject.reported_by, lambda v: v[0])
-        before = subject.suspect
-        self._suspect(subject)
-        if subject.suspect != before:
+        if counted and subject is not None:
             subject.in_heap = False  # its deadline may have moved earlier
             self._refresh(subject, now_ms, "reports", event_id, changes)
-
-    def _suspect(self, subject: _Subject) -> None:
-        """Count the subject's standing reports from its assigned observers and set the
-        shortened threshold they allow (rule 4). O(N) for the observers' ranking; only for
-        subjects with reports, and only when a report or the subject's own news arrives."""
-        latest = -1 if subject.best is None else subject.best[0]
-        standing = subject.reported_by
-        for stale in [r for r, (_, seen) in standing.items() if seen < latest]:
-            del standing[stale]
-        subject.suspect = None
-        if not standing:
-            return
-        confirmations = len(set(self.observers(subject.did)) & standing.keys())
-        threshold = suspicion.missing_after_ms(
-            subject.threshold_ms, self._shortest_ms, confirmations
-        )
-        subject.suspect = (threshold, confirmations)
 
     def _refresh(
         self,
@@ -536,16 +547,20 @@ class Projection:
     ) -> None:
         status, best = self._judge(subject, now_ms)
         if status is Status.ONLINE and best is not None and not subject.in_heap:
-            threshold = subject.threshold_ms
-            if subject.suspect is not None:
-                threshold = min(threshold, subject.suspect[0])
-            deadline = best[0] + threshold + 1
+            deadline = best[0] + self._threshold(subject, now_ms) + 1
+            if self._reports.reported(subject.did):
+                # Reports stand: the observers' ranking may change without an event about
+                # this subject, so judge it again every so often until its deadline.
+                recheck = max(best[0] + self._shortest_ms, now_ms + RECHECK_MS) + 1
+                deadline = min(deadline, recheck)
             heapq.heappush(self._deadlines, (deadline, subject.did))
             subject.in_heap = True
         if status is None:
             return
         old = self._reported.get(subject.did)
         if status is not old:
+            if Status.ONLINE in (old, status):
+                self.observers_epoch += 1
             self._reported[subject.did] = status
             if old is not None:
                 self._counts[old] -= 1
@@ -577,12 +592,5 @@ class Projection:
             transport=subject.transport,
             endpoints=dict(subject.endpoints),
             clash=self._clashing(subject, now_ms),
-            reports=0 if subject.suspect is None else subject.suspect[1],
+            reports=self._confirmations(subject, now_ms),
         )
-
-
-def _keep_latest(table: dict[str, Any], at: Callable[[Any], int]) -> None:
-    """Trim ``table`` to :data:`~hereabouts.core.suspicion.MAX_REPORTS_KEPT` entries,
-    dropping the oldest (by ``at``)."""
-    while len(table) > suspicion.MAX_REPORTS_KEPT:
-        del table[min(table, key=lambda k: (at(table[k]), k))]

@@ -28,8 +28,16 @@ from hereabouts.config import LedgerConfig, WireLimits
 from hereabouts.core.effects import StatusChanged
 from hereabouts.core.keys import HEARD, HEARD_RESOLUTION_MS, Heard, KeyBook
 from hereabouts.core.projection import Projection
-from hereabouts.errors import EventRejected, HereaboutsError, LocalError, RemoteError, TooOld
-from hereabouts.events import KIND_OF, AnyEvent, HeyThere, SignedEvent
+from hereabouts.core.suspicion import report_problem
+from hereabouts.errors import (
+    BadReport,
+    EventRejected,
+    HereaboutsError,
+    LocalError,
+    RemoteError,
+    TooOld,
+)
+from hereabouts.events import KIND_OF, AnyEvent, HeyThere, SignedEvent, Unreachable
 from hereabouts.ledger import Ledger
 from hereabouts.metrics import Counters
 from hereabouts.peers.keyring import check_rotation
@@ -153,12 +161,16 @@ class Ingestor:
                 f"{signed.kind} is {(now_ms - at_ms) / 3_600_000:.1f}h old; events older "
                 f"than the retention window ({self._retention_ms / 3_600_000:g}h) are refused"
             )
+        event = signed.event
+        if type(event) is Unreachable:  # on every path: plaza, mesh, inside a howdy
+            problem = report_problem(event.did, event.subject_did, at_ms, event.last_seen_ms)
+            if problem is not None:
+                raise BadReport(problem)
         self.ledger.admit(signed)
         if gate is not None:
             gate(signed)
         # The key's standing, after its signature: member, rotation, admission. A known key
         # is heard later, once the event turns out new to the ledger (:meth:`_heard`).
-        event = signed.event
         if self.membership is not None:
             self.membership.admit(event, now_ms)
         if type(event) is HeyThere and event.rotation is not None:
@@ -168,9 +180,7 @@ class Ingestor:
         return signed
 
     def _heard(self, event: AnyEvent, now_ms: int) -> None:
-        heard = self.keys.heard(
-            event.did, event.name, now_ms, member=self.membership is not None
-        )
+        heard = self.keys.heard(event.did, event.name, now_ms, member=self.membership is not None)
         self._settle(event, heard, now_ms)
 
     def _settle(self, event: AnyEvent, heard: Heard, now_ms: int) -> None:
@@ -255,9 +265,7 @@ class Ingestor:
             self.counters.add("events_in", kind, count)
         return [outcome for outcome in outcomes if outcome is not None]
 
-    def replay(
-        self, now_ms: int, *, on_event: Callable[[SignedEvent], None] | None = None
-    ) -> int:
+    def replay(self, now_ms: int, *, on_event: Callable[[SignedEvent], None] | None = None) -> int:
         """Rebuild the projection from the ledger (on start); returns the number of events.
 
         Our own ledger needs no admission tokens, but a member revoked since, or a
@@ -274,7 +282,10 @@ class Ingestor:
                     continue
             if not self.keys.known(event.did):
                 heard = self.keys.heard(
-                    event.did, event.name, now_ms, member=self.membership is not None,
+                    event.did,
+                    event.name,
+                    now_ms,
+                    member=self.membership is not None,
                     restore=True,
                 )
                 for did in heard.evicted:
@@ -308,8 +319,9 @@ class Ingestor:
         if self._on_forget is not None and last is not None:
             name = "" if view is None else view.name
             self._on_forget(
-                StatusChanged(did=did, name=name, old=last, new=last, at_ms=now_ms,
-                              cause="forgotten")
+                StatusChanged(
+                    did=did, name=name, old=last, new=last, at_ms=now_ms, cause="forgotten"
+                )
             )
 
     def prune(self, now_ms: int) -> int:

@@ -43,7 +43,7 @@ import msgspec
 from prometheus_client.registry import CollectorRegistry
 
 from hereabouts.config import Config, broker_address, production
-from hereabouts.core import rendezvous, suspicion
+from hereabouts.core import rendezvous
 from hereabouts.core.cadence import NewspaperCadence
 from hereabouts.core.effects import Status, StatusChanged, Vouch
 from hereabouts.core.howdy import Candidate, HowdyCoordinator
@@ -52,7 +52,6 @@ from hereabouts.core.projection import PeerView, Projection
 from hereabouts.core.ratelimit import RateLimiter
 from hereabouts.core.reconcile import Item
 from hereabouts.errors import (
-    BadReport,
     EventRejected,
     HereaboutsError,
     RateLimited,
@@ -766,12 +765,6 @@ class Node:
         ):
             self._clash.saw(event.boot_id, signed.kind, now_ms)
             raise KeyShared("an event signed with this node's key by another process")
-        if isinstance(event, Unreachable):
-            problem = suspicion.report_problem(
-                signed.did, event.subject_did, event.at_ms, event.last_seen_ms
-            )
-            if problem is not None:
-                raise BadReport(problem)
         if not self._limiter.allow(signed.did, now_ms):
             raise RateLimited(f"{signed.event.name!r} exceeds its rate limit")
 

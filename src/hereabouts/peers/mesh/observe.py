@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Final
 
 from hereabouts.core.observing import ObserverDuty
 from hereabouts.core.projection import Projection
@@ -19,14 +18,6 @@ from hereabouts.metrics import Counters
 from hereabouts.peers.mesh.runtime import Mesh
 
 log = logging.getLogger(__name__)
-
-COUNTER_HELP: Final = {
-    "failure_reports": (
-        "Failure reports: probes of silent subjects we observe, and their outcome.",
-        "outcome",
-    ),
-}
-
 
 class Observer:
     """Probes and reports for one node. ``report(did, last_seen_ms)`` signs and sends a
@@ -49,8 +40,6 @@ class Observer:
         self._mesh = mesh
         self._report = report
         self._counters = counters
-        for name, (help_text, label) in COUNTER_HELP.items():
-            counters.describe(name, help_text, label)
 
     async def round(self, now_ms: int) -> None:
         """Probe every subject the duty names; report those that do not answer."""

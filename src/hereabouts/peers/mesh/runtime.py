@@ -92,6 +92,10 @@ fails (it proves nothing about the DID it names)."""
 
 COUNTER_HELP: Final = {
     "mesh_exchanges": ("Sync exchanges this node started, by outcome.", "outcome"),
+    "failure_reports": (
+        "Probes of quiet nodes this node observes, by outcome (answered, reported, ...).",
+        "outcome",
+    ),
     "mesh_requests": ("Sync requests this node answered, by outcome.", "outcome"),
     "mesh_refused": ("Sync requests and replies refused, by reason.", "reason"),
     "mesh_events_in": (
