@@ -343,6 +343,12 @@ class HowdyConfig:
     """A hey_there older than this on arrival is history (replayed or gossiped late), not an
     arrival, and is never answered."""
 
+    rejoin_settled_s: float = 10.0
+    """A node that reconnects announces itself again (same boot, next session) so that
+    howdys tell it who arrived while it was away. Only nodes whose own plaza connection has
+    lasted this long answer such a rejoin: after a broker restart everyone reconnects at
+    once, nobody missed anything the others heard, and nobody answers (no howdy storm)."""
+
     remember: int = 4096
     """How many hey_there ids the coordinator remembers (answered, suppressed or pending), so
     a replayed hey_there triggers nothing. Bounded: the oldest are forgotten first."""
@@ -364,6 +370,7 @@ class HowdyConfig:
         _positive("budget_burst", self.budget_burst)
         _positive("budget_refill_s", self.budget_refill_s)
         _positive("fresh_within_s", self.fresh_within_s)
+        _positive("rejoin_settled_s", self.rejoin_settled_s)
         if self.jitter_max_s < 0:
             raise ConfigError("jitter_max_s must not be negative")
 

@@ -133,11 +133,35 @@ def test_known_boot_triggers_nothing_but_a_restart_does() -> None:
     peer = Peer("restarter", seed=52)
     co = coordinator()
     scheduled(co, peer.hey_there(T0))
-    peer.session = 1  # a reconnect re-announcing the same boot
-    assert co.on_hey_there(peer.hey_there(T0 + 10 * SECOND), T0 + 10 * SECOND) is None
+    # The same boot and session again (its periodic re-announcement): nothing.
+    assert co.on_hey_there(peer.hey_there(T0 + 5 * SECOND), T0 + 5 * SECOND) is None
     assert co.stats()["ignored_known_boot"] == 1
     peer.boot = "boot-2"
     assert co.on_hey_there(peer.hey_there(T0 + 20 * SECOND), T0 + 20 * SECOND) is not None
+
+
+def test_a_rejoin_is_answered_only_by_nodes_that_were_there_while_it_was_away() -> None:
+    """A reconnect re-announces the same boot in a later session. A node whose own
+    connection has lasted ``rejoin_settled_s`` answers (it may know who arrived meanwhile);
+    one that reconnected too (a broker restart: everyone did) does not."""
+    settled_ms = int(HowdyConfig().rejoin_settled_s * 1000)
+    peer = Peer("rejoiner", seed=54)
+    fresh_connection = coordinator()
+    long_connection = coordinator()
+    for co in (fresh_connection, long_connection):
+        scheduled(co, peer.hey_there(T0))
+    peer.session = 2
+    rejoin = peer.hey_there(T0 + 60 * SECOND)
+    now = T0 + 60 * SECOND
+    assert fresh_connection.on_hey_there(rejoin, now, connected_since_ms=now - 1000) is None
+    assert fresh_connection.stats()["ignored_rejoin"] == 1
+    due = long_connection.on_hey_there(rejoin, now, connected_since_ms=now - settled_ms)
+    assert due is not None and long_connection.stats()["rejoin"] == 1
+    # Not on the plaza at all: nothing to tell from it.
+    peer.session = 3
+    later = peer.hey_there(now + SECOND)
+    assert coordinator().on_hey_there(later, now + SECOND) is not None  # unknown boot: arrival
+    assert long_connection.on_hey_there(later, now + SECOND) is None
 
 
 def test_stale_hey_theres_still_teach_boot_ids() -> None:
@@ -145,8 +169,7 @@ def test_stale_hey_theres_still_teach_boot_ids() -> None:
     peer = Peer("old-friend", seed=53)
     co = coordinator()
     assert co.on_hey_there(peer.hey_there(T0 - 3600 * SECOND), T0) is None
-    peer.session = 3
-    assert co.on_hey_there(peer.hey_there(T0), T0) is None
+    assert co.on_hey_there(peer.hey_there(T0 - 1800 * SECOND), T0) is None
     assert co.stats()["ignored_known_boot"] == 1
 
 

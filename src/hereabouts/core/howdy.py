@@ -14,6 +14,10 @@ Rules:
    ``fresh_within_s`` old on arrival (an older one is history being replayed or gossiped).
    Boot ids are learnt from every hey_there offered, stale ones included, so the runtime
    may replay its ledger through :meth:`HowdyCoordinator.on_hey_there` at start-up.
+   A *rejoin* counts as an arrival too: a known boot's hey_there from a later ``session``
+   than any of its hey_theres before (the node reconnected and may have missed who arrived
+   meanwhile), answered only while our own connection has lasted ``rejoin_settled_s`` (so
+   we were there while it was away; after a broker restart nobody was, and nobody answers).
 2. **Deterministic slots.** Each responder's slot is a fraction ``u`` in ``[0, 1)`` read
    from ``SHA-256(tag ‖ hey_there id ‖ responder DID)``. Every responder gets its own,
    uniformly spread, unpredictable to others but reproducible: re-running the scheduling
@@ -175,6 +179,8 @@ STATS: Final = (
     "ignored_own",
     "ignored_replayed",
     "ignored_known_boot",
+    "rejoin",
+    "ignored_rejoin",
     "ignored_stale",
     "counted",
     "repeated",
@@ -253,7 +259,8 @@ class HowdyCoordinator:
         # Newcomers are told about at most max_howdys x 10 neighbours before we stop caring.
         self._told_max = self._max * MAX_HOWDY_NEIGHBOURS
         self._arrivals: OrderedDict[str, _Arrival] = OrderedDict()
-        self._boots: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self._boots: OrderedDict[tuple[str, str], int] = OrderedDict()  # -> latest session
+        self._rejoin_ms = int(self._config.rejoin_settled_s * 1000)
         self._stats: dict[str, int] = dict.fromkeys(STATS, 0)
         self._budget = float(self._config.budget_burst)
         self._budget_at_ms: int | None = None
@@ -262,13 +269,20 @@ class HowdyCoordinator:
     # --- inputs -------------------------------------------------------------------------
 
     def on_hey_there(
-        self, signed: SignedEvent, now_ms: int, *, online_peers: int | None = None
+        self,
+        signed: SignedEvent,
+        now_ms: int,
+        *,
+        online_peers: int | None = None,
+        connected_since_ms: int | None = None,
     ) -> ReplyDue | None:
         """A verified hey_there arrived; return when to decide on a reply, or None (rule 1).
 
         ``online_peers`` is how many nodes we believe hear this hey_there and may answer it
         (the ONLINE peers of our projection, ourselves included); None (unknown) makes every
         node eager, which is right for small fleets and costs extra replies in large ones.
+        ``connected_since_ms``: when our current plaza connection began (None: not on the
+        plaza), which decides whether we answer rejoins.
         """
         event = signed.event
         if not isinstance(event, HeyThere):
@@ -282,12 +296,23 @@ class HowdyCoordinator:
         arrival = _Arrival(signed.did, now_ms)
         self._remember(signed.id, arrival)
         boot = (signed.did, event.boot_id)
-        if boot in self._boots:
-            self._stats["ignored_known_boot"] += 1
-            return None
-        self._boots[boot] = None
-        if len(self._boots) > self._config.remember:
-            self._boots.popitem(last=False)
+        session = self._boots.get(boot)
+        if session is not None:
+            if event.session <= session:
+                self._stats["ignored_known_boot"] += 1
+                return None
+            self._boots[boot] = event.session
+            settled = connected_since_ms is not None and (
+                now_ms - connected_since_ms >= self._rejoin_ms
+            )
+            if not settled:
+                self._stats["ignored_rejoin"] += 1
+                return None
+            self._stats["rejoin"] += 1
+        else:
+            self._boots[boot] = event.session
+            if len(self._boots) > self._config.remember:
+                self._boots.popitem(last=False)
         if now_ms - event.at_ms > self._fresh_ms:
             self._stats["ignored_stale"] += 1
             return None

@@ -230,6 +230,7 @@ class Node:
         self._howdy_due: list[tuple[int, str]] = []
         self._wake = asyncio.Event()
         self._session = 0
+        self._connected_since_ms: int | None = None  # our current plaza connection began
         self._announced = asyncio.Event()
         self._spoke = False  # an event of ours went to the plaza: peers may count us ONLINE
         self._howdys_to_us = 0
@@ -547,11 +548,16 @@ class Node:
 
     def _on_connected(self, connection: int) -> None:
         self._session = connection
+        self._connected_since_ms = self._now_ms()
         if self.mesh is not None:
             self._plaza_reachable(True)
         if connection > 1 and self._announced.is_set() and not self.stealth:
-            # Speak in the new session at once, so a late will of the old one is outranked.
-            self._spawn(self._publish_event(self._newspaper()), "reconnected-newspaper")
+            # Speak in the new session at once: it outranks a late will of the old one. On
+            # the plaza alone, announce ourselves again, and peers that stayed connected
+            # answer with howdys naming who arrived while we were away (same boot: nobody
+            # counts it as a restart). A hybrid node heard the news over the mesh.
+            again = self._hey_there() if self.mesh is None else self._newspaper()
+            self._spawn(self._publish_event(again), "reconnected")
 
     def _spawn(
         self, coroutine: Coroutine[Any, Any, object], name: str, *, essential: bool = False
@@ -784,7 +790,12 @@ class Node:
         if isinstance(event, HeyThere):
             if event.transport == "mesh":
                 return  # bridged from the mesh: the mesh is how it learns who is here
-            due = self.howdy.on_hey_there(signed, now, online_peers=self.online_count())
+            due = self.howdy.on_hey_there(
+                signed,
+                now,
+                online_peers=self.online_count(),
+                connected_since_ms=self._connected_since_ms,
+            )
             if due is not None and not self.stealth:
                 heapq.heappush(self._howdy_due, (due.at_ms, due.hey_there_id))
                 self._wake.set()
