@@ -278,3 +278,23 @@ def test_a_reported_subjects_events_do_not_rank_its_observers_each_time(
     for step in range(50):
         projection.apply(subject.newspaper(at - 100 * SECOND + step), at + step)
     assert rankings <= 1
+
+
+def test_a_key_proven_after_a_ranking_is_ranked_in_at_once() -> None:
+    peers = mesh(6)
+    subject = peers[0]
+    proven = {p.did for p in peers[2:]}
+    generation = [0]
+    projection = Projection(
+        CONFIG,
+        observer_on_plaza=False,
+        may_observe=proven.__contains__,
+        observers_generation=lambda: generation[0],
+    )
+    for peer in peers:
+        projection.apply(peer.hey_there(T0), T0)
+    assert peers[1].did not in projection.observers(subject.did, T0)
+    proven.add(peers[1].did)
+    assert peers[1].did not in projection.observers(subject.did, T0 + 1)  # nobody said so
+    generation[0] += 1  # the key book says: a key was proven
+    assert peers[1].did in projection.observers(subject.did, T0 + 2)

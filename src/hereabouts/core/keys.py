@@ -131,6 +131,9 @@ class KeyBook:
         self._records: dict[str, KeyRecord] = {}
         self.records: Mapping[str, KeyRecord] = MappingProxyType(self._records)
         """A live, read-only view of every record, by DID (the hot path reads it directly)."""
+        self.generation = 0
+        """Bumped whenever a key is proven or dropped: what depends on who is proven (the
+        observers a projection ranks) knows to look again."""
         self._unproven: OrderedDict[str, None] = OrderedDict()  # least recently heard first
         self._proven: OrderedDict[str, None] = OrderedDict()  # least recently heard first
         self._claims: dict[str, set[str]] = {}  # name -> keys using it
@@ -377,6 +380,7 @@ class KeyBook:
     # --- the rules ---------------------------------------------------------------------
 
     def _make_proven(self, record: KeyRecord) -> None:
+        self.generation += 1
         self._unproven.pop(record.did, None)
         self._proven[record.did] = None
         self._dirty.add(record.did)
@@ -399,6 +403,7 @@ class KeyBook:
             self._elect(name)
 
     def _drop(self, did: str) -> None:
+        self.generation += 1
         record = self._records.pop(did)
         claimants = self._claims.get(record.name)
         if claimants is not None:

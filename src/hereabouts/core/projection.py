@@ -153,18 +153,23 @@ class Projection:
         *,
         observer_on_plaza: bool = True,
         may_observe: Callable[[str], bool] | None = None,
+        observers_generation: Callable[[], int] | None = None,
     ) -> None:
         """``observer_on_plaza``: whether the node judging is on the plaza. The plaza's
         threshold applies only when observer and subject both are; otherwise the subject's
         news may come hop by hop over the mesh, and the mesh's threshold applies.
 
         ``may_observe``: whether a key may be an assigned observer (the runtime passes "its
-        key is proven"); besides, observers are mesh nodes we see ONLINE."""
+        key is proven"); besides, observers are mesh nodes we see ONLINE.
+        ``observers_generation``: a number that changes whenever ``may_observe`` may answer
+        differently (the key book's generation), so ranked observers are not reused."""
         self._config = config or ProjectionConfig()
         self._may_observe = may_observe or (lambda did: True)
+        self._observers_generation = observers_generation or (lambda: 0)
         self._shortest_ms = int(self._config.reported_missing_after_s * 1000)
         self._reports = suspicion.ReportBook()
-        self._observers: dict[str, tuple[int, int, list[str]]] = {}  # did -> (epoch, at, ranked)
+        # did -> ((epoch, generation), when ranked, ranked observers)
+        self._observers: dict[str, tuple[tuple[int, int], int, list[str]]] = {}
         self.observers_epoch = 0
         """Bumped whenever the set of possible observers may have changed (a subject went
         ONLINE or stopped being ONLINE, changed transport, or was forgotten)."""
@@ -362,10 +367,10 @@ class Projection:
     def observers(self, did: str, now_ms: int) -> list[str]:
         """``did``'s assigned observers as we see them (:mod:`hereabouts.core.suspicion`):
         ranked among the mesh nodes last reported ONLINE that may observe. O(N) to rank;
-        reused while :attr:`observers_epoch` stays and for at most
-        :data:`~hereabouts.core.suspicion.OBSERVERS_TTL_MS`."""
+        reused while :attr:`observers_epoch` and the key book's generation stay, and for at
+        most :data:`~hereabouts.core.suspicion.OBSERVERS_TTL_MS`."""
         cached = self._observers.get(did)
-        epoch = self.observers_epoch
+        epoch = (self.observers_epoch, self._observers_generation())
         if cached is not None and cached[0] == epoch and now_ms - cached[1] < OBSERVERS_TTL_MS:
             return cached[2]
         candidates = (other for other in self._subjects if self._candidate(other))

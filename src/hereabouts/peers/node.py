@@ -382,7 +382,10 @@ class Node:
         keys.load(self._keyring.load(), now)
         # Fresh keys, however many, observe nobody: failure reports count from proven keys.
         self.projection = Projection(
-            config.projection, observer_on_plaza=config.mesh.plaza, may_observe=keys.proven
+            config.projection,
+            observer_on_plaza=config.mesh.plaza,
+            may_observe=keys.proven,
+            observers_generation=lambda: keys.generation,
         )
         self._limiter = RateLimiter(
             rate_per_s=config.node.rate_limit_per_s,
