@@ -748,7 +748,7 @@ class MqttTransport(Transport):
             username=s.username,
             password=s.password,
             tls_context=self._tls_context,
-            logger=logging.getLogger(f"{__name__}.client"),
+            logger=_PAHO_LOG,  # type: ignore[arg-type]  # an adapter logs as a Logger does
         )
         client.pending_calls_threshold = PENDING_CALLS_WARNING
         return client
@@ -791,3 +791,21 @@ class _Client(aiomqtt.Client):
                 self._loop.add_writer(sock.fileno(), write)
 
         self._loop.call_soon_threadsafe(register)
+
+
+class _PahoLog(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """paho's own log, with its reports of a broken socket moved to DEBUG.
+
+    When a link breaks, paho logs ``failed to receive on socket: ...`` at ERROR, and the
+    transport then says ``lost ...; reconnecting`` at WARNING with the same cause: one
+    event, two lines, one of them an ERROR for something the transport handles. The
+    transport's line is the one kept (``--verbose`` shows both)."""
+
+    def log(self, level: int, msg: object, *args: Any, **kwargs: Any) -> None:
+        if level >= logging.ERROR and isinstance(msg, str) and msg.startswith(_LINK_FAILURES):
+            level = logging.DEBUG
+        super().log(level, msg, *args, **kwargs)
+
+
+_LINK_FAILURES = ("failed to receive on socket", "timeout on socket")
+_PAHO_LOG = _PahoLog(logging.getLogger(f"{__name__}.client"), {})
