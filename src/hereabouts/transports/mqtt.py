@@ -1,4 +1,9 @@
-"""The plaza over MQTT (aiomqtt): reconnects forever, re-subscribes, falls back to 3.1.1.
+"""The plaza over MQTT (aiomqtt): reconnects forever, fails over, re-subscribes, falls back.
+
+Where it connects: ``settings.host:port`` first, then each of ``settings.failover`` (a
+cluster's members; :meth:`MqttSettings.from_url` takes them from a ``--broker`` URL), over
+TLS when ``settings.tls`` (``mqtts://``), logged in when ``settings.username`` is set. The
+password is never logged and never in :attr:`~Transport.state`.
 
 How a connection lives:
 
@@ -7,10 +12,15 @@ How a connection lives:
   broker that is down: the task keeps trying and :attr:`~Transport.state` says why it fails.
 * Each attempt speaks MQTT 5. If the broker answers CONNACK "unsupported protocol
   version" (amqtt, old brokers), the transport retries at once with MQTT 3.1.1 and keeps
-  using 3.1.1 for the rest of its life (``settings.protocol`` pins either version).
-* After a lost connection the task waits ``uniform(0, min(cap, base * 2**attempt))``
-  (:class:`~hereabouts.core.backoff.Backoff`, full jitter) and tries again, forever. The
-  attempt counter resets once a connection is established.
+  using 3.1.1 for the rest of its life (``settings.protocol`` pins either version). A first
+  attempt that ends in silence also switches version for the next one (some brokers drop
+  an MQTT 5 CONNECT unanswered); one that says nothing about the version (nothing
+  listening, TLS, a login refused) does not.
+* When an attempt on one broker fails, the next broker of the list is tried at once; after
+  a full pass without success, and after a lost connection, the task waits
+  ``uniform(0, min(cap, base * 2**attempt))`` (:class:`~hereabouts.core.backoff.Backoff`,
+  full jitter) and tries again, forever. The attempt counter resets once a connection is
+  established. A lost connection is retried on the same broker first.
 * Every failed attempt is logged once, on one line: the first (WARNING) with the URL and
   the likely cause (:func:`likely_cause`: "nothing listens there: is the broker running?
   is the port right?"), later ones (INFO) with their number and the next delay, and the
@@ -19,7 +29,10 @@ How a connection lives:
   the first one already reports.
 * A clean close is not a loss: nothing is logged when the connection ends because we asked.
 * On every (re)connection the transport subscribes again to every filter it was asked for,
-  *before* it reports itself connected; sessions are clean, so the broker forgets them.
+  *before* it reports itself connected; sessions are clean, so the broker forgets them. A
+  refused filter (a SUBACK failure code) or a missing SUBACK fails the attempt, and one
+  refused while connected ends the connection: the transport is connected only while it
+  holds every filter, and ``state.missing_subscriptions`` names those it lacks.
 * ``publish`` while disconnected raises :class:`~hereabouts.transports.errors.NotConnected`
   (no outgoing queue; see that class for why).
 * The will is published with QoS 1 when the broker loses us without a DISCONNECT. A clean
