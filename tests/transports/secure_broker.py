@@ -61,6 +61,19 @@ def make_ca(directory: Path) -> TlsFiles:
     return TlsFiles(ca=ca, cert=cert, key=key)
 
 
+def make_client_cert(directory: Path, ca: TlsFiles) -> tuple[Path, Path]:
+    """A client certificate (and its key) signed by ``ca``'s CA."""
+    cert, key, csr = directory / "client.pem", directory / "client.key", directory / "client.csr"
+    ec = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes")
+    _openssl("req", "-new", *ec, "-subj", "/CN=node", "-keyout", str(key), "-out", str(csr))
+    extensions = directory / "client.ext"
+    extensions.write_text("extendedKeyUsage=clientAuth\n")
+    _openssl("x509", "-req", "-in", str(csr), "-CA", str(ca.ca),
+             "-CAkey", str(ca.ca.with_suffix(".key")), "-CAcreateserial", "-days", "1",
+             "-extfile", str(extensions), "-out", str(cert))
+    return cert, key
+
+
 class SecureBroker(MosquittoServer):
     """Mosquitto with logins required (``users``), and TLS when ``tls`` is given."""
 
@@ -72,6 +85,7 @@ class SecureBroker(MosquittoServer):
         port: int,
         users: dict[str, str],
         tls: TlsFiles | None = None,
+        require_certificate: bool = False,
     ) -> None:
         super().__init__(binary=binary, workdir=workdir, port=port)
         self.passwords = workdir / "passwords"
@@ -100,7 +114,7 @@ class SecureBroker(MosquittoServer):
                 f"cafile {tls.ca}",
                 f"certfile {tls.cert}",
                 f"keyfile {tls.key}",
-                "require_certificate false",
+                f"require_certificate {'true' if require_certificate else 'false'}",
             ]
         self.config_path.write_text("\n".join(lines) + "\n")
 
@@ -159,12 +173,17 @@ def _ctrl(*args: str) -> None:
 
 @contextlib.contextmanager
 def secure_broker(
-    workdir: Path, *, users: dict[str, str], tls: TlsFiles | None = None
+    workdir: Path,
+    *,
+    users: dict[str, str],
+    tls: TlsFiles | None = None,
+    require_certificate: bool = False,
 ) -> Iterator[SecureBroker]:
     """A started :class:`SecureBroker` on a free port, stopped on the way out."""
     workdir.mkdir(parents=True, exist_ok=True)
     with _started(lambda binary, port: SecureBroker(
-        binary=binary, workdir=workdir, port=port, users=users, tls=tls
+        binary=binary, workdir=workdir, port=port, users=users, tls=tls,
+        require_certificate=require_certificate,
     )) as broker:
         yield broker
 

@@ -10,7 +10,12 @@ import pytest
 from hereabouts.core.backoff import Backoff
 from hereabouts.transports.mqtt import MqttSettings, MqttTransport, ProtocolChoice
 from hereabouts.transports.topics import plaza_topic
-from tests.transports.secure_broker import make_ca, rules_broker, secure_broker
+from tests.transports.secure_broker import (
+    make_ca,
+    make_client_cert,
+    rules_broker,
+    secure_broker,
+)
 from tests.transports.test_mqtt import WAIT_S, eventually, next_message
 
 PASSWORD = "correct-horse-42"
@@ -37,6 +42,21 @@ async def test_tls_and_a_password_carry_messages(tmp_path: Path) -> None:
             await reader.subscribe(PLAZA)
             await writer.publish(plaza_topic("newspaper"), b"over tls")
             assert (await next_message(reader)).payload == b"over tls"
+
+
+async def test_a_broker_that_wants_a_client_certificate_gets_one(tmp_path: Path) -> None:
+    tls = make_ca(tmp_path / "ca")
+    cert, key = make_client_cert(tmp_path / "ca", tls)
+    with secure_broker(
+        tmp_path / "broker", users={"alice": PASSWORD}, tls=tls, require_certificate=True
+    ) as broker:
+        common = {"tls": True, "ca_file": str(tls.ca), "username": "alice", "password": PASSWORD}
+        without = settings_for(broker.port, **common)
+        async with MqttTransport(node_name="n", settings=without) as transport:
+            assert not transport.state.connected
+        with_cert = settings_for(broker.port, cert_file=str(cert), key_file=str(key), **common)
+        async with MqttTransport(node_name="n", settings=with_cert) as transport:
+            assert transport.state.connected, transport.state
 
 
 async def test_without_the_ca_the_certificate_is_refused(tmp_path: Path) -> None:

@@ -298,6 +298,10 @@ def likely_cause(error: str | None, *, timeout_s: float) -> str:
         )
     if text.startswith("MqttConnectError"):
         return "the broker turned us away: do its access rules (users, ACLs) let us in?"
+    if text.startswith("SubscriptionRefused"):
+        return "do the broker's access rules (ACLs) let this user subscribe to it?"
+    if "CERTIFICATE_VERIFY_FAILED" in text:
+        return "the broker's certificate is not trusted: is --broker-ca its CA?"
     return "is the address right, and is an MQTT broker listening there?"
 
 
