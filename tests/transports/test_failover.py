@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -38,7 +39,10 @@ def listing(*ports: int, **options: object) -> MqttSettings:
     )
 
 
-async def test_a_dead_first_broker_is_passed_over_at_once(mosquitto: MosquittoServer) -> None:
+async def test_a_dead_first_broker_is_passed_over_at_once(
+    mosquitto: MosquittoServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, "hereabouts.transports.mqtt")
     dead = free_port()
     started = time.monotonic()
     settings = listing(dead, mosquitto.port, protocol="3.1.1")
@@ -52,6 +56,10 @@ async def test_a_dead_first_broker_is_passed_over_at_once(mosquitto: MosquittoSe
         )
         assert state.protocol == "3.1.1"
         print(f"\nconnected through the second broker {elapsed:.3f}s after start")
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1, warnings
+    assert f"127.0.0.1:{dead}" in warnings[0] and "nothing listens there" in warnings[0]
+    assert f"Trying mqtt://127.0.0.1:{mosquitto.port}" in warnings[0]
 
 
 async def test_auto_protocol_does_not_give_up_mqtt5_for_a_refused_connection(

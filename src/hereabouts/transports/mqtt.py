@@ -571,12 +571,23 @@ class MqttTransport(Transport):
         )
 
     def _log_failover(self, failed: str, error: str | None) -> None:
-        """One line per host that failed within a pass; the next one is tried at once."""
-        level = logging.WARNING if self._failed_attempts == 1 else logging.INFO
+        """One line per host that failed within a pass; the next one is tried at once. The
+        first of an outage is a WARNING with the likely cause, as in :meth:`_log_retry`."""
+        if self._failed_attempts == 1:
+            log.log(
+                logging.DEBUG if self._quiet else logging.WARNING,
+                "cannot reach the broker at %s (%s): %s Trying %s",
+                failed,
+                plain_error(error),
+                likely_cause(error, timeout_s=self.settings.timeout_s),
+                self.state.endpoint,
+            )
+            return
         log.log(
-            logging.DEBUG if self._quiet else level,
-            "cannot reach the broker at %s (%s); trying %s",
+            logging.DEBUG if self._quiet else logging.INFO,
+            "cannot reach the broker at %s (try %d: %s); trying %s",
             failed,
+            self._failed_attempts,
             plain_error(error),
             self.state.endpoint,
         )
