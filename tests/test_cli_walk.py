@@ -63,8 +63,10 @@ def cases(places: Places) -> Iterator[Case]:
     for name in ("", "x" * 65, " leading", "trailing ", "tab\there", "bidi\u202eover", "nul\x01"):
         yield Case((*up, *port, "--name", name), exit_code=2)
     for url in ("mqtt://127.0.0.1:abc", "mqtt://127.0.0.1:99999", "mqtt://[::1", "mqtt://",
-                "http://127.0.0.1:1883", "127.0.0.1:1883", "mqtt://u:p@127.0.0.1:1883",
-                "mqtt://127.0.0.1:0", "mqtt://127.0.0.1:1883/path", ""):
+                "http://127.0.0.1:1883", "127.0.0.1:1883", "mqtt://:p@127.0.0.1:1883",
+                "mqtt://127.0.0.1:0", "mqtt://127.0.0.1:1883/path", "", "mqtt://a:1,,b:2",
+                "mqtt://127.0.0.1?protocol=4", "mqtts://127.0.0.1?tls=1", "ws://127.0.0.1",
+                "mqtt://127.0.0.1:1883,127.0.0.1:x", "mqtt://::1:1883"):
         yield Case((*up, "--broker", url), exit_code=2)
     for value in ("0", "65536", "-1", "abc", ""):
         yield Case((*up, "--broker-port", value), exit_code=2)
@@ -82,6 +84,19 @@ def cases(places: Places) -> Iterator[Case]:
     for ca in (nowhere, junk, str(places.root)):
         yield Case((*up, *port, "--mesh", "--mesh-ca", ca), exit_code=2)
     yield Case((*up, "--no-plaza", *port), exit_code=2)
+    tls = ("--broker", "mqtts://127.0.0.1:8883")
+    for flag in ("--broker-ca", "--broker-cert", "--broker-key"):
+        for bad_file in (nowhere, str(places.root)):
+            yield Case((*up, *tls, flag, bad_file), exit_code=2)
+    for flag in ("--broker-ca", "--broker-cert"):
+        yield Case((*up, *tls, flag, junk), exit_code=2)
+    yield Case((*up, "--broker", "mqtt://127.0.0.1:1883", "--broker-key", junk), exit_code=2)
+    yield Case((*up, *tls, "--broker-key", junk), exit_code=2)  # no --broker-cert
+    yield Case((*up, *port, "--broker-key", junk), exit_code=2)  # no broker at all
+    yield Case((*up, "--broker", "mqtt://127.0.0.1:1", *tls), exit_code=2)  # mqtt and mqtts
+    yield Case((*up, "--broker", "mqtt://u@a:1", "--broker", "mqtt://v@b:1"), exit_code=2)
+    yield Case((*up, "--broker", "mqtt://127.0.0.1:1883"),
+               env={"HEREABOUTS_BROKER_PASSWORD": "pw"}, exit_code=2)  # a password, no user
     for flag in ("--stealth", "--fast", "--no-sites", "--ghost-hard-off", "--verbose", "--mesh",
                  "--no-plaza"):
         yield Case((*up, *port, f"{flag}=yes"), exit_code=2)
@@ -164,6 +179,8 @@ def cases(places: Places) -> Iterator[Case]:
     yield Case((*revoke, "notadid"), exit_code=2)
     yield Case((*revoke, DID, "--reason", "r" * 201), exit_code=2)
     yield Case((*revoke, DID, "--broker", "ftp://x"), exit_code=2)
+    yield Case((*revoke, DID, "--broker", "mqtts://127.0.0.1:1", "--broker-ca", nowhere),
+               exit_code=2)
     yield Case((*revoke, DID), exit_code=2)  # this home holds no network key
     for bad in bad_homes:
         yield Case(("network", "show", *bad), exit_code=2)

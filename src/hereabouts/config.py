@@ -18,17 +18,13 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
 
+from hereabouts.broker_url import DEFAULT_MQTT_PORT, parse_broker_url
 from hereabouts.errors import ConfigError
 from hereabouts.events import check_name
 
 HOME_ENV = "HEREABOUTS_HOME"
 DEFAULT_HOME = Path("~/.hereabouts")
-
-DEFAULT_MQTT_PORT = 1883
-"""The IANA-registered MQTT port: a broker URL without a port means this one."""
-
 
 def resolve_home(explicit: str | os.PathLike[str] | None = None) -> Path:
     """The home directory: ``--home``, else ``$HEREABOUTS_HOME``, else ``~/.hereabouts``.
@@ -65,33 +61,10 @@ def _check_home(home: Path, source: str) -> None:
 
 
 def broker_address(url: str) -> tuple[str, int]:
-    """``mqtt://host[:port]`` (port 1883 by default) → ``(host, port)``, or a
-    :class:`ConfigError` saying what is wrong with it."""
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError as exc:
-        problem = str(exc)
-        if "cast to integer" in problem:
-            problem = "its port is not a number"
-        elif "out of range" in problem:
-            problem = "its port is not in 1-65535"
-        elif "IPv6" in problem:
-            problem = "its IPv6 address needs a closing ] (mqtt://[::1]:1883)"
-    else:
-        if parts.scheme != "mqtt":
-            problem = "it does not start with mqtt:// (TLS and WebSocket brokers are not supported)"
-        elif not parts.hostname:
-            problem = "it has no host"
-        elif parts.username is not None or parts.password is not None:
-            problem = "it holds a user name or password, which is not supported"
-        elif parts.path not in ("", "/") or parts.query or parts.fragment:
-            problem = "it goes on after the port"
-        elif port == 0:
-            problem = "its port is not in 1-65535"
-        else:
-            return parts.hostname, port or DEFAULT_MQTT_PORT
-    raise ConfigError(f"broker URL {url!r}: {problem}; write it as mqtt://HOST:PORT")
+    """The first ``(host, port)`` of a broker URL (see :mod:`hereabouts.broker_url`), or a
+    :class:`~hereabouts.broker_url.BadBrokerUrl` saying what is wrong with it."""
+    first = parse_broker_url(url).hosts[0]
+    return first.host, first.port
 
 
 def argument_type(check: Callable[[str], object]) -> Callable[[str], str]:
@@ -437,9 +410,23 @@ class NodeConfig:
     name: str | None = None
     """Display name; default: the machine's host name."""
 
-    broker_url: str | None = None
-    """``mqtt://host:port`` of the plaza broker. None runs the embedded broker on
-    127.0.0.1:``embedded_broker_port``, or joins the one already listening there."""
+    broker_url: str | None = field(default=None, repr=False)  # may hold a password
+    """The plaza broker: ``mqtt[s]://[user[:password]@]host:port[,host:port...]
+    [?protocol=3.1.1|5]`` (:mod:`hereabouts.broker_url`; several hosts fail over in order).
+    None runs the embedded broker on 127.0.0.1:``embedded_broker_port``, or joins the one
+    already listening there. A password missing from the URL is read from
+    ``HEREABOUTS_BROKER_PASSWORD`` when the transport is made."""
+
+    broker_ca: str | None = None
+    """A PEM file of certificate authorities to check an ``mqtts://`` broker against,
+    instead of the system's (``--broker-ca``): for a broker with a private CA."""
+
+    broker_cert: str | None = None
+    """A PEM client certificate to present to an ``mqtts://`` broker (``--broker-cert``),
+    for brokers that authenticate clients by certificate; needs ``broker_key``."""
+
+    broker_key: str | None = None
+    """The PEM private key of ``broker_cert`` (``--broker-key``)."""
 
     embedded_broker_port: int = DEFAULT_MQTT_PORT
     """The standard MQTT port, bound to 127.0.0.1 only."""
@@ -478,8 +465,7 @@ class NodeConfig:
     def __post_init__(self) -> None:
         if self.name is not None:
             check_name(self.name)  # what peers would refuse is refused here, not on the wire
-        if self.broker_url is not None:
-            broker_address(self.broker_url)
+        self._check_broker()
         if self.discovery_jitter_max_s < 0:
             raise ConfigError("discovery_jitter_max_s must not be negative")
         _positive("keepalive_s", self.keepalive_s)
@@ -494,6 +480,30 @@ class NodeConfig:
             raise ConfigError(
                 f"embedded_broker_port must be in 1-65535, got {self.embedded_broker_port}"
             )
+
+    def _check_broker(self) -> None:
+        """The URL parses; TLS files go with an ``mqtts://`` URL, a certificate with its key."""
+        tls_files = [
+            flag
+            for flag, value in (
+                ("--broker-ca", self.broker_ca),
+                ("--broker-cert", self.broker_cert),
+                ("--broker-key", self.broker_key),
+            )
+            if value is not None
+        ]
+        if self.broker_url is None:
+            if tls_files:
+                raise ConfigError(f"{tls_files[0]} needs an mqtts:// broker (--broker mqtts://...)")
+            return
+        url = parse_broker_url(self.broker_url)
+        if tls_files and not url.tls:
+            raise ConfigError(
+                f"{tls_files[0]} is for TLS, but the broker URL {url.redacted()!r} is "
+                "mqtt://; write mqtts:// to use TLS"
+            )
+        if (self.broker_cert is None) != (self.broker_key is None):
+            raise ConfigError("--broker-cert and --broker-key go together: give both or neither")
 
 
 def _env_number(

@@ -2,8 +2,11 @@
 
 Everything one operator needs on one machine, in one process:
 
-* the plaza: ``--broker mqtt://host:port``, or by default the embedded broker on
-  127.0.0.1 (started here, or joined if another ``hereabouts up`` already runs one);
+* the plaza: ``--broker mqtt[s]://[user@]host:port[,host:port...]`` (repeatable; TLS files
+  with ``--broker-ca``, ``--broker-cert`` and ``--broker-key``, the password in the URL or
+  in ``HEREABOUTS_BROKER_PASSWORD``; :mod:`hereabouts.broker_url`), or by default the
+  embedded broker on 127.0.0.1 (started here, or joined if another ``hereabouts up``
+  already runs one);
 * the node, with its identity, ledger and keyring in the home directory, which it holds
   (:mod:`hereabouts.home`: a second process on the same home is refused in one line);
 * the HTTP server (peers, stream, health, metrics, dashboard, presence@2 and relay);
@@ -44,6 +47,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from hereabouts import config as config_module
+from hereabouts.broker_url import combine_broker_urls, parse_broker_url
 from hereabouts.config import (
     HTTP_CONNECTIONS_CEILING,
     Config,
@@ -53,7 +57,6 @@ from hereabouts.config import (
     RelayConfig,
     SitesConfig,
     argument_type,
-    broker_address,
 )
 from hereabouts.errors import ConfigError
 from hereabouts.events import check_name
@@ -152,13 +155,18 @@ def config_from_args(args: argparse.Namespace) -> Config:
     changes: dict[str, object] = {"stealth": args.stealth}
     if args.name is not None:
         changes["name"] = args.name
-    if args.broker is not None:
+    if args.broker:
         if args.broker_port is not None:
             raise ConfigError(
                 "--broker-port is the embedded broker's port; with --broker, the port is "
                 "part of the URL (mqtt://HOST:PORT)"
             )
-        changes["broker_url"] = args.broker
+        combine_broker_urls(args.broker)  # refuses a password variable with no user, now
+        # One URL for all the --broker values; a password from the environment stays there.
+        changes["broker_url"] = combine_broker_urls(args.broker, env={}).url()
+    for flag in ("broker_ca", "broker_cert", "broker_key"):
+        if getattr(args, flag, None) is not None:
+            changes[flag] = getattr(args, flag)
     if args.broker_port is not None:
         changes["embedded_broker_port"] = args.broker_port
     if args.http:
@@ -173,7 +181,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
         ca_file=args.mesh_ca,
         plaza=not args.no_plaza,
     )
-    if args.no_plaza and (args.broker is not None or args.broker_port is not None):
+    if args.no_plaza and (args.broker or args.broker_port is not None):
         raise ConfigError("--no-plaza runs without a broker; drop --broker and --broker-port")
     hub = HubConfig.from_env()
     if getattr(args, "ghost_hard_off", False):
@@ -339,7 +347,7 @@ async def run(config: Config, *, demo_peers: int = 0, sites: bool = True) -> int
             tasks.append(asyncio.create_task(republisher.run(), name="presence-republisher"))
         say(f"hereabouts: {node.name} ({node.did})")
         if node.has_plaza:
-            say(f"hereabouts: plaza {node.transport.state.endpoint}")
+            say(f"hereabouts: plaza {', '.join(node.transport.state.brokers)}")
         if node.mesh is not None:
             seeds = ", ".join(config.mesh.seeds) or "none yet; others join with --mesh-seed"
             say(f"hereabouts: mesh {node.mesh.url} ({node.mode}; seeds: {seeds})")
@@ -378,7 +386,7 @@ def _demo_config(config: Config, main_url: str) -> Config:
 
 async def _wait_for_broker(node: Node) -> None:
     """A spinner (on a terminal) until the plaza answers; the transport logs each try."""
-    endpoint = node.transport.state.endpoint
+    endpoint = " or ".join(node.transport.state.brokers)
     with Spinner(f"waiting for the broker at {endpoint} (Ctrl-C to stop)"):
         await node.transport.wait_connected()
 
@@ -425,6 +433,16 @@ def _readable_file(text: str) -> str:
         raise argparse.ArgumentTypeError(f"{text!r}: no such file") from None
     except (OSError, ssl.SSLError) as exc:
         raise argparse.ArgumentTypeError(f"{text!r}: not PEM certificates ({exc})") from None
+    return text
+
+
+def _key_file(text: str) -> str:
+    """An argparse type: a file that exists and can be read (a private key)."""
+    try:
+        with open(text, "rb"):
+            pass
+    except OSError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r}: {exc.strerror or exc}") from None
     return text
 
 
@@ -498,9 +516,32 @@ def register(
     )
     up.add_argument(
         "--broker",
-        type=argument_type(broker_address),
+        type=argument_type(parse_broker_url),
+        action="append",
         metavar="URL",
-        help="mqtt://HOST:PORT of the plaza (default: the embedded broker on 127.0.0.1:1883)",
+        help="the plaza broker: mqtt[s]://[USER[:PASSWORD]@]HOST[:PORT][,HOST[:PORT]...]"
+        "[?protocol=3.1.1|5]; several hosts (or a repeated --broker) fail over in order; "
+        "the password may come from HEREABOUTS_BROKER_PASSWORD "
+        "(default: the embedded broker on 127.0.0.1:1883)",
+    )
+    up.add_argument(
+        "--broker-ca",
+        type=_readable_file,
+        metavar="FILE",
+        help="PEM certificate authorities to check an mqtts:// broker against, instead of "
+        "the system's",
+    )
+    up.add_argument(
+        "--broker-cert",
+        type=_readable_file,
+        metavar="FILE",
+        help="PEM client certificate to present to an mqtts:// broker (with --broker-key)",
+    )
+    up.add_argument(
+        "--broker-key",
+        type=_key_file,
+        metavar="FILE",
+        help="PEM private key of --broker-cert",
     )
     up.add_argument(
         "--broker-port",

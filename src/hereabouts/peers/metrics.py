@@ -54,6 +54,20 @@ class NodeCollector(Collector):
         )
         connected.add_metric([], 1 if transport.state.connected else 0)
         yield connected
+        brokers = GaugeMetricFamily(
+            "hereabouts_plaza_broker",
+            "1 for the broker in use (or being tried), 0 for the other failover brokers.",
+            labels=["endpoint"],
+        )
+        for endpoint in transport.state.brokers or (transport.state.endpoint,):
+            brokers.add_metric([endpoint], 1 if endpoint == transport.state.endpoint else 0)
+        yield brokers
+        missing = GaugeMetricFamily(
+            "hereabouts_plaza_missing_subscriptions",
+            "Topic filters the broker does not hold for us (refused, or no SUBACK).",
+        )
+        missing.add_metric([], len(transport.state.missing_subscriptions))
+        yield missing
         traffic = transport.counters
         for name, help_text, value in (
             ("plaza_messages_in", "Messages received from the plaza.", traffic.messages_in),

@@ -34,7 +34,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from hereabouts.config import argument_type, broker_address, resolve_home
+from hereabouts.broker_url import parse_broker_url
+from hereabouts.config import argument_type, resolve_home
 from hereabouts.errors import InvalidDID, RemoteError
 from hereabouts.events import Credential, check_name
 from hereabouts.home import HomeLock, identity_of
@@ -277,21 +278,38 @@ def _revoke(args: argparse.Namespace) -> int:
     save_revocations(home, [*kept, revocation])
     print(f"revoked {member}")
     if args.broker:
-        asyncio.run(_publish(args.broker, revocation_key(member), encode_revocation(revocation)))
-        print(f"published on {args.broker}; members drop it as soon as they read it")
+        payload = encode_revocation(revocation)
+        asyncio.run(_publish(args.broker, revocation_key(member), payload, ca=args.broker_ca))
+        shown = parse_broker_url(args.broker).redacted()
+        print(f"published on {shown}; members drop it as soon as they read it")
     else:
         print("members learn it when a hereabouts up on this home starts, or use --broker")
     return 0
 
 
-async def _publish(broker: str, key: str, payload: bytes) -> None:
-    from hereabouts.peers.node import parse_broker_url
+def _certificates(text: str) -> str:
+    """An argparse type: a readable file of PEM certificates."""
+    import ssl
+
+    try:
+        ssl.create_default_context(cafile=text)
+    except (OSError, ssl.SSLError) as exc:
+        problem = f"{text!r}: not readable PEM certificates ({exc})"
+        raise argparse.ArgumentTypeError(problem) from None
+    return text
+
+
+async def _publish(broker: str, key: str, payload: bytes, *, ca: str | None = None) -> None:
+    from hereabouts.peers.node import parse_broker_url as with_password
     from hereabouts.progress import Spinner
     from hereabouts.transports.mqtt import MqttSettings, MqttTransport, likely_cause, plain_error
     from hereabouts.transports.topics import revoked_topic
 
-    host, port = parse_broker_url(broker)
-    settings = MqttSettings(host=host, port=port)
+    url = with_password(broker)
+    if ca is not None and not url.tls:
+        raise NetworkSetupError("--broker-ca is for TLS; write the broker URL as mqtts://")
+    settings = MqttSettings.from_url(url, ca_file=ca)
+    broker = url.redacted()
     # quiet: this command says what went wrong itself, in one line.
     transport = MqttTransport(node_name="revoke", settings=settings, quiet=True)
     kept = "the revocation is kept, and a hereabouts up on this home publishes it at start"
@@ -407,9 +425,16 @@ def register(
     )
     revoke.add_argument(
         "--broker",
-        type=argument_type(broker_address),
+        type=argument_type(parse_broker_url),
         metavar="URL",
-        help="mqtt://host:port to publish the revocation on",
+        help="mqtt[s]://[USER[:PASSWORD]@]HOST[:PORT][,HOST...] to publish the revocation on "
+        "(the password may come from HEREABOUTS_BROKER_PASSWORD)",
+    )
+    revoke.add_argument(
+        "--broker-ca",
+        type=_certificates,
+        metavar="FILE",
+        help="PEM certificate authorities to check an mqtts:// broker against",
     )
     revoke.set_defaults(func=_holding_home(_revoke))
     show = sub.add_parser("show", parents=[home_parent], help="this node's standing")

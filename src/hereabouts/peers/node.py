@@ -35,14 +35,15 @@ import random
 import secrets
 import socket
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Mapping
 from types import TracebackType
 from typing import Any, Final, Self
 
 import msgspec
 from prometheus_client.registry import CollectorRegistry
 
-from hereabouts.config import Config, broker_address, production
+from hereabouts.broker_url import BrokerUrl, combine_broker_urls
+from hereabouts.config import Config, production
 from hereabouts.core import rendezvous
 from hereabouts.core.cadence import NewspaperCadence
 from hereabouts.core.effects import Status, StatusChanged, Vouch
@@ -93,7 +94,7 @@ from hereabouts.peers.network import load_membership, load_network_key, save_rev
 from hereabouts.tasks import BackgroundTasks
 from hereabouts.transports.base import Message, Transport
 from hereabouts.transports.broker import EmbeddedBroker, ensure_local_broker
-from hereabouts.transports.mqtt import MqttSettings, MqttTransport, ProtocolChoice, packet_limit
+from hereabouts.transports.mqtt import MqttSettings, MqttTransport, packet_limit
 from hereabouts.transports.topics import (
     REVOKED_ALL,
     REVOKED_PREFIX,
@@ -168,9 +169,11 @@ class KeyShared(EventRejected):
     reason = "key_shared"
 
 
-def parse_broker_url(url: str) -> tuple[str, int]:
-    """``mqtt://host[:port]`` → (host, port); see :func:`hereabouts.config.broker_address`."""
-    return broker_address(url)
+def parse_broker_url(url: str, env: Mapping[str, str] | None = None) -> BrokerUrl:
+    """A ``--broker`` URL, parsed (:mod:`hereabouts.broker_url`), its password taken from
+    ``HEREABOUTS_BROKER_PASSWORD`` in ``env`` (default: the process environment) when the
+    URL names a user without one."""
+    return combine_broker_urls([url], env=env)
 
 
 class Node:
@@ -494,21 +497,27 @@ class Node:
 
     async def _default_transport(self) -> Transport:
         node = self.config.node
-        protocol: ProtocolChoice = "auto"
+        options: dict[str, Any] = {
+            "keepalive_s": node.keepalive_s,
+            # The broker keeps back, unsent, what the wire layer would refuse anyway.
+            "max_packet_bytes": packet_limit(self.config.wire.max_event_bytes),
+        }
         if node.broker_url is None:
             self._broker = await ensure_local_broker(port=node.embedded_broker_port)
-            host, port = "127.0.0.1", node.embedded_broker_port
-            protocol = "3.1.1"  # the embedded broker (amqtt) speaks only 3.1.1
+            settings = MqttSettings(
+                host="127.0.0.1",
+                port=node.embedded_broker_port,
+                protocol="3.1.1",  # the embedded broker (amqtt) speaks only 3.1.1
+                **options,
+            )
         else:
-            host, port = parse_broker_url(node.broker_url)
-        settings = MqttSettings(
-            host=host,
-            port=port,
-            keepalive_s=node.keepalive_s,
-            protocol=protocol,
-            # The broker keeps back, unsent, what the wire layer would refuse anyway.
-            max_packet_bytes=packet_limit(self.config.wire.max_event_bytes),
-        )
+            settings = MqttSettings.from_url(
+                parse_broker_url(node.broker_url),
+                ca_file=node.broker_ca,
+                cert_file=node.broker_cert,
+                key_file=node.broker_key,
+                **options,
+            )
         return MqttTransport(node_name=self.name, settings=settings, rng=self._rng)
 
     def _will_for_connection(self, connection: int) -> Message:

@@ -126,6 +126,12 @@ class ConnectionState:
     changed_at: float | None = None
     """Wall-clock time (``time.time()``) of the last change, for humans reading /healthz."""
     closed: bool = False
+    brokers: tuple[str, ...] = ()
+    """Every broker this transport may use, in the order it tries them (no credentials);
+    ``endpoint`` is the one in use or being tried."""
+    missing_subscriptions: tuple[str, ...] = ()
+    """Filters wanted but not held by the broker (refused, or no SUBACK): while any is
+    missing the transport is not connected, and it retries with backoff."""
 
     def as_dict(self) -> dict[str, object]:
         """A plain snapshot for a ``/healthz`` JSON body."""

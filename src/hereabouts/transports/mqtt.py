@@ -1,4 +1,9 @@
-"""The plaza over MQTT (aiomqtt): reconnects forever, re-subscribes, falls back to 3.1.1.
+"""The plaza over MQTT (aiomqtt): reconnects forever, fails over, re-subscribes, falls back.
+
+Where it connects: ``settings.host:port`` first, then each of ``settings.failover`` (a
+cluster's members; :meth:`MqttSettings.from_url` takes them from a ``--broker`` URL), over
+TLS when ``settings.tls`` (``mqtts://``), logged in when ``settings.username`` is set. The
+password is never logged and never in :attr:`~Transport.state`.
 
 How a connection lives:
 
@@ -7,10 +12,15 @@ How a connection lives:
   broker that is down: the task keeps trying and :attr:`~Transport.state` says why it fails.
 * Each attempt speaks MQTT 5. If the broker answers CONNACK "unsupported protocol
   version" (amqtt, old brokers), the transport retries at once with MQTT 3.1.1 and keeps
-  using 3.1.1 for the rest of its life (``settings.protocol`` pins either version).
-* After a lost connection the task waits ``uniform(0, min(cap, base * 2**attempt))``
-  (:class:`~hereabouts.core.backoff.Backoff`, full jitter) and tries again, forever. The
-  attempt counter resets once a connection is established.
+  using 3.1.1 for the rest of its life (``settings.protocol`` pins either version). A first
+  attempt that ends in silence also switches version for the next one (some brokers drop
+  an MQTT 5 CONNECT unanswered); one that says nothing about the version (nothing
+  listening, TLS, a login refused) does not.
+* When an attempt on one broker fails, the next broker of the list is tried at once; after
+  a full pass without success, and after a lost connection, the task waits
+  ``uniform(0, min(cap, base * 2**attempt))`` (:class:`~hereabouts.core.backoff.Backoff`,
+  full jitter) and tries again, forever. The attempt counter resets once a connection is
+  established. A lost connection is retried on the same broker first.
 * Every failed attempt is logged once, on one line: the first (WARNING) with the URL and
   the likely cause (:func:`likely_cause`: "nothing listens there: is the broker running?
   is the port right?"), later ones (INFO) with their number and the next delay, and the
@@ -19,7 +29,10 @@ How a connection lives:
   the first one already reports.
 * A clean close is not a loss: nothing is logged when the connection ends because we asked.
 * On every (re)connection the transport subscribes again to every filter it was asked for,
-  *before* it reports itself connected; sessions are clean, so the broker forgets them.
+  *before* it reports itself connected; sessions are clean, so the broker forgets them. A
+  refused filter (a SUBACK failure code) or a missing SUBACK fails the attempt, and one
+  refused while connected ends the connection: the transport is connected only while it
+  holds every filter, and ``state.missing_subscriptions`` names those it lacks.
 * ``publish`` while disconnected raises :class:`~hereabouts.transports.errors.NotConnected`
   (no outgoing queue; see that class for why).
 * The will is published with QoS 1 when the broker loses us without a DISCONNECT. A clean
@@ -41,12 +54,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import errno
 import logging
 import random
 import re
 import secrets
 import socket
+import ssl
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -57,6 +72,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
+from hereabouts.broker_url import BrokerHost, BrokerUrl
 from hereabouts.core.backoff import Backoff, UniformSource
 from hereabouts.transports.base import (
     DEFAULT_INCOMING_CAPACITY,
@@ -150,8 +166,69 @@ class MqttSettings:
     (:attr:`hereabouts.config.WireLimits.max_event_bytes`), so the broker keeps back what
     the node would refuse anyway. Not sent over MQTT 3.1.1, which has no such field."""
 
+    failover: tuple[tuple[str, int], ...] = ()
+    """More brokers, tried in order after ``host:port`` (a cluster's other members): when an
+    attempt on one fails, the next is tried at once; the backoff applies between full passes
+    over the list (see the module docstring)."""
+
+    tls: bool = False
+    """Speak TLS (``mqtts://``), checking the broker's certificate and host name against the
+    system's certificate authorities, or ``ca_file``'s."""
+
+    ca_file: str | None = None
+    """PEM certificate authorities to trust instead of the system's (``--broker-ca``)."""
+
+    cert_file: str | None = None
+    """A PEM client certificate to present (``--broker-cert``); needs ``key_file``."""
+
+    key_file: str | None = None
+    """The PEM private key of ``cert_file`` (``--broker-key``)."""
+
     username: str | None = None
-    password: str | None = None
+    password: str | None = field(default=None, repr=False)
+    """Sent in CONNECT; never logged, never in ``/healthz`` (``repr`` leaves it out)."""
+
+    @classmethod
+    def from_url(cls, url: BrokerUrl, **options: Any) -> MqttSettings:
+        """Settings for a parsed broker URL: its hosts in order, TLS, user, password and
+        protocol; ``options`` sets the rest (keepalive, TLS files, ...)."""
+        first, *others = url.hosts
+        return cls(
+            host=first.host,
+            port=first.port,
+            failover=tuple((h.host, h.port) for h in others),
+            tls=url.tls,
+            username=url.username,
+            password=url.password,
+            protocol=url.protocol,
+            **options,
+        )
+
+    @property
+    def addresses(self) -> tuple[tuple[str, int], ...]:
+        """Every broker, in the order they are tried."""
+        return ((self.host, self.port), *self.failover)
+
+    def endpoint(self, index: int = 0) -> str:
+        """``mqtt[s]://host:port`` of the ``index``-th broker (no user, no password)."""
+        host, port = self.addresses[index % len(self.addresses)]
+        return f"{'mqtts' if self.tls else 'mqtt'}://{BrokerHost(host, port)}"
+
+    def tls_context(self) -> ssl.SSLContext | None:
+        """The TLS context for ``mqtts://`` (None for plain TCP), or a
+        :class:`~hereabouts.transports.errors.TransportConfigError` for unusable files."""
+        if not self.tls:
+            return None
+        try:
+            context = ssl.create_default_context(cafile=self.ca_file)
+            if self.cert_file is not None:
+                context.load_cert_chain(self.cert_file, self.key_file)
+        except (OSError, ssl.SSLError, ValueError) as exc:
+            files = ", ".join(f for f in (self.ca_file, self.cert_file, self.key_file) if f)
+            raise TransportConfigError(
+                f"cannot use the broker TLS files ({files}): {exc}"
+            ) from None
+        return context
 
     @property
     def packet_limit(self) -> int:
@@ -161,8 +238,13 @@ class MqttSettings:
         return packet_limit(self.max_payload_bytes)
 
     def __post_init__(self) -> None:
-        if not 0 < self.port < 65_536:
-            raise TransportConfigError(f"port must be in 1..65535, got {self.port}")
+        for _, port in self.addresses:
+            if not 0 < port < 65_536:
+                raise TransportConfigError(f"port must be in 1..65535, got {port}")
+        if not self.tls and (self.ca_file or self.cert_file or self.key_file):
+            raise TransportConfigError("ca_file, cert_file and key_file need tls=True")
+        if (self.cert_file is None) != (self.key_file is None):
+            raise TransportConfigError("cert_file and key_file go together")
         if self.protocol not in ("auto", "5", "3.1.1"):
             raise TransportConfigError(f"protocol must be auto, 5 or 3.1.1: {self.protocol!r}")
         if not 1 <= self.keepalive_s <= 65_535:
@@ -216,6 +298,10 @@ def likely_cause(error: str | None, *, timeout_s: float) -> str:
         )
     if text.startswith("MqttConnectError"):
         return "the broker turned us away: do its access rules (users, ACLs) let us in?"
+    if text.startswith("SubscriptionRefused"):
+        return "do the broker's access rules (ACLs) let this user subscribe to it?"
+    if "CERTIFICATE_VERIFY_FAILED" in text:
+        return "the broker's certificate is not trusted: is --broker-ca its CA?"
     return "is the address right, and is an MQTT broker listening there?"
 
 
@@ -242,6 +328,29 @@ def _suback_failed(granted: Any) -> bool:
     return False
 
 
+def _suback_codes(granted: Any) -> str:
+    """The SUBACK reason codes, for logs and /healthz: ``0x80`` or ``Not authorized``."""
+    codes = []
+    for item in granted:
+        codes.append(f"{item:#04x}" if isinstance(item, int) else str(item))
+    return "SUBACK " + ", ".join(codes)
+
+
+def _may_mean_wrong_version(error: str | None) -> bool:
+    """Whether a failed first attempt might have failed for speaking the wrong MQTT version:
+    not when nothing listened, the name did not resolve, TLS failed, or the broker answered
+    (a CONNACK refusal or a SUBACK speaks our version)."""
+    text = error or ""
+    match = _ERRNO.search(text)
+    if match and int(match.group(1)) in (
+        errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ENETUNREACH, *_UNRESOLVED
+    ):
+        return False
+    return not text.startswith(("MqttConnectError", "SubscriptionRefused", "SSL")) and (
+        "CERTIFICATE" not in text.upper()
+    )
+
+
 def _as_bytes(payload: object) -> bytes:
     if isinstance(payload, bytes | bytearray):
         return bytes(payload)
@@ -266,10 +375,20 @@ class MqttTransport(Transport):
         to the same broker reports it)."""
         self.settings = settings = settings or MqttSettings()
         super().__init__(
-            endpoint=f"mqtt://{settings.host}:{settings.port}",
+            endpoint=settings.endpoint(0),
             incoming_capacity=settings.incoming_capacity,
             max_payload_bytes=settings.max_payload_bytes,
         )
+        self._tls_context = settings.tls_context()  # bad files fail here, not on each try
+        self._host_index = 0
+        """Which of ``settings.addresses`` the current (or next) attempt connects to."""
+        self._state = dataclasses.replace(
+            self._state, brokers=tuple(settings.endpoint(i) for i in range(len(settings.addresses)))
+        )
+        self._missing: dict[str, str] = {}
+        """Filters wanted but not subscribed on the broker, with why (refused, no answer)."""
+        self._resubscribe = asyncio.Event()
+        """Set when a live SUBSCRIBE failed: the session ends and the next one restores it."""
         self.node_name = node_name
         self.client_id = make_client_id(node_name, secrets.token_hex(6))
         self._rng: UniformSource = rng if rng is not None else random.Random()
@@ -352,14 +471,35 @@ class MqttTransport(Transport):
         try:
             granted = await self._send_subscribe(client, topic_filter, subscription)
         except MqttError as exc:
-            # The link just broke; the runner subscribes again once it is back.
-            log.debug("subscribe %s deferred to the next connection: %s", topic_filter, exc)
+            # The link broke, or the broker did not answer: either way this connection
+            # lacks the filter, so it ends and the next one subscribes again.
+            self._subscription_failed(topic_filter, f"no SUBACK: {exc}")
             return
         if _suback_failed(granted):
-            self._filters.pop(topic_filter, None)
-            raise SubscriptionRefused(f"broker refused subscription to {topic_filter!r}")
+            self._subscription_failed(topic_filter, f"refused ({_suback_codes(granted)})")
+
+    def _subscription_failed(self, topic_filter: str, why: str) -> None:
+        """A filter the connection should carry is missing: say so and end the session."""
+        if topic_filter not in self._filters:
+            return  # unsubscribed meanwhile
+        self._set_missing({**self._missing, topic_filter: why})
+        log.warning(
+            "%s: subscription to %r %s; reconnecting to restore it",
+            self.state.endpoint,
+            topic_filter,
+            why,
+        )
+        self._resubscribe.set()
+
+    def _set_missing(self, missing: dict[str, str]) -> None:
+        self._missing = missing
+        self._state = dataclasses.replace(
+            self._state, missing_subscriptions=tuple(sorted(missing))
+        )
 
     async def _unsubscribe(self, topic_filter: str) -> None:
+        if topic_filter in self._missing:
+            self._set_missing({k: v for k, v in self._missing.items() if k != topic_filter})
         if self._filters.pop(topic_filter, None) is None:
             return
         client = self._client
@@ -376,6 +516,8 @@ class MqttTransport(Transport):
     async def _run(self) -> None:
         """Connect, serve, and reconnect with backoff until close(); never raises."""
         attempt = 0
+        tried = 0  # hosts that failed in the current pass over the list
+        hosts = len(self.settings.addresses)
         try:
             while not self._stop.is_set():
                 established, error = await self._session()
@@ -384,10 +526,17 @@ class MqttTransport(Transport):
                     break
                 if established:
                     attempt = 0
+                    tried = 0
                     self._failed_attempts = 0
                 else:
                     self._failed_attempts += 1
-                if not established and self._may_fall_back and self.state.connections == 0:
+                    tried += 1
+                if (
+                    not established
+                    and self._may_fall_back
+                    and self.state.connections == 0
+                    and _may_mean_wrong_version(error)
+                ):
                     # Some 3.1.1-only brokers (amqtt) drop an MQTT 5 CONNECT that carries a
                     # will instead of refusing it, so a silent failure before we ever got in
                     # may mean "wrong version" too: alternate until one attempt succeeds.
@@ -396,6 +545,13 @@ class MqttTransport(Transport):
                         if self._protocol == ProtocolVersion.V5
                         else ProtocolVersion.V5
                     )
+                if not established and hosts > 1:
+                    failed = self.state.endpoint
+                    self._use_host(self._host_index + 1)
+                    if tried < hosts:  # the rest of this pass first, at once
+                        self._log_failover(failed, error)
+                        continue
+                    tried = 0
                 try:
                     delay = self.settings.backoff.delay_from(self._rng, attempt)
                     self._log_retry(established=established, error=error, delay=delay)
@@ -408,9 +564,39 @@ class MqttTransport(Transport):
         finally:
             self._first_attempt.set()
 
+    def _use_host(self, index: int) -> None:
+        self._host_index = index % len(self.settings.addresses)
+        self._state = dataclasses.replace(
+            self._state, endpoint=self.settings.endpoint(self._host_index)
+        )
+
+    def _log_failover(self, failed: str, error: str | None) -> None:
+        """One line per host that failed within a pass; the next one is tried at once. The
+        first of an outage is a WARNING with the likely cause, as in :meth:`_log_retry`."""
+        if self._failed_attempts == 1:
+            log.log(
+                logging.DEBUG if self._quiet else logging.WARNING,
+                "cannot reach the broker at %s (%s): %s Trying %s",
+                failed,
+                plain_error(error),
+                likely_cause(error, timeout_s=self.settings.timeout_s),
+                self.state.endpoint,
+            )
+            return
+        log.log(
+            logging.DEBUG if self._quiet else logging.INFO,
+            "cannot reach the broker at %s (try %d: %s); trying %s",
+            failed,
+            self._failed_attempts,
+            plain_error(error),
+            self.state.endpoint,
+        )
+
     def _log_retry(self, *, established: bool, error: str | None, delay: float) -> None:
         """One line per backoff step (see the module docstring)."""
         where = self.state.endpoint
+        if len(self.settings.addresses) > 1 and not established:
+            where = f"any of {', '.join(self.state.brokers)}"
         warning = logging.DEBUG if self._quiet else logging.WARNING
         info = logging.DEBUG if self._quiet else logging.INFO
         if established:
@@ -486,10 +672,14 @@ class MqttTransport(Transport):
                 )
             try:
                 await self._pump_until_stopped(client)
-            except (MqttError, OSError) as exc:
+            except (MqttError, OSError, SubscriptionRefused) as exc:
                 raise _Lost(exc) from exc
 
     async def _restore_subscriptions(self, client: aiomqtt.Client) -> None:
+        """Subscribe to every wanted filter; a refusal or a missing SUBACK fails the attempt
+        (:class:`SubscriptionRefused`), so the transport never says "connected" without
+        them, and ``state.missing_subscriptions`` names what is missing until it holds."""
+        self._resubscribe.clear()
         done: set[str] = set()
         # Loop until stable: subscribe() and unsubscribe() may change the filters while we
         # await SUBACKs, and they only reach the broker themselves once we are connected.
@@ -502,12 +692,23 @@ class MqttTransport(Transport):
                 subscription = self._filters.get(topic_filter)
                 if subscription is None:
                     continue
-                granted = await self._send_subscribe(client, topic_filter, subscription)
+                try:
+                    granted = await self._send_subscribe(client, topic_filter, subscription)
+                except MqttError as exc:
+                    self._set_missing({**self._missing, topic_filter: f"no SUBACK: {exc}"})
+                    raise
                 if _suback_failed(granted):
-                    self._filters.pop(topic_filter, None)
-                    log.warning("%s refused subscription to %r", self.state.endpoint, topic_filter)
-                else:
-                    done.add(topic_filter)
+                    why = f"refused ({_suback_codes(granted)})"
+                    self._set_missing({**self._missing, topic_filter: why})
+                    raise SubscriptionRefused(
+                        f"the broker refused the subscription to {topic_filter!r} "
+                        f"({_suback_codes(granted)})"
+                    )
+                done.add(topic_filter)
+                if topic_filter in self._missing:
+                    self._set_missing(
+                        {k: v for k, v in self._missing.items() if k != topic_filter}
+                    )
             for topic_filter in dropped:
                 done.discard(topic_filter)
                 await client.unsubscribe(topic_filter, timeout=self.settings.timeout_s)
@@ -515,14 +716,21 @@ class MqttTransport(Transport):
     async def _pump_until_stopped(self, client: aiomqtt.Client) -> None:
         pump = asyncio.create_task(self._pump(client), name=f"mqtt-pump-{self.client_id}")
         stopper = asyncio.create_task(self._stop.wait())
+        resubscribe = asyncio.create_task(self._resubscribe.wait())
         try:
-            await asyncio.wait({pump, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(
+                {pump, stopper, resubscribe}, return_when=asyncio.FIRST_COMPLETED
+            )
         finally:
             stopper.cancel()
+            resubscribe.cancel()
             if not pump.done():
                 pump.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await pump  # re-raises MqttError when the connection was lost
+        if self._resubscribe.is_set() and not self._stop.is_set():
+            missing = ", ".join(repr(f) for f in self._missing) or "a filter"
+            raise SubscriptionRefused(f"subscription to {missing} failed")
 
     async def _pump(self, client: aiomqtt.Client) -> None:
         async for message in client.messages:
@@ -553,9 +761,10 @@ class MqttTransport(Transport):
         if self._protocol == ProtocolVersion.V5:
             properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
             properties.MaximumPacketSize = s.packet_limit
-        client = aiomqtt.Client(
-            s.host,
-            s.port,
+        host, port = s.addresses[self._host_index]
+        client = _Client(
+            host,
+            port,
             identifier=self.client_id,
             protocol=self._protocol,
             properties=properties,
@@ -566,7 +775,8 @@ class MqttTransport(Transport):
             timeout=s.timeout_s,
             username=s.username,
             password=s.password,
-            logger=logging.getLogger(f"{__name__}.client"),
+            tls_context=self._tls_context,
+            logger=_PAHO_LOG,  # type: ignore[arg-type]  # an adapter logs as a Logger does
         )
         client.pending_calls_threshold = PENDING_CALLS_WARNING
         return client
@@ -578,3 +788,52 @@ class _Lost(Exception):
     def __init__(self, cause: BaseException) -> None:
         super().__init__(str(cause))
         self.cause = cause
+
+
+class _Client(aiomqtt.Client):
+    """aiomqtt's client, with paho's write interest registered only on a live socket.
+
+    paho asks for write readiness (``on_socket_register_write``) when it has bytes to send,
+    and aiomqtt defers the registration with ``call_soon_threadsafe``, since paho may call
+    from a thread. If paho finds the connection dead before that deferred call runs (a
+    process resumed after SIGSTOP sends its overdue heartbeat and reads the broker's EOF in
+    one loop turn), it closes the socket, and the deferred ``add_writer`` hits a closed file
+    descriptor: asyncio logged ``KeyError: '13 is not registered'`` / ``Bad file
+    descriptor`` at ERROR with a traceback, or (had the number been reused meanwhile)
+    watched another socket. Here the deferred call first checks that the socket is still
+    paho's current one.
+    """
+
+    def _on_socket_register_write(
+        self, client: Any, userdata: Any, sock: Any
+    ) -> None:
+        def write() -> None:
+            try:
+                client.loop_write()
+            except Exception as exc:  # a broken link: end the connection, as aiomqtt does
+                if not self._disconnected.done():
+                    self._disconnected.set_exception(exc)
+
+        def register() -> None:
+            if client.socket() is sock and sock.fileno() >= 0:
+                self._loop.add_writer(sock.fileno(), write)
+
+        self._loop.call_soon_threadsafe(register)
+
+
+class _PahoLog(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """paho's own log, with its reports of a broken socket moved to DEBUG.
+
+    When a link breaks, paho logs ``failed to receive on socket: ...`` at ERROR, and the
+    transport then says ``lost ...; reconnecting`` at WARNING with the same cause: one
+    event, two lines, one of them an ERROR for something the transport handles. The
+    transport's line is the one kept (``--verbose`` shows both)."""
+
+    def log(self, level: int, msg: object, *args: Any, **kwargs: Any) -> None:
+        if level >= logging.ERROR and isinstance(msg, str) and msg.startswith(_LINK_FAILURES):
+            level = logging.DEBUG
+        super().log(level, msg, *args, **kwargs)
+
+
+_LINK_FAILURES = ("failed to receive on socket", "timeout on socket")
+_PAHO_LOG = _PahoLog(logging.getLogger(f"{__name__}.client"), {})
