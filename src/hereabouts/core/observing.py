@@ -34,14 +34,14 @@ class ObserverDuty:
         # subject -> (the latest event of its silence, whether we observe it, at which
         # observers epoch we looked): each silence is probed once, and looked at again
         # only when the candidates change (an observer may have gone since).
-        self._looked: dict[str, tuple[int, bool, int]] = {}
+        self._looked: dict[str, tuple[int, bool, tuple[int, int]]] = {}
 
     def due(self, now_ms: int) -> list[tuple[str, int]]:
         """``(subject, last_seen_ms)`` to probe now: silent subjects on the mesh that we
         are an assigned observer of, each silence once (a subject that speaks again starts
         a new silence)."""
         projection, looked = self._projection, self._looked
-        epoch = projection.observers_epoch
+        epoch = projection.observers_version
         silent = []
         for did in projection.dids():
             if did == self._did or projection.reported(did) is not Status.ONLINE:

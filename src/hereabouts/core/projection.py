@@ -370,13 +370,21 @@ class Projection:
         reused while :attr:`observers_epoch` and the key book's generation stay, and for at
         most :data:`~hereabouts.core.suspicion.OBSERVERS_TTL_MS`."""
         cached = self._observers.get(did)
-        epoch = (self.observers_epoch, self._observers_generation())
+        epoch = self.observers_version
         if cached is not None and cached[0] == epoch and now_ms - cached[1] < OBSERVERS_TTL_MS:
             return cached[2]
         candidates = (other for other in self._subjects if self._candidate(other))
         ranked = suspicion.observers_of(did, candidates)
         self._observers[did] = (epoch, now_ms, ranked)
         return ranked
+
+    @property
+    def observers_version(self) -> tuple[int, int]:
+        """Changes whenever anyone's assigned observers may have changed: a node went
+        ONLINE or stopped being ONLINE, changed transport or was forgotten
+        (:attr:`observers_epoch`), or a key was proven or dropped (the key book's
+        generation)."""
+        return (self.observers_epoch, self._observers_generation())
 
     def _candidate(self, did: str) -> bool:
         subject = self._subjects.get(did)
