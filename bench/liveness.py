@@ -9,6 +9,9 @@ What it measures, for each network size N, on a Mosquitto it starts on a free 12
   broker publishes the node's pre-signed ``lost`` will when its socket dies).
 * **leave**: SIGTERM to a node process (it says ``chau``, then disconnects), until every
   observer shows it OFFLINE.
+* **hang**: SIGSTOP of a node process (it hangs with its socket open), until every observer
+  shows it MISSING (the broker publishes its will once the keepalive expires: 1.5 x the
+  keepalive); then **resume**: SIGCONT, until every observer shows it ONLINE again.
 * **newcomer**: a new node process, from its node's start until it knows 10 peers ONLINE
   (and, for information, from the process spawn, which adds the interpreter's start-up).
 * **howdys per join**: howdy messages answering each newcomer's hey_there, counted by a
@@ -18,15 +21,17 @@ Observers are every other node process (each prints the status changes it sees, 
 with ``time.monotonic()``, one clock for all processes of a Linux host) and a stealth node
 inside the benchmark (it publishes nothing, so it disturbs no count). Nodes start in waves;
 measuring begins once every node sees every other ONLINE and the welcomes are over. Each
-round is: a newcomer joins, a node is killed, a newcomer joins, a node leaves.
+round is: a newcomer joins, a node is killed, a newcomer joins, a node leaves, a node hangs
+and resumes.
 
 The nodes run the production configuration (30-120 s heartbeats, the 3 s howdy spread)
 without discovery jitter, so a newcomer learns its peers from howdys, not heartbeats; its
 time to know 10 peers therefore depends on the howdy spread. ``--preset fast`` runs the
 ``testing()`` preset (``hereabouts up --fast``: 1-2 s heartbeats, 0.5 s spread) instead.
 
-Targets: crash p95 ≤ 1 s, leave p95 ≤ 0.5 s, newcomer ≤ 1 s. Misses are reported, not
-failed. Progress goes to stderr, figures to stdout.
+Targets: crash p95 ≤ 1 s, leave p95 ≤ 0.5 s, newcomer ≤ 1 s, hang ≤ 5 s, resume ≤ 1 s (a
+hang is bound by the keepalive, 10 s by default: 15 s). Misses are reported, not failed.
+Progress goes to stderr, figures to stdout.
 
 Run: ``.venv/bin/python bench/liveness.py [--sizes 20,50] [--rounds R] [--json]``.
 """
@@ -58,7 +63,7 @@ from liveness_support import (
     wait_until,
 )
 
-TARGETS_S = {"crash": 1.0, "leave": 0.5, "newcomer": 1.0}
+TARGETS_S = {"crash": 1.0, "leave": 0.5, "newcomer": 1.0, "hang": 5.0, "resume": 1.0}
 DETECT_TIMEOUT_S = 30.0
 """Longest wait for a crash or a leave to be seen everywhere before it counts as a miss.
 Far below the production silence threshold (300 s): a miss means a will or a chau was lost."""
@@ -79,6 +84,8 @@ class Figures:
     broker: list[float] = dataclasses.field(default_factory=list)
     crash: list[float] = dataclasses.field(default_factory=list)
     leave: list[float] = dataclasses.field(default_factory=list)
+    hang: list[float] = dataclasses.field(default_factory=list)
+    resume: list[float] = dataclasses.field(default_factory=list)
     newcomer: list[float] = dataclasses.field(default_factory=list)
     newcomer_spawn: list[float] = dataclasses.field(default_factory=list)
     hey_there_on_wire: list[float] = dataclasses.field(default_factory=list)
@@ -109,7 +116,7 @@ class Network:
     async def spawn(self) -> NodeProcess:
         node = NodeProcess(f"n{self.figures.size}-{len(self.spawned) + 1:03d}", self.workdir)
         self.spawned.append(node)
-        await node.spawn(self.broker.url, self.args.preset, self.spread)
+        await node.spawn(self.broker.url, self.args.preset, self.spread, self.args.keepalive)
         return node
 
     def check_alive(self) -> None:
@@ -198,6 +205,36 @@ class Network:
         if signum == signal.SIGTERM and code != 0:
             self.figures.misses.append(f"{victim.name} exited with {code} after SIGTERM")
 
+    async def hang(self) -> None:
+        """SIGSTOP one node until every observer sees it MISSING, then SIGCONT until every
+        observer sees it ONLINE again. It stays a member."""
+        victim = self.rng.choice(self.members)
+        watchers = [m for m in self.members if m is not victim and m.sees(victim.did, "ONLINE")]
+        watchers.append(self.observer)
+        for signum, status, samples in (
+            (signal.SIGSTOP, "MISSING", self.figures.hang),
+            (signal.SIGCONT, "ONLINE", self.figures.resume),
+        ):
+            sent = victim.signal(signum)
+            what = f"{victim.name} to be seen {status} ({signal.Signals(signum).name})"
+            await wait_until(
+                lambda sent=sent, status=status: all(
+                    w.first_sighting(victim.did, status, sent) for w in watchers
+                ),
+                DETECT_TIMEOUT_S,
+                what,
+            )
+            seen = [w.first_sighting(victim.did, status, sent) for w in watchers]
+            times = [t for t in seen if t is not None]
+            if len(times) == len(watchers):
+                samples.append(max(times) - sent)
+            else:
+                self.figures.misses.append(f"{len(watchers) - len(times)} observers missed {what}")
+                if signum == signal.SIGSTOP:
+                    victim.signal(signal.SIGCONT)
+                    break
+        await self.settle()
+
     async def close(self) -> None:
         await asyncio.gather(*(node.stop() for node in self.spawned))
 
@@ -223,11 +260,14 @@ async def measure(size: int, args: argparse.Namespace, workdir: Path, figures: F
                 await network.depart(
                     signal.SIGTERM, "OFFLINE", figures.leave, figures.chau_on_wire
                 )
+                await network.hang()
                 log(
                     f"N={size} round {round_no}/{args.rounds}: newcomer "
                     + ", ".join(f"{t * 1000:.0f}" for t in figures.newcomer[-2:])
                     + f" ms, crash {figures.crash[-1] * 1000 if figures.crash else 0:.0f} ms, "
                     + f"leave {figures.leave[-1] * 1000 if figures.leave else 0:.0f} ms, "
+                    + f"hang {figures.hang[-1] * 1000 if figures.hang else 0:.0f} ms, "
+                    + f"resume {figures.resume[-1] * 1000 if figures.resume else 0:.0f} ms, "
                     + f"howdys {figures.howdys[-2:]}"
                 )
     finally:
@@ -247,7 +287,8 @@ def summary(figures: Figures) -> dict[str, object]:
         **{
             name: stats(getattr(figures, name))
             for name in (
-                "broker", "crash", "lost_on_wire", "leave", "chau_on_wire", "newcomer",
+                "broker", "crash", "lost_on_wire", "leave", "chau_on_wire", "hang", "resume",
+                "newcomer",
                 "newcomer_spawn", "hey_there_on_wire", "first_howdy",
             )
         },
@@ -261,7 +302,7 @@ def report(figures: Figures, args: argparse.Namespace) -> None:
     broker = (percentile(figures.broker, 50), percentile(figures.broker, 95))
     print(
         f"\nN = {figures.size} node processes, {args.preset} config, howdy spread "
-        f"{args.howdy_spread:g} s, {args.rounds} rounds"
+        f"{args.howdy_spread:g} s, keepalive {args.keepalive or 10} s, {args.rounds} rounds"
     )
     print(f"{'measure':<44}{'p50':>12}{'p95':>12}  {'target':<12}{'÷ broker p50 / p95':>20}")
     print(f"{'broker round trip (baseline)':<44}{ms(broker[0])}{ms(broker[1])}")
@@ -270,6 +311,8 @@ def report(figures: Figures, args: argparse.Namespace) -> None:
         ("  (kill → its lost will at a client)", figures.lost_on_wire, None),
         ("leave → OFFLINE everywhere", figures.leave, "leave"),
         ("  (SIGTERM → its chau at a client)", figures.chau_on_wire, None),
+        ("hang (SIGSTOP) → MISSING everywhere", figures.hang, "hang"),
+        ("resume (SIGCONT) → ONLINE everywhere", figures.resume, "resume"),
         ("newcomer start → 10 peers ONLINE", figures.newcomer, "newcomer"),
         ("  (start → its hey_there at a client)", figures.hey_there_on_wire, None),
         ("  (hey_there → first howdy at a client)", figures.first_howdy, None),
@@ -311,12 +354,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="20,50", help="network sizes, comma-separated (20,50)")
     parser.add_argument("--rounds", type=int, default=5, help="rounds per size (5); a round "
-                        "is two joins, one crash and one leave")
+                        "is two joins, one crash, one leave and one hang")
     parser.add_argument("--preset", choices=("production", "fast"), default="production",
                         help="node configuration (production; fast = hereabouts up --fast)")
     parser.add_argument("--howdy-spread", type=float, default=None, metavar="S",
                         help="howdy reply spread (default: the preset's: 3 s, fast 0.5 s)")
     parser.add_argument("--wave", type=int, default=5, help="nodes started at once (5)")
+    parser.add_argument("--keepalive", type=int, default=None, metavar="S",
+                        help="the nodes' MQTT keepalive (default: the preset's, 10 s); the "
+                        "broker gives a hung node up after 1.5 x this")
     parser.add_argument("--pings", type=int, default=200, help="baseline messages (200)")
     parser.add_argument("--seed", type=int, default=1, help="picks who crashes and leaves")
     parser.add_argument("--timeout", type=float, default=900.0, help="whole run, seconds (900)")

@@ -44,14 +44,23 @@ class ReportingNode(hereabouts.peers.node.Node):
             )
 
 
-def bench_config(preset: str, home: str, name: str, broker: str, spread: float | None) -> Config:
+def bench_config(
+    preset: str,
+    home: str,
+    name: str,
+    broker: str,
+    spread: float | None,
+    keepalive_s: int | None = None,
+) -> Config:
     """``production`` or ``fast`` (``testing()``), without discovery jitter, any HTTP port,
-    and the howdy spread ``spread`` (None keeps the preset's)."""
+    the howdy spread ``spread`` and the MQTT keepalive (None keeps the preset's)."""
     make = config_module.testing if preset == "fast" else config_module.production
     base = make(home)
     node = dataclasses.replace(
         base.node, name=name, broker_url=broker, http_port=0, discovery_jitter_max_s=0.0
     )
+    if keepalive_s is not None:
+        node = dataclasses.replace(node, keepalive_s=keepalive_s)
     howdy = base.howdy if spread is None else HowdyConfig(jitter_max_s=spread)
     return base.replace(node=node, howdy=howdy)
 
@@ -63,11 +72,14 @@ def main() -> int:
     parser.add_argument("--broker", required=True, help="mqtt://127.0.0.1:PORT")
     parser.add_argument("--preset", choices=("production", "fast"), default="production")
     parser.add_argument("--howdy-spread", type=float, default=None, metavar="S")
+    parser.add_argument("--keepalive", type=int, default=None, metavar="S")
     args = parser.parse_args()
     logging.basicConfig(  # as `hereabouts up` does; stderr goes to a file per node
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    config = bench_config(args.preset, args.home, args.name, args.broker, args.howdy_spread)
+    config = bench_config(
+        args.preset, args.home, args.name, args.broker, args.howdy_spread, args.keepalive
+    )
     hereabouts.peers.node.Node = ReportingNode  # type: ignore[misc]  # what up.run() imports
     return asyncio.run(run(config))
 

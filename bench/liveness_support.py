@@ -175,11 +175,15 @@ class NodeProcess(Watcher):
         self.process: asyncio.subprocess.Process | None = None
         self._reader: asyncio.Task[None] | None = None
 
-    async def spawn(self, broker_url: str, preset: str, spread: float | None) -> None:
+    async def spawn(
+        self, broker_url: str, preset: str, spread: float | None, keepalive_s: int | None = None
+    ) -> None:
         args = ["--home", str(self.home), "--name", self.name, "--broker", broker_url]
         args += ["--preset", preset]
         if spread is not None:
             args += ["--howdy-spread", str(spread)]
+        if keepalive_s is not None:
+            args += ["--keepalive", str(keepalive_s)]
         with self.log_path.open("ab") as log:
             self.spawned_at = time.monotonic()
             self.process = await asyncio.create_subprocess_exec(
