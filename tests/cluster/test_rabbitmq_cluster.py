@@ -4,14 +4,16 @@ Real ``hereabouts up`` processes, each pointed at one member (RabbitMQ 3.10's MQ
 speaks 3.1.1 only, so the URLs pin it): nodes on different members see each other; a node
 killed on one member is MISSING on the others through its will, which the cluster routes
 to every member; and when a member is lost, its nodes move to the next member of their
-failover list while the nodes elsewhere keep showing them ONLINE. The cluster
-(``tests/fixtures/rabbitmq.py``) starts once for the module.
+failover list while the nodes elsewhere keep showing them ONLINE; and two site hubs on
+different members share one count. The cluster (``tests/fixtures/rabbitmq.py``) starts once
+for the module.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import random
 import re
 import signal
 import time
@@ -21,10 +23,18 @@ from pathlib import Path
 
 import httpx
 import pytest
+from starlette.applications import Starlette
 
+from hereabouts.config import HubConfig
+from hereabouts.sites import room_key
+from hereabouts.sites.hub import SiteHub
+from hereabouts.transports.mqtt import MqttSettings, MqttTransport
+from hereabouts.web.server import HttpServer
+from hereabouts.web.site import SOCKET_PATH, build_site_routes
 from tests.adversarial.plaza import health_of, peers_of
 from tests.adversarial.processes import UpProcess
 from tests.fixtures.rabbitmq import Member, RabbitCluster
+from tests.sites.support import ACCEPTANCE, SimulatedWidget, eventually
 
 WAIT_S = 60.0
 """Generous: each wait below normally ends within a few seconds."""
@@ -215,3 +225,63 @@ async def test_a_killed_member_s_nodes_fail_over_and_nobody_goes_missing(
     print("\n".join(["not ONLINE meanwhile:", *blips]) if blips else "no blips")
     assert took < FAILOVER_BOUND_S
     assert not [b for b in blips if "MISSING" in b], blips
+
+
+ORIGIN = "https://cluster.example"
+ROOM = room_key(ORIGIN, "lobby")
+PER_HUB = 3
+
+
+async def test_two_site_hubs_on_different_members_share_one_count(
+    rabbitmq_cluster: RabbitCluster,
+) -> None:
+    """Browser visitors on a hub attached to member 1 and on one attached to member 2 are
+    one room: every hub and every widget shows them all, and a leave on one side is
+    counted on the other. MQTT 3.1.1 has no No Local, so each hub also gets its own
+    republished events back; the count must not double them."""
+    m1, m2, _ = rabbitmq_cluster.members
+    rng = random.Random(13)
+    async with AsyncExitStack() as stack:
+        hubs: list[SiteHub] = []
+        urls: list[str] = []
+        for name, member in (("hub-1", m1), ("hub-2", m2)):
+            settings = MqttSettings(host="127.0.0.1", port=member.mqtt_port, protocol="3.1.1")
+            hub = await stack.enter_async_context(
+                SiteHub(
+                    transport=MqttTransport(node_name=name, settings=settings),
+                    config=ACCEPTANCE,
+                    hub=HubConfig(allowed_origins=(ORIGIN,)),
+                )
+            )
+            assert await hub.transport.wait_connected(10)
+            server = await stack.enter_async_context(
+                HttpServer(Starlette(routes=build_site_routes(hub)))
+            )
+            hubs.append(hub)
+            urls.append(f"ws://127.0.0.1:{server.port}{SOCKET_PATH}")
+        widgets: list[SimulatedWidget] = []
+        for n, url in enumerate(urls):
+            for k in range(PER_HUB):
+                widget = SimulatedWidget(
+                    url, ORIGIN, "lobby", rng=rng, address=f"127.0.2.{n * PER_HUB + k + 1}"
+                )
+                stack.push_async_callback(widget.close)
+                await widget.start()
+                widgets.append(widget)
+
+        def counts(present: Sequence[SimulatedWidget]) -> list[object]:
+            return [
+                *(hub.counts()[ROOM].value if ROOM in hub.counts() else None for hub in hubs),
+                *(w.count for w in present),
+            ]
+
+        total = 2 * PER_HUB
+        await eventually(lambda: set(counts(widgets)) == {total}, timeout_s=WAIT_S)
+        # Through two key rotations (2 s epochs), still exactly everybody.
+        await asyncio.sleep(2 * ACCEPTANCE.did_duration_s)
+        await eventually(lambda: set(counts(widgets)) == {total}, timeout_s=WAIT_S)
+        leaving = widgets[0]  # on hub-1
+        await leaving.leave()
+        staying = widgets[1:]
+        await eventually(lambda: set(counts(staying)) == {total - 1}, timeout_s=WAIT_S)
+        assert all(w.errors == [] for w in widgets)
