@@ -53,12 +53,6 @@ def url_for(*members: Member) -> str:
     return f"mqtt://{','.join(m.mqtt for m in members)}?protocol=3.1.1"
 
 
-def named(peer: dict[str, object], name: str) -> bool:
-    # A peer's name carries a ~suffix of its key until it is settled as unique.
-    shown = str(peer["name"])
-    return shown == name or shown.startswith(f"{name}~")
-
-
 async def statuses(watcher: UpProcess) -> dict[str, str]:
     """Name (without any ~suffix) to status, as the watcher shows its peers."""
     try:
@@ -146,6 +140,66 @@ async def test_a_node_killed_on_one_member_is_missing_on_the_others_by_its_will(
         assert re.search(r"bravo(~\S+)? is MISSING \(event\)", log), f"{name}:\n{log}"
 
 
+ORIGIN = "https://cluster.example"
+ROOM = room_key(ORIGIN, "lobby")
+PER_HUB = 3
+
+
+async def test_two_site_hubs_on_different_members_share_one_count(
+    rabbitmq_cluster: RabbitCluster,
+) -> None:
+    """Browser visitors on a hub attached to member 1 and on one attached to member 2 are
+    one room: every hub and every widget shows them all, and a leave on one side is
+    counted on the other. MQTT 3.1.1 has no No Local, so each hub also gets its own
+    republished events back; the count must not double them."""
+    m1, m2, _ = rabbitmq_cluster.members
+    rng = random.Random(13)
+    async with AsyncExitStack() as stack:
+        hubs: list[SiteHub] = []
+        urls: list[str] = []
+        for name, member in (("hub-1", m1), ("hub-2", m2)):
+            settings = MqttSettings(host="127.0.0.1", port=member.mqtt_port, protocol="3.1.1")
+            hub = await stack.enter_async_context(
+                SiteHub(
+                    transport=MqttTransport(node_name=name, settings=settings),
+                    config=ACCEPTANCE,
+                    hub=HubConfig(allowed_origins=(ORIGIN,)),
+                )
+            )
+            assert await hub.transport.wait_connected(10)
+            server = await stack.enter_async_context(
+                HttpServer(Starlette(routes=build_site_routes(hub)))
+            )
+            hubs.append(hub)
+            urls.append(f"ws://127.0.0.1:{server.port}{SOCKET_PATH}")
+        widgets: list[SimulatedWidget] = []
+        for n, url in enumerate(urls):
+            for k in range(PER_HUB):
+                widget = SimulatedWidget(
+                    url, ORIGIN, "lobby", rng=rng, address=f"127.0.2.{n * PER_HUB + k + 1}"
+                )
+                stack.push_async_callback(widget.close)
+                await widget.start()
+                widgets.append(widget)
+
+        def counts(present: Sequence[SimulatedWidget]) -> list[object]:
+            return [
+                *(hub.counts()[ROOM].value if ROOM in hub.counts() else None for hub in hubs),
+                *(w.count for w in present),
+            ]
+
+        total = 2 * PER_HUB
+        await eventually(lambda: set(counts(widgets)) == {total}, timeout_s=WAIT_S)
+        # Through two key rotations (2 s epochs), still exactly everybody.
+        await asyncio.sleep(2 * ACCEPTANCE.did_duration_s)
+        await eventually(lambda: set(counts(widgets)) == {total}, timeout_s=WAIT_S)
+        leaving = widgets[0]  # on hub-1
+        await leaving.leave()
+        staying = widgets[1:]
+        await eventually(lambda: set(counts(staying)) == {total - 1}, timeout_s=WAIT_S)
+        assert all(w.errors == [] for w in widgets)
+
+
 async def watch_for_blips(
     watchers: Sequence[UpProcess], names: Sequence[str], stop: asyncio.Event
 ) -> list[str]:
@@ -205,7 +259,9 @@ async def lose_a_member(
         finally:
             stop.set()
             blips = await watching
+            restoring = time.monotonic()
             await asyncio.to_thread(cluster.restore, m2)
+            print(f"\n{m2.node} back {time.monotonic() - restoring:.1f}s after restore()")
     return took, blips
 
 
@@ -226,62 +282,3 @@ async def test_a_killed_member_s_nodes_fail_over_and_nobody_goes_missing(
     assert took < FAILOVER_BOUND_S
     assert not [b for b in blips if "MISSING" in b], blips
 
-
-ORIGIN = "https://cluster.example"
-ROOM = room_key(ORIGIN, "lobby")
-PER_HUB = 3
-
-
-async def test_two_site_hubs_on_different_members_share_one_count(
-    rabbitmq_cluster: RabbitCluster,
-) -> None:
-    """Browser visitors on a hub attached to member 1 and on one attached to member 2 are
-    one room: every hub and every widget shows them all, and a leave on one side is
-    counted on the other. MQTT 3.1.1 has no No Local, so each hub also gets its own
-    republished events back; the count must not double them."""
-    m1, m2, _ = rabbitmq_cluster.members
-    rng = random.Random(13)
-    async with AsyncExitStack() as stack:
-        hubs: list[SiteHub] = []
-        urls: list[str] = []
-        for name, member in (("hub-1", m1), ("hub-2", m2)):
-            settings = MqttSettings(host="127.0.0.1", port=member.mqtt_port, protocol="3.1.1")
-            hub = await stack.enter_async_context(
-                SiteHub(
-                    transport=MqttTransport(node_name=name, settings=settings),
-                    config=ACCEPTANCE,
-                    hub=HubConfig(allowed_origins=(ORIGIN,)),
-                )
-            )
-            assert await hub.transport.wait_connected(10)
-            server = await stack.enter_async_context(
-                HttpServer(Starlette(routes=build_site_routes(hub)))
-            )
-            hubs.append(hub)
-            urls.append(f"ws://127.0.0.1:{server.port}{SOCKET_PATH}")
-        widgets: list[SimulatedWidget] = []
-        for n, url in enumerate(urls):
-            for k in range(PER_HUB):
-                widget = SimulatedWidget(
-                    url, ORIGIN, "lobby", rng=rng, address=f"127.0.2.{n * PER_HUB + k + 1}"
-                )
-                stack.push_async_callback(widget.close)
-                await widget.start()
-                widgets.append(widget)
-
-        def counts(present: Sequence[SimulatedWidget]) -> list[object]:
-            return [
-                *(hub.counts()[ROOM].value if ROOM in hub.counts() else None for hub in hubs),
-                *(w.count for w in present),
-            ]
-
-        total = 2 * PER_HUB
-        await eventually(lambda: set(counts(widgets)) == {total}, timeout_s=WAIT_S)
-        # Through two key rotations (2 s epochs), still exactly everybody.
-        await asyncio.sleep(2 * ACCEPTANCE.did_duration_s)
-        await eventually(lambda: set(counts(widgets)) == {total}, timeout_s=WAIT_S)
-        leaving = widgets[0]  # on hub-1
-        await leaving.leave()
-        staying = widgets[1:]
-        await eventually(lambda: set(counts(staying)) == {total - 1}, timeout_s=WAIT_S)
-        assert all(w.errors == [] for w in widgets)
