@@ -6,6 +6,7 @@ set -euo pipefail
 needed=(
   "mosquitto:mosquitto"
   "chromium:chromium"  # the browser tests drive it through Playwright (executable_path)
+  "rabbitmq-server:rabbitmq-server"  # tests/fixtures/rabbitmq.py: a three-member cluster
 )
 
 missing=()
@@ -31,7 +32,20 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 $sudo apt-get update -qq
 $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-# The Debian package enables a system-wide broker; tests start their own on free ports.
-if command -v systemctl >/dev/null 2>&1; then
+# The Debian packages enable system-wide brokers; tests start their own on free ports.
+if [ -d /run/systemd/system ]; then
   $sudo systemctl disable --now mosquitto >/dev/null 2>&1 || true
+  $sudo systemctl disable --now rabbitmq-server >/dev/null 2>&1 || true
+else
+  # No systemd (a container): the postinst may have started RabbitMQ through its init
+  # script. Stop it, keep it from starting at boot, and end the epmd it left behind.
+  for pkg in mosquitto rabbitmq-server; do
+    if [ -x "/etc/init.d/$pkg" ]; then
+      $sudo "/etc/init.d/$pkg" stop >/dev/null 2>&1 || true
+      $sudo update-rc.d "$pkg" disable >/dev/null 2>&1 || true
+    fi
+  done
+  if command -v epmd >/dev/null 2>&1; then
+    $sudo epmd -kill >/dev/null 2>&1 || true
+  fi
 fi

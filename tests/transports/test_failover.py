@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Iterator
@@ -27,6 +28,13 @@ def second(mosquitto_binary: str, tmp_path: Path) -> Iterator[MosquittoServer]:
         yield server
     finally:
         server.stop()
+
+
+class AlmostOne:
+    """A jitter source that always draws (nearly) the longest delay."""
+
+    def random(self) -> float:
+        return 0.999
 
 
 def listing(*ports: int, **options: object) -> MqttSettings:
@@ -97,3 +105,34 @@ async def test_losing_the_broker_in_use_moves_to_the_next(
         # The first comes back; nothing moves while the second holds.
         mosquitto.start()
         assert mover.state.endpoint == f"mqtt://127.0.0.1:{second.port}"
+
+
+async def test_a_move_to_another_broker_takes_a_fresh_client_id_and_a_reconnect_does_not(
+    mosquitto: MosquittoServer, second: MosquittoServer
+) -> None:
+    """RabbitMQ names a QoS 1 subscriber's durable queue after its client id and keeps it on
+    the member that made it, so the old id cannot subscribe elsewhere while that member is
+    lost (tests/cluster/test_rabbitmq_cluster.py); on the same broker the id stays, so that
+    the new connection takes over a half-open old one."""
+    settings = dataclasses.replace(
+        listing(mosquitto.port, second.port), backoff=Backoff(base_s=0.5, cap_s=0.5)
+    )
+    # Every retry waits the whole 0.5 s, and the restart below takes milliseconds, so the
+    # retry after the first loss finds the same broker up again.
+    async with MqttTransport(node_name="mover", settings=settings, rng=AlmostOne()) as mover:
+        assert await mover.wait_connected(10)
+        first_id = mover.client_id
+        mosquitto.restart()
+        await eventually(
+            lambda: mover.state.connected and mover.state.connections >= 2, "a reconnect"
+        )
+        assert mover.state.endpoint == f"mqtt://127.0.0.1:{mosquitto.port}"
+        assert mover.client_id == first_id
+        mosquitto.kill()
+        await eventually(
+            lambda: mover.state.connected
+            and mover.state.endpoint == f"mqtt://127.0.0.1:{second.port}",
+            "the move to the second broker",
+        )
+        assert mover.client_id != first_id
+        assert mover.client_id.startswith("hereabouts-mover-")

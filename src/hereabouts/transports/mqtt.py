@@ -20,7 +20,8 @@ How a connection lives:
   a full pass without success, and after a lost connection, the task waits
   ``uniform(0, min(cap, base * 2**attempt))`` (:class:`~hereabouts.core.backoff.Backoff`,
   full jitter) and tries again, forever. The attempt counter resets once a connection is
-  established. A lost connection is retried on the same broker first.
+  established. A lost connection is retried on the same broker first. Each move to
+  another broker of the list takes a fresh client id (see :meth:`MqttTransport._use_host`).
 * Every failed attempt is logged once, on one line: the first (WARNING) with the URL and
   the likely cause (:func:`likely_cause`: "nothing listens there: is the broker running?
   is the port right?"), later ones (INFO) with their number and the next delay, and the
@@ -565,7 +566,16 @@ class MqttTransport(Transport):
             self._first_attempt.set()
 
     def _use_host(self, index: int) -> None:
-        self._host_index = index % len(self.settings.addresses)
+        index %= len(self.settings.addresses)
+        if index != self._host_index:
+            # A new client id on another broker: RabbitMQ keeps a QoS 1 subscriber's queue
+            # durable, named after the client id and homed on the member it was made on, so
+            # on a lost member that name can be declared nowhere else until the member
+            # returns. The same broker keeps the old id, whose takeover ends a half-open
+            # earlier connection at once; the ``session`` count in our events outranks any
+            # will a connection under an older id leaves behind.
+            self.client_id = make_client_id(self.node_name, secrets.token_hex(6))
+        self._host_index = index
         self._state = dataclasses.replace(
             self._state, endpoint=self.settings.endpoint(self._host_index)
         )

@@ -1,0 +1,284 @@
+"""The plaza across the members of a real three-member RabbitMQ cluster.
+
+Real ``hereabouts up`` processes, each pointed at one member (RabbitMQ 3.10's MQTT plugin
+speaks 3.1.1 only, so the URLs pin it): nodes on different members see each other; a node
+killed on one member is MISSING on the others through its will, which the cluster routes
+to every member; and when a member is lost, its nodes move to the next member of their
+failover list while the nodes elsewhere keep showing them ONLINE; and two site hubs on
+different members share one count. The cluster (``tests/fixtures/rabbitmq.py``) starts once
+for the module.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import re
+import signal
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+
+from hereabouts.config import HubConfig
+from hereabouts.sites import room_key
+from hereabouts.sites.hub import SiteHub
+from hereabouts.transports.mqtt import MqttSettings, MqttTransport
+from hereabouts.web.server import HttpServer
+from hereabouts.web.site import SOCKET_PATH, build_site_routes
+from tests.adversarial.plaza import health_of, peers_of
+from tests.adversarial.processes import UpProcess
+from tests.fixtures.rabbitmq import Member, RabbitCluster
+from tests.sites.support import ACCEPTANCE, SimulatedWidget, eventually
+
+WAIT_S = 60.0
+"""Generous: each wait below normally ends within a few seconds."""
+
+FAILOVER_BOUND_S = 1.0 + 10.0
+"""After a lost connection a node waits ``uniform(0, 1 s)`` (the first backoff step, base
+1 s) before it tries its broker again; that one refuses at once (nothing listens on a lost
+member), so the next of the list is tried at once. The connect, subscribe and re-announce
+that follow take well under a second on an idle machine; 10 s of slack for a loaded one."""
+
+pytestmark = pytest.mark.timeout(240)
+
+
+def url_for(*members: Member) -> str:
+    """A failover URL: the given members in order, MQTT 3.1.1."""
+    return f"mqtt://{','.join(m.mqtt for m in members)}?protocol=3.1.1"
+
+
+async def statuses(watcher: UpProcess) -> dict[str, str]:
+    """Name (without any ~suffix) to status, as the watcher shows its peers."""
+    try:
+        peers = await peers_of(watcher.url)
+    except httpx.HTTPError:
+        return {}
+    return {str(p["name"]).split("~")[0]: str(p["status"]) for p in peers.values()}
+
+
+async def until(check: Callable[[], Awaitable[bool]], what: str, node: UpProcess) -> float:
+    """Seconds until ``check`` holds; fails with the node's log after WAIT_S."""
+    started = time.monotonic()
+    while not await check():
+        if time.monotonic() - started > WAIT_S:
+            raise AssertionError(f"timed out waiting for {what}; log:\n{node.read_log()}")
+        await asyncio.sleep(0.1)
+    return time.monotonic() - started
+
+
+async def sees(watcher: UpProcess, name: str, status: str = "ONLINE") -> bool:
+    return (await statuses(watcher)).get(name) == status
+
+
+@asynccontextmanager
+async def nodes_on(
+    tmp_path: Path, placed: Sequence[tuple[str, str]], *extra: str
+) -> AsyncIterator[dict[str, UpProcess]]:
+    """``hereabouts up --no-sites`` per (name, broker URL), all stopped on leaving."""
+    async with AsyncExitStack() as stack:
+        started = {
+            name: UpProcess(tmp_path / name, "--name", name, "--no-sites", *extra, broker=url)
+            for name, url in placed
+        }
+        for node in started.values():
+            node.start()
+            stack.callback(node.stop)
+        for node in started.values():
+            await node.wait_http()
+        yield started
+
+
+async def all_see_each_other(nodes: dict[str, UpProcess]) -> float:
+    started = time.monotonic()
+    for name, node in nodes.items():
+        for other in nodes:
+            if other != name:
+                await until(lambda n=node, o=other: sees(n, o), f"{name} to see {other}", node)
+    return time.monotonic() - started
+
+
+async def test_nodes_on_different_members_see_each_other(
+    rabbitmq_cluster: RabbitCluster, tmp_path: Path
+) -> None:
+    m1, m2, m3 = rabbitmq_cluster.members
+    placed = [("alpha", url_for(m1)), ("bravo", url_for(m2)), ("charlie", url_for(m3))]
+    async with nodes_on(tmp_path, placed) as nodes:
+        took = await all_see_each_other(nodes)
+        print(f"\nthree nodes on three members all ONLINE to each other {took:.1f}s after HTTP")
+        for node in nodes.values():
+            code, health = await health_of(node.url)
+            assert health["broker"]["protocol"] == "3.1.1"
+            assert code == 200, health
+    for node in nodes.values():
+        assert "Traceback" not in node.output
+
+
+async def test_a_node_killed_on_one_member_is_missing_on_the_others_by_its_will(
+    rabbitmq_cluster: RabbitCluster, tmp_path: Path
+) -> None:
+    m1, m2, m3 = rabbitmq_cluster.members
+    placed = [("alpha", url_for(m1)), ("bravo", url_for(m2)), ("charlie", url_for(m3))]
+    async with nodes_on(tmp_path, placed) as nodes:
+        await all_see_each_other(nodes)
+        os.kill(nodes["bravo"].pid, signal.SIGKILL)
+        killed = time.monotonic()
+        for watcher in ("alpha", "charlie"):
+            node = nodes[watcher]
+            took = await until(lambda n=node: sees(n, "bravo", "MISSING"), "MISSING", node)
+            print(f"\n{watcher} shows bravo MISSING {time.monotonic() - killed:.2f}s after kill")
+            assert took >= 0
+        logs = {name: nodes[name].read_log() for name in ("alpha", "charlie")}
+    for name, log in logs.items():
+        # "(event)": the will, routed from bravo's member to this one, and not "(timeout)",
+        # which silence alone would give after plaza_missing_after_s.
+        assert re.search(r"bravo(~\S+)? is MISSING \(event\)", log), f"{name}:\n{log}"
+
+
+ORIGIN = "https://cluster.example"
+ROOM = room_key(ORIGIN, "lobby")
+PER_HUB = 3
+
+
+async def test_two_site_hubs_on_different_members_share_one_count(
+    rabbitmq_cluster: RabbitCluster,
+) -> None:
+    """Browser visitors on a hub attached to member 1 and on one attached to member 2 are
+    one room: every hub and every widget shows them all, and a leave on one side is
+    counted on the other. MQTT 3.1.1 has no No Local, so each hub also gets its own
+    republished events back; the count must not double them."""
+    m1, m2, _ = rabbitmq_cluster.members
+    rng = random.Random(13)
+    async with AsyncExitStack() as stack:
+        hubs: list[SiteHub] = []
+        urls: list[str] = []
+        for name, member in (("hub-1", m1), ("hub-2", m2)):
+            settings = MqttSettings(host="127.0.0.1", port=member.mqtt_port, protocol="3.1.1")
+            hub = await stack.enter_async_context(
+                SiteHub(
+                    transport=MqttTransport(node_name=name, settings=settings),
+                    config=ACCEPTANCE,
+                    hub=HubConfig(allowed_origins=(ORIGIN,)),
+                )
+            )
+            assert await hub.transport.wait_connected(10)
+            server = await stack.enter_async_context(
+                HttpServer(Starlette(routes=build_site_routes(hub)))
+            )
+            hubs.append(hub)
+            urls.append(f"ws://127.0.0.1:{server.port}{SOCKET_PATH}")
+        widgets: list[SimulatedWidget] = []
+        for n, url in enumerate(urls):
+            for k in range(PER_HUB):
+                widget = SimulatedWidget(
+                    url, ORIGIN, "lobby", rng=rng, address=f"127.0.2.{n * PER_HUB + k + 1}"
+                )
+                stack.push_async_callback(widget.close)
+                await widget.start()
+                widgets.append(widget)
+
+        def counts(present: Sequence[SimulatedWidget]) -> list[object]:
+            return [
+                *(hub.counts()[ROOM].value if ROOM in hub.counts() else None for hub in hubs),
+                *(w.count for w in present),
+            ]
+
+        total = 2 * PER_HUB
+        await eventually(lambda: set(counts(widgets)) == {total}, timeout_s=WAIT_S)
+        # Through two key rotations (2 s epochs), still exactly everybody.
+        await asyncio.sleep(2 * ACCEPTANCE.did_duration_s)
+        await eventually(lambda: set(counts(widgets)) == {total}, timeout_s=WAIT_S)
+        leaving = widgets[0]  # on hub-1
+        await leaving.leave()
+        staying = widgets[1:]
+        await eventually(lambda: set(counts(staying)) == {total - 1}, timeout_s=WAIT_S)
+        assert all(w.errors == [] for w in widgets)
+
+
+async def watch_for_blips(
+    watchers: Sequence[UpProcess], names: Sequence[str], stop: asyncio.Event
+) -> list[str]:
+    """Every sample in which a watcher shows one of ``names`` as anything but ONLINE."""
+    seen: list[str] = []
+    started = time.monotonic()
+    while not stop.is_set():
+        for watcher in watchers:
+            shown = await statuses(watcher)
+            for name in names:
+                status = shown.get(name)
+                if status != "ONLINE":
+                    seen.append(f"{time.monotonic() - started:.2f}s {watcher.url}: {name} {status}")
+        await asyncio.sleep(0.1)
+    return seen
+
+
+async def lose_a_member(
+    cluster: RabbitCluster, tmp_path: Path, how: Callable[[Member], None]
+) -> tuple[float, list[str]]:
+    """Three nodes, each listing its own member first; member 2 is lost with ``how``.
+
+    Returns how long bravo (on member 2) took to be connected through another member, and
+    what alpha and charlie showed of bravo meanwhile.
+    """
+    m1, m2, m3 = cluster.members
+    placed = [
+        ("alpha", url_for(m1, m2, m3)),
+        ("bravo", url_for(m2, m3, m1)),
+        ("charlie", url_for(m3, m1, m2)),
+    ]
+    async with nodes_on(tmp_path, placed) as nodes:
+        await all_see_each_other(nodes)
+        bravo = nodes["bravo"]
+        stop = asyncio.Event()
+        watching = asyncio.create_task(
+            watch_for_blips([nodes["alpha"], nodes["charlie"]], ["bravo"], stop)
+        )
+        lost = time.monotonic()
+        try:
+            await asyncio.to_thread(how, m2)
+
+            async def moved() -> bool:
+                _, health = await health_of(bravo.url)
+                broker = health["broker"]
+                return bool(broker["connected"]) and broker["endpoint"] != f"mqtt://{m2.mqtt}"
+
+            await until(moved, "bravo to fail over", bravo)
+            took = time.monotonic() - lost
+            _, health = await health_of(bravo.url)
+            print(f"\nbravo connected through {health['broker']['endpoint']} {took:.2f}s later")
+            # Keep watching past the silence threshold: a will published by the lost member
+            # or a broken re-announce would show here.
+            await asyncio.sleep(8.0)
+            for watcher in ("alpha", "charlie"):
+                assert await sees(nodes[watcher], "bravo"), await statuses(nodes[watcher])
+        finally:
+            stop.set()
+            blips = await watching
+            restoring = time.monotonic()
+            await asyncio.to_thread(cluster.restore, m2)
+            print(f"\n{m2.node} back {time.monotonic() - restoring:.1f}s after restore()")
+    return took, blips
+
+
+async def test_a_stopped_member_s_nodes_fail_over_and_nobody_goes_missing(
+    rabbitmq_cluster: RabbitCluster, tmp_path: Path
+) -> None:
+    took, blips = await lose_a_member(rabbitmq_cluster, tmp_path, rabbitmq_cluster.stop_app)
+    print("\n".join(["not ONLINE meanwhile:", *blips]) if blips else "no blips")
+    assert took < FAILOVER_BOUND_S
+    assert not [b for b in blips if "MISSING" in b], blips
+
+
+async def test_a_killed_member_s_nodes_fail_over_and_nobody_goes_missing(
+    rabbitmq_cluster: RabbitCluster, tmp_path: Path
+) -> None:
+    took, blips = await lose_a_member(rabbitmq_cluster, tmp_path, rabbitmq_cluster.kill)
+    print("\n".join(["not ONLINE meanwhile:", *blips]) if blips else "no blips")
+    assert took < FAILOVER_BOUND_S
+    assert not [b for b in blips if "MISSING" in b], blips
+
