@@ -13,9 +13,27 @@ import httpx
 from tests.adversarial.processes import UpProcess
 
 
+async def get(client: httpx.AsyncClient, node: UpProcess, path: str) -> httpx.Response:
+    """``GET path`` from ``node``; if it does not answer, a failure that says whether its
+    process is still running and how its log ends."""
+    try:
+        return await client.get(f"{node.url}{path}")
+    except httpx.HTTPError as exc:
+        process = node.process
+        state = (
+            "never started"
+            if process is None
+            else ("running" if process.poll() is None else f"exited with {process.returncode}")
+        )
+        raise AssertionError(
+            f"{node.home.name} did not answer {path} ({exc!r}); its process is {state}; "
+            f"its log ends:\n{node.read_log()[-4000:]}"
+        ) from exc
+
+
 async def views(client: httpx.AsyncClient, nodes: Sequence[UpProcess]) -> list[dict[str, str]]:
     """Each node's view: ``{name: status}`` of every peer it lists."""
-    answers = await asyncio.gather(*(client.get(f"{n.url}/v1/peers") for n in nodes))
+    answers = await asyncio.gather(*(get(client, n, "/v1/peers") for n in nodes))
     return [{p["claimed_name"]: p["status"] for p in a.json()["peers"]} for a in answers]
 
 
@@ -26,12 +44,12 @@ async def transports(client: httpx.AsyncClient, node: UpProcess) -> dict[str, st
 
 async def peer_field(client: httpx.AsyncClient, node: UpProcess, field: str) -> dict[str, Any]:
     """``{claimed name: field}`` as ``node`` lists its peers (see ``GET /v1/peers``)."""
-    answer = await client.get(f"{node.url}/v1/peers")
+    answer = await get(client, node, "/v1/peers")
     return {p["claimed_name"]: p[field] for p in answer.json()["peers"]}
 
 
 async def health(client: httpx.AsyncClient, node: UpProcess) -> dict[str, object]:
-    answer = await client.get(f"{node.url}/healthz")
+    answer = await get(client, node, "/healthz")
     return answer.json()  # type: ignore[no-any-return]
 
 
