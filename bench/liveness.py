@@ -57,6 +57,7 @@ from liveness_support import (
     NodeProcess,
     Observer,
     PlazaTap,
+    Watcher,
     broker_round_trip,
     observer_config,
     percentile,
@@ -184,19 +185,7 @@ class Network:
         ``on_wire`` gets the time until its will (``lost``) or ``chau`` reached the tap."""
         victim = self.members.pop(self.rng.randrange(len(self.members)))
         watchers = [m for m in self.members if m.sees(victim.did, "ONLINE")] + [self.observer]
-        sent = victim.signal(signum)
-        what = f"{victim.name} to be seen {status} ({signal.Signals(signum).name})"
-        await wait_until(
-            lambda: all(w.first_sighting(victim.did, status, sent) for w in watchers),
-            DETECT_TIMEOUT_S,
-            what,
-        )
-        seen = [w.first_sighting(victim.did, status, sent) for w in watchers]
-        times = [t for t in seen if t is not None]
-        if len(times) == len(watchers):
-            samples.append(max(times) - sent)
-        else:
-            self.figures.misses.append(f"{len(watchers) - len(times)} observers missed {what}")
+        sent = await self.signal_and_time(victim, signum, status, watchers, samples)
         kind = "lost" if signum == signal.SIGKILL else "chau"
         arrival = self.tap.first(kind, victim.did, since=sent)
         if arrival is not None:
@@ -211,29 +200,40 @@ class Network:
         victim = self.rng.choice(self.members)
         watchers = [m for m in self.members if m is not victim and m.sees(victim.did, "ONLINE")]
         watchers.append(self.observer)
-        for signum, status, samples in (
-            (signal.SIGSTOP, "MISSING", self.figures.hang),
-            (signal.SIGCONT, "ONLINE", self.figures.resume),
-        ):
-            sent = victim.signal(signum)
-            what = f"{victim.name} to be seen {status} ({signal.Signals(signum).name})"
-            await wait_until(
-                lambda sent=sent, status=status: all(
-                    w.first_sighting(victim.did, status, sent) for w in watchers
-                ),
-                DETECT_TIMEOUT_S,
-                what,
+        missed = len(self.figures.misses)
+        await self.signal_and_time(victim, signal.SIGSTOP, "MISSING", watchers, self.figures.hang)
+        if len(self.figures.misses) > missed:
+            victim.signal(signal.SIGCONT)
+        else:
+            await self.signal_and_time(
+                victim, signal.SIGCONT, "ONLINE", watchers, self.figures.resume
             )
-            seen = [w.first_sighting(victim.did, status, sent) for w in watchers]
-            times = [t for t in seen if t is not None]
-            if len(times) == len(watchers):
-                samples.append(max(times) - sent)
-            else:
-                self.figures.misses.append(f"{len(watchers) - len(times)} observers missed {what}")
-                if signum == signal.SIGSTOP:
-                    victim.signal(signal.SIGCONT)
-                    break
         await self.settle()
+
+    async def signal_and_time(
+        self,
+        victim: NodeProcess,
+        signum: int,
+        status: str,
+        watchers: list[Watcher],
+        samples: list[float],
+    ) -> float:
+        """Send ``signum`` to ``victim``; add to ``samples`` the time until every watcher
+        shows it ``status`` (or note a miss). The instant the signal left."""
+        sent = victim.signal(signum)
+        what = f"{victim.name} to be seen {status} ({signal.Signals(signum).name})"
+        await wait_until(
+            lambda: all(w.first_sighting(victim.did, status, sent) for w in watchers),
+            DETECT_TIMEOUT_S,
+            what,
+        )
+        seen = [w.first_sighting(victim.did, status, sent) for w in watchers]
+        times = [t for t in seen if t is not None]
+        if len(times) == len(watchers):
+            samples.append(max(times) - sent)
+        else:
+            self.figures.misses.append(f"{len(watchers) - len(times)} observers missed {what}")
+        return sent
 
     async def close(self) -> None:
         await asyncio.gather(*(node.stop() for node in self.spawned))
