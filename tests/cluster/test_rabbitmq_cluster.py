@@ -265,20 +265,12 @@ async def lose_a_member(
     return took, blips
 
 
-async def test_a_stopped_member_s_nodes_fail_over_and_nobody_goes_missing(
-    rabbitmq_cluster: RabbitCluster, tmp_path: Path
+@pytest.mark.parametrize("how", ["stop_app", "kill"])
+async def test_a_lost_member_s_nodes_fail_over_and_nobody_goes_missing(
+    rabbitmq_cluster: RabbitCluster, tmp_path: Path, how: str
 ) -> None:
-    took, blips = await lose_a_member(rabbitmq_cluster, tmp_path, rabbitmq_cluster.stop_app)
+    """The member is stopped (``rabbitmqctl stop_app``) or killed outright."""
+    took, blips = await lose_a_member(rabbitmq_cluster, tmp_path, getattr(rabbitmq_cluster, how))
     print("\n".join(["not ONLINE meanwhile:", *blips]) if blips else "no blips")
     assert took < FAILOVER_BOUND_S
     assert not [b for b in blips if "MISSING" in b], blips
-
-
-async def test_a_killed_member_s_nodes_fail_over_and_nobody_goes_missing(
-    rabbitmq_cluster: RabbitCluster, tmp_path: Path
-) -> None:
-    took, blips = await lose_a_member(rabbitmq_cluster, tmp_path, rabbitmq_cluster.kill)
-    print("\n".join(["not ONLINE meanwhile:", *blips]) if blips else "no blips")
-    assert took < FAILOVER_BOUND_S
-    assert not [b for b in blips if "MISSING" in b], blips
-

@@ -415,13 +415,12 @@ class Mesh:
             self._graylist(peer.did, peer.url, "bad_event")
         return bad
 
-    def _size(self, versions: Mapping[str, int] | None = None) -> int:
-        if versions is not None:
-            self._origins_held = len(versions)
+    def _size(self) -> int:
         return max(len(self.peers), self._origins_held)
 
     def _plan(self, versions: dict[str, int], theirs: Mapping[bytes, int]) -> list[bytes]:
-        budget = exchange_budget(self.config.exchange_bytes, self._size(versions))
+        self._origins_held = len(versions)
+        budget = exchange_budget(self.config.exchange_bytes, self._size())
         reply = plan_reply(versions, self.host.mesh_evidence, theirs, budget_bytes=budget)
         if reply.left_out:
             self.counters.add("mesh_left_out", "budget", reply.left_out)
