@@ -85,10 +85,6 @@ class BrokerUrl:
     def scheme(self) -> str:
         return "mqtts" if self.tls else "mqtt"
 
-    def endpoint(self, host: BrokerHost) -> str:
-        """``mqtt[s]://host:port`` for one of the hosts: what logs and ``/healthz`` show."""
-        return f"{self.scheme}://{host}"
-
     def redacted(self) -> str:
         """The whole URL with the password written ``***``: safe to log and show."""
         return self._render(REDACTED if self.password is not None else None)

@@ -60,16 +60,23 @@ def _check_home(home: Path, source: str) -> None:
         )
 
 
-def broker_address(url: str) -> tuple[str, int]:
-    """The first ``(host, port)`` of a broker URL (see :mod:`hereabouts.broker_url`), or a
-    :class:`~hereabouts.broker_url.BadBrokerUrl` saying what is wrong with it."""
-    first = parse_broker_url(url).hosts[0]
-    return first.host, first.port
+def certificate_file(text: str) -> str:
+    """An argparse ``type``: a file that exists and holds PEM certificates (a CA bundle or a
+    client certificate), checked by loading it as Python's TLS would."""
+    import ssl
+
+    try:
+        ssl.create_default_context(cafile=text)
+    except FileNotFoundError:
+        raise argparse.ArgumentTypeError(f"{text!r}: no such file") from None
+    except (OSError, ssl.SSLError) as exc:
+        raise argparse.ArgumentTypeError(f"{text!r}: not PEM certificates ({exc})") from None
+    return text
 
 
 def argument_type(check: Callable[[str], object]) -> Callable[[str], str]:
-    """An argparse ``type`` running one of the checks here (``broker_address``, ``check_name``,
-    ...) on an option's text: the check's ConfigError becomes argparse's one-line message, so
+    """An argparse ``type`` running a check (``parse_broker_url``, ``check_name``, ...) on
+    an option's text: the check's ConfigError becomes argparse's one-line message, so
     the command line refuses exactly what the configuration would."""
 
     def parse(text: str) -> str:

@@ -40,7 +40,6 @@ import logging
 import os
 import signal
 import socket
-import ssl
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -57,6 +56,7 @@ from hereabouts.config import (
     RelayConfig,
     SitesConfig,
     argument_type,
+    certificate_file,
 )
 from hereabouts.errors import ConfigError
 from hereabouts.events import check_name
@@ -425,17 +425,6 @@ def _goodbye(node: Node) -> str:
     return f"hereabouts: {node.name} could not say chau (no plaza connection)"
 
 
-def _readable_file(text: str) -> str:
-    """An argparse type: a file that exists and can be read, with certificates in it."""
-    try:
-        ssl.create_default_context(cafile=text)
-    except FileNotFoundError:
-        raise argparse.ArgumentTypeError(f"{text!r}: no such file") from None
-    except (OSError, ssl.SSLError) as exc:
-        raise argparse.ArgumentTypeError(f"{text!r}: not PEM certificates ({exc})") from None
-    return text
-
-
 def _key_file(text: str) -> str:
     """An argparse type: a file that exists and can be read (a private key)."""
     try:
@@ -526,14 +515,14 @@ def register(
     )
     up.add_argument(
         "--broker-ca",
-        type=_readable_file,
+        type=certificate_file,
         metavar="FILE",
         help="PEM certificate authorities to check an mqtts:// broker against, instead of "
         "the system's",
     )
     up.add_argument(
         "--broker-cert",
-        type=_readable_file,
+        type=certificate_file,
         metavar="FILE",
         help="PEM client certificate to present to an mqtts:// broker (with --broker-key)",
     )
@@ -603,7 +592,7 @@ def register(
     )
     up.add_argument(
         "--mesh-ca",
-        type=_readable_file,
+        type=certificate_file,
         metavar="FILE",
         help="PEM certificate authorities to trust for https:// mesh peers, besides the system's",
     )

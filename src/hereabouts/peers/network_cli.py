@@ -35,7 +35,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from hereabouts.broker_url import parse_broker_url
-from hereabouts.config import argument_type, resolve_home
+from hereabouts.config import argument_type, certificate_file, resolve_home
 from hereabouts.errors import InvalidDID, RemoteError
 from hereabouts.events import Credential, check_name
 from hereabouts.home import HomeLock, identity_of
@@ -287,18 +287,6 @@ def _revoke(args: argparse.Namespace) -> int:
     return 0
 
 
-def _certificates(text: str) -> str:
-    """An argparse type: a readable file of PEM certificates."""
-    import ssl
-
-    try:
-        ssl.create_default_context(cafile=text)
-    except (OSError, ssl.SSLError) as exc:
-        problem = f"{text!r}: not readable PEM certificates ({exc})"
-        raise argparse.ArgumentTypeError(problem) from None
-    return text
-
-
 async def _publish(broker: str, key: str, payload: bytes, *, ca: str | None = None) -> None:
     from hereabouts.peers.node import parse_broker_url as with_password
     from hereabouts.progress import Spinner
@@ -432,7 +420,7 @@ def register(
     )
     revoke.add_argument(
         "--broker-ca",
-        type=_certificates,
+        type=certificate_file,
         metavar="FILE",
         help="PEM certificate authorities to check an mqtts:// broker against",
     )
