@@ -283,6 +283,41 @@ class ProjectionConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class PulseConfig:
+    """Pulses: each plaza node's short, signed, at-most-once beat on
+    ``hereabouts/v1/pulse/<did>`` (:mod:`hereabouts.core.pulse`). They catch what the broker
+    cannot see at once: a process that hangs with its socket open, and a cut link. A peer
+    whose pulses stop for ``missed`` of its intervals reads as MISSING in our view; a node
+    whose own pulses stop coming back through the broker knows it is cut off."""
+
+    enabled: bool = True
+    """Send and watch pulses. Off, hangs and cuts are caught only when the broker gives up
+    the connection (1.5 x the keepalive, and a coarse broker tick: 19-20 s measured)."""
+
+    interval_s: float = 1.0
+    """Seconds between our pulses while the plaza is small. Each costs one ~150-byte QoS 0
+    publish, delivered to every plaza node: N nodes cost N pulses/s in and N x N deliveries/s
+    at the broker. One second, with ``missed`` = 3, sees a hang or a cut within about 3-4 s."""
+
+    missed: int = 3
+    """Intervals without a pulse before a peer reads as MISSING (and before we call ourselves
+    cut off). Three rides out one lost or late pulse and a loaded machine's scheduling
+    hiccups; fewer is faster and flaps sooner."""
+
+    max_received_per_s: float = 200.0
+    """Pulses per second each node should receive at most. Past ``max_received_per_s x
+    interval_s`` plaza peers, everyone's interval stretches with the number of peers it sees
+    (each pulse says its own interval), so the broker carries at most N x this deliveries/s
+    and detection slows in proportion: about 3 s per 200 peers."""
+
+    def __post_init__(self) -> None:
+        _positive("interval_s", self.interval_s)
+        _positive("max_received_per_s", self.max_received_per_s)
+        if self.missed < 2:
+            raise ConfigError("pulse.missed must be at least 2: one lost pulse is not a hang")
+
+
+@dataclass(frozen=True, slots=True)
 class LedgerConfig:
     """The append-only event store."""
 
@@ -1030,6 +1065,7 @@ class Config:
     hub: HubConfig = field(default_factory=HubConfig)
     relay: RelayConfig = field(default_factory=RelayConfig)
     mesh: MeshConfig = field(default_factory=MeshConfig)
+    pulse: PulseConfig = field(default_factory=PulseConfig)
 
     def __post_init__(self) -> None:
         floor = THRESHOLD_FACTOR * self.heartbeat.max_interval_s

@@ -191,6 +191,13 @@ class BadReport(EventRejected):
     reason = "bad_report"
 
 
+class BadPulse(RemoteError):
+    """A pulse that is malformed, too big, or not signed by the key its topic names (see
+    :mod:`hereabouts.peers.pulse`)."""
+
+    reason = "bad_pulse"
+
+
 class TofuViolation(EventRejected):
     """A name pinned to one key was used with another key and no valid rotation statement."""
 

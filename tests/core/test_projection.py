@@ -401,3 +401,38 @@ def test_changes_settle_on_the_same_final_status(order: tuple[int, ...]) -> None
             last = change.new
     assert last is Status.ONLINE
     assert projection.status(ALICE.did, T0 + 3 * SECOND) is Status.ONLINE
+
+
+def test_a_quiet_subject_reads_missing_until_it_is_not_and_a_chau_still_wins() -> None:
+    peer = Peer("hana", seed=10)
+    projection = booted()
+    projection.apply(peer.hey_there(T0), T0)
+    changes = projection.set_quiet(peer.did, True, T0 + 4 * SECOND)
+    assert [(c.old, c.new, c.cause) for c in changes] == [
+        (Status.ONLINE, Status.MISSING, "pulse")
+    ]
+    view = projection.view(peer.did, T0 + 4 * SECOND)
+    assert view is not None and view.last_event == "pulse"
+    assert view.last_event_at_ms == T0 + 4 * SECOND
+    assert projection.count(Status.MISSING) == 1
+    # Its heartbeats still arriving change nothing while its pulses are missing...
+    assert projection.apply(peer.newspaper(T0 + 5 * SECOND), T0 + 5 * SECOND) == []
+    assert projection.set_quiet(peer.did, True, T0 + 5 * SECOND) == []  # marked once
+    # ...its next pulse brings it back, and a chau is a chau, quiet or not.
+    changes = projection.set_quiet(peer.did, False, T0 + 6 * SECOND)
+    assert [(c.old, c.new) for c in changes] == [(Status.MISSING, Status.ONLINE)]
+    projection.set_quiet(peer.did, True, T0 + 7 * SECOND)
+    projection.apply(peer.chau(T0 + 8 * SECOND), T0 + 8 * SECOND)
+    assert projection.status(peer.did, T0 + 8 * SECOND) is Status.OFFLINE
+
+
+def test_quiet_marks_are_forgotten_with_their_subject_and_never_create_one() -> None:
+    peer = Peer("ivan", seed=11)
+    projection = booted()
+    assert projection.set_quiet(peer.did, True, T0) == []  # unknown: nothing to show
+    assert projection.status(peer.did, T0) is None
+    projection.apply(peer.hey_there(T0), T0)
+    assert projection.status(peer.did, T0) is Status.MISSING  # the mark was kept
+    assert projection.forget(peer.did)
+    projection.apply(peer.hey_there(T0 + SECOND), T0 + SECOND)
+    assert projection.status(peer.did, T0 + SECOND) is Status.ONLINE

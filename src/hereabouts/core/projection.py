@@ -24,16 +24,21 @@ Rules (the seed design's, made deterministic and made to believe only first-hand
    threshold (:mod:`hereabouts.core.suspicion`); they are evidence about their emitter
    like any event, and say nothing at all about a subject that has spoken since.
 5. **Restarts** are new boot ids in ``hey_there`` events, counted, never guessed from gaps.
-6. **Two processes, one key.** When an older boot speaks after a newer boot of the same key
+6. **First-hand silence.** The runtime may mark a subject *quiet*: its pulses stopped
+   reaching us (:mod:`hereabouts.core.pulse`). A quiet subject that would read ONLINE reads
+   MISSING until it is marked otherwise. This is our own observation, not an event: it is
+   never passed on, never replayed, and it cannot make anyone ONLINE.
+7. **Two processes, one key.** When an older boot speaks after a newer boot of the same key
    announced itself (later than :data:`CLASH_GRACE_MS`), two processes share the key; the
    subject is flagged (``PeerView.clash``) until :data:`CLASH_MEMORY_MS` after the latest
    such event. Like a status, the flag depends only on the set of events and the time.
 
-Statuses are a function of the set of events and the time, so replaying the ledger into a
-fresh projection reproduces them. Changes are reported against the last status this
-projection reported for each subject, and the number of subjects per reported status is
-kept as changes happen, so asking "how many are ONLINE" costs nothing whatever N is.
-Subjects can be forgotten (:meth:`Projection.forget`); the runtime decides when.
+Statuses are a function of the set of events, the time and which subjects are quiet, so
+replaying the ledger into a fresh projection reproduces them (quiet marks start afresh).
+Changes are reported against the last status this projection reported for each subject, and
+the number of subjects per reported status is kept as changes happen, so asking "how many
+are ONLINE" costs nothing whatever N is. Subjects can be forgotten
+(:meth:`Projection.forget`); the runtime decides when.
 """
 
 from __future__ import annotations
@@ -87,7 +92,7 @@ class PeerView:
     transport: str
     endpoints: dict[str, str]
     clash: bool = False
-    """Two processes seem to share this key (rule 6)."""
+    """Two processes seem to share this key (rule 7)."""
     claimed_name: str = ""
     """The name its events carry (``name`` may add a fingerprint: the runtime labels it)."""
     name_status: str = ""
@@ -180,6 +185,7 @@ class Projection:
         self._reported: dict[str, Status] = {}
         self._counts: dict[Status, int] = dict.fromkeys(Status, 0)
         self._deadlines: list[tuple[int, str]] = []  # (when, did); one entry per subject
+        self._quiet: dict[str, int] = {}  # did -> when it was marked quiet (rule 6)
 
     # --- inputs -------------------------------------------------------------------------
 
@@ -259,6 +265,21 @@ class Projection:
             self._refresh(subject, now_ms, "timeout", None, changes)
         return changes
 
+    def set_quiet(self, did: str, quiet: bool, now_ms: int) -> list[StatusChanged]:
+        """Mark ``did`` quiet (its pulses stopped reaching us) or not (rule 6); the status
+        changes it causes (cause ``pulse``)."""
+        if quiet == (did in self._quiet):
+            return []
+        if quiet:
+            self._quiet[did] = now_ms
+        else:
+            del self._quiet[did]
+        subject = self._subjects.get(did)
+        changes: list[StatusChanged] = []
+        if subject is not None:
+            self._refresh(subject, now_ms, "pulse", None, changes)
+        return changes
+
     def forget(self, did: str) -> bool:
         """Drop everything known about ``did`` (the runtime decides when: see
         :mod:`hereabouts.peers.admission`). True if it was known."""
@@ -268,6 +289,7 @@ class Projection:
         reported = self._reported.pop(did, None)
         if reported is not None:
             self._counts[reported] -= 1
+        self._quiet.pop(did, None)
         self._reports.forget(did)
         self._observers.pop(did, None)
         self.observers_epoch += 1
@@ -413,7 +435,7 @@ class Projection:
         return suspicion.missing_after_ms(threshold, self._shortest_ms, confirmations)
 
     def clashes(self, did: str, now_ms: int) -> bool:
-        """Whether two processes seem to share ``did``'s key now (rule 6)."""
+        """Whether two processes seem to share ``did``'s key now (rule 7)."""
         subject = self._subjects.get(did)
         return subject is not None and self._clashing(subject, now_ms)
 
@@ -476,7 +498,7 @@ class Projection:
 
     @staticmethod
     def _clash_at(subject: _Subject) -> int | None:
-        """Rule 6: the latest event of a boot dated after a newer boot had started. Only
+        """Rule 7: the latest event of a boot dated after a newer boot had started. Only
         boots whose hey_there we hold can be placed in time, so only they are judged."""
         starts, found = subject.boot_starts, None
         for boot, started in starts.items():
@@ -520,6 +542,9 @@ class Projection:
             return None, None
         if now_ms - best[0] > self._threshold(subject, now_ms):
             return Status.MISSING, best
+        quiet_since = self._quiet.get(subject.did)
+        if quiet_since is not None:
+            return Status.MISSING, (quiet_since, best[1], "pulse")
         return Status.ONLINE, best
 
     def _take_report(

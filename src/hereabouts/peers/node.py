@@ -91,11 +91,13 @@ from hereabouts.peers.mesh.observe import Observer
 from hereabouts.peers.mesh.runtime import Mesh
 from hereabouts.peers.metrics import NodeCollector
 from hereabouts.peers.network import load_membership, load_network_key, save_revocations
+from hereabouts.peers.pulse import Pulses
 from hereabouts.tasks import BackgroundTasks
 from hereabouts.transports.base import Message, Transport
 from hereabouts.transports.broker import EmbeddedBroker, ensure_local_broker
 from hereabouts.transports.mqtt import MqttSettings, MqttTransport, packet_limit
 from hereabouts.transports.topics import (
+    PULSE_PREFIX,
     REVOKED_ALL,
     REVOKED_PREFIX,
     plaza_kind,
@@ -247,6 +249,7 @@ class Node:
         self._endpoints: dict[str, str] = {}
         self._hey_there_event: AnyEvent | None = None
         self._bridge_out: asyncio.Queue[bytes] = asyncio.Queue(maxsize=BRIDGE_QUEUE)
+        self.pulses: Pulses | None = None
 
     # --- public view ----------------------------------------------------------------------
 
@@ -313,6 +316,11 @@ class Node:
             # In hybrid mode the mesh carries the news while the broker is away.
             if self.mesh is None and not state.connected:
                 parts["plaza"] = {"ok": False, "why": "not connected to the broker"}
+        if self.pulses is not None:
+            pulse = self.pulses.health()
+            if self.mesh is not None:
+                pulse["ok"] = True  # hybrid: the mesh still carries the news
+            parts["pulse"] = pulse
         if self.mesh is not None:
             parts["mesh"] = self.mesh.health(now)
         return {
@@ -440,11 +448,26 @@ class Node:
             await transport.subscribe(PLAZA_FILTER)
             if self.membership is not None:
                 await transport.subscribe(REVOKED_ALL)
+            if config.pulse.enabled:
+                self.pulses = Pulses(
+                    config.pulse,
+                    identity=self.identity,
+                    boot_id=self.boot_id,
+                    transport=transport,
+                    projection=self.projection,
+                    counters=self.counters,
+                    clock_ms=self._now_ms,
+                    on_changes=self._broadcast,
+                    stealth=self.stealth,
+                )
+                await self.pulses.subscribe()
             await transport.connect()
         self._running = True
         if transport is not None:
             self._spawn(self._receive_loop(), "receive", essential=True)
             self._spawn(self._publish_revocations(), "revocations")
+            if self.pulses is not None:
+                self._spawn(self.pulses.run(), "pulse", essential=True)
         self._spawn(self._timer_loop(), "timers", essential=True)
         self._spawn(self._upkeep_loop(), "upkeep", essential=True)
         self._spawn(self._prune_loop(), "retention", essential=True)
@@ -683,6 +706,8 @@ class Node:
                 await self._transport.wait_connected()
         hey_there = self._hey_there_event
         assert hey_there is not None
+        if self.pulses is not None:
+            self.pulses.send_soon()  # peers know our key now: let them start watching us
         self._announced.set()
         self._wake.set()  # replies held back until now may be due
         self._plan_sync_end(self._now_ms() + int(self.config.node.first_sync_s * 1000))
@@ -708,6 +733,10 @@ class Node:
 
     def _receive_message(self, message: Message, *, probe: bool = True) -> None:
         """One plaza message (``probe=False``: a will already held for a probe)."""
+        if message.topic.startswith(PULSE_PREFIX + "/"):
+            if self.pulses is not None:
+                self.pulses.take(message)
+            return
         if message.topic.startswith(REVOKED_PREFIX + "/"):
             self._take_revocation(message.payload)
             return
@@ -1005,10 +1034,14 @@ class Node:
             change = dataclasses.replace(change, name=self._label(change.did))
             if self._log_changes:
                 log.info("%s is %s (%s)", change.name or "a peer", change.new.value, change.cause)
+            if change.new is Status.OFFLINE and self.pulses is not None:
+                self.pulses.forget(change.did)  # it left: its pulses stopped for a reason
             self._changes.publish(change)
 
     def _forgotten(self, change: StatusChanged) -> None:
         """A peer was forgotten (silent, pushed out of the quarantine, revoked)."""
+        if self.pulses is not None:
+            self.pulses.forget(change.did)
         if self._log_changes:
             log.info("%s forgotten", change.name or "a peer")
         self._changes.publish(change)

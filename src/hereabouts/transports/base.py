@@ -383,6 +383,12 @@ class Transport(ABC):
     @abstractmethod
     async def _unsubscribe(self, topic_filter: str) -> None: ...
 
+    def restart_connection(self, why: str) -> None:
+        """End the current connection and connect again: the caller knows the link is dead
+        before the transport can (a node whose own pulses stopped coming back). Transports
+        without a connection to lose ignore it."""
+        return None
+
     def _check_size(self, payload: bytes) -> None:
         if len(payload) > self.max_payload_bytes:
             raise PayloadTooLarge(

@@ -155,6 +155,21 @@ class MqttSettings:
     timeout_s: float = 10.0
     """How long to wait for CONNACK, SUBACK and PUBACK before treating the link as broken."""
 
+    connect_timeout_s: float = 3.0
+    """How long the TCP (and TLS) handshake may take. Three seconds cover the kernel's first
+    SYN retry (at 1 s) on a lossy link; a link that returns after a cut is then found by the
+    next attempt within seconds, where a long time-out would hold an attempt that cannot
+    succeed (the kernel's next SYN retries come 3 s and 7 s in)."""
+
+    unanswered_cap_s: float = 1.0
+    """The backoff's ceiling while attempts get no answer at all (the TCP handshake timed
+    out, "network unreachable", "no route to host"): most likely the link is cut, nothing
+    reaches the broker and retrying often costs it nothing, while the node is back within
+    seconds of the link's return. Attempts the broker answers (refused, a bad login, no
+    CONNACK in ``timeout_s``) back off up to ``backoff.cap_s``. The price: a broker so
+    overloaded that its kernel drops our SYNs is tried by each client about every
+    ``connect_timeout_s + unanswered_cap_s / 2`` seconds, not every 15 s."""
+
     backoff: Backoff = field(default_factory=Backoff)
     """Reconnect delays; by default ``uniform(0, min(30 s, 1 s * 2**attempt))``."""
 
@@ -252,6 +267,10 @@ class MqttSettings:
             raise TransportConfigError("keepalive_s must be in 1..65535")
         if not self.timeout_s > 0:
             raise TransportConfigError("timeout_s must be positive")
+        if not self.connect_timeout_s > 0:
+            raise TransportConfigError("connect_timeout_s must be positive")
+        if not self.unanswered_cap_s > 0:
+            raise TransportConfigError("unanswered_cap_s must be positive")
         if not MIN_PACKET_BYTES <= self.packet_limit <= MAX_MQTT_PACKET_BYTES:
             raise TransportConfigError(
                 f"max_packet_bytes must be in {MIN_PACKET_BYTES}..{MAX_MQTT_PACKET_BYTES}"
@@ -304,6 +323,17 @@ def likely_cause(error: str | None, *, timeout_s: float) -> str:
     if "CERTIFICATE_VERIFY_FAILED" in text:
         return "the broker's certificate is not trusted: is --broker-ca its CA?"
     return "is the address right, and is an MQTT broker listening there?"
+
+
+def unanswered(error: str | None) -> bool:
+    """Whether a failed attempt (``error`` as :func:`_describe` wrote it) got no answer at
+    all: the TCP handshake timed out or the network has no route (a cut link). A CONNACK
+    that never came is an answer of sorts (the broker accepted the connection)."""
+    text = error or ""
+    match = _ERRNO.search(text)
+    if match and int(match.group(1)) in (errno.EHOSTUNREACH, errno.ENETUNREACH, errno.ETIMEDOUT):
+        return True
+    return text.removeprefix("MqttError: ").strip() == "timed out"
 
 
 def plain_error(error: str | None) -> str:
@@ -389,7 +419,9 @@ class MqttTransport(Transport):
         self._missing: dict[str, str] = {}
         """Filters wanted but not subscribed on the broker, with why (refused, no answer)."""
         self._resubscribe = asyncio.Event()
-        """Set when a live SUBSCRIBE failed: the session ends and the next one restores it."""
+        """Set when a live SUBSCRIBE failed, or :meth:`restart_connection` was asked: the
+        session ends and the next one restores it."""
+        self._restart_why: str | None = None
         self.node_name = node_name
         self.client_id = make_client_id(node_name, secrets.token_hex(6))
         self._rng: UniformSource = rng if rng is not None else random.Random()
@@ -492,6 +524,13 @@ class MqttTransport(Transport):
         )
         self._resubscribe.set()
 
+    def restart_connection(self, why: str) -> None:
+        if self._client is None or not self.state.connected or self._resubscribe.is_set():
+            return
+        log.warning("%s: %s; connecting again", self.state.endpoint, why)
+        self._restart_why = why
+        self._resubscribe.set()
+
     def _set_missing(self, missing: dict[str, str]) -> None:
         self._missing = missing
         self._state = dataclasses.replace(
@@ -555,6 +594,8 @@ class MqttTransport(Transport):
                     tried = 0
                 try:
                     delay = self.settings.backoff.delay_from(self._rng, attempt)
+                    if unanswered(error):  # a cut link: see MqttSettings.unanswered_cap_s
+                        delay = min(delay, self._rng.random() * self.settings.unanswered_cap_s)
                     self._log_retry(established=established, error=error, delay=delay)
                 except Exception as exc:  # a broken RNG must not end the reconnect loop
                     delay = self.settings.backoff.cap_s
@@ -739,6 +780,9 @@ class MqttTransport(Transport):
             with contextlib.suppress(asyncio.CancelledError):
                 await pump  # re-raises MqttError when the connection was lost
         if self._resubscribe.is_set() and not self._stop.is_set():
+            why, self._restart_why = self._restart_why, None
+            if why is not None and not self._missing:
+                raise ConnectionAbortedError(why)
             missing = ", ".join(repr(f) for f in self._missing) or "a filter"
             raise SubscriptionRefused(f"subscription to {missing} failed")
 
@@ -789,6 +833,7 @@ class MqttTransport(Transport):
             logger=_PAHO_LOG,  # type: ignore[arg-type]  # an adapter logs as a Logger does
         )
         client.pending_calls_threshold = PENDING_CALLS_WARNING
+        client._client.connect_timeout = s.connect_timeout_s  # paho's TCP and TLS handshake
         return client
 
 

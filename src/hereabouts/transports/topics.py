@@ -31,6 +31,7 @@ PLAZA_PREFIX = f"{ROOT}/plaza"
 SITE_PREFIX = f"{ROOT}/site"
 PROBE_PREFIX = f"{ROOT}/probe"
 REVOKED_PREFIX = f"{ROOT}/network/revoked"
+PULSE_PREFIX = f"{ROOT}/pulse"
 
 PLAZA_ALL = f"{PLAZA_PREFIX}/+"
 """Filter for every peer event kind (one level below the plaza prefix)."""
@@ -40,6 +41,9 @@ SITE_ALL = f"{SITE_PREFIX}/+"
 
 REVOKED_ALL = f"{REVOKED_PREFIX}/+"
 """Filter for every revocation of an invited network."""
+
+PULSE_ALL = f"{PULSE_PREFIX}/+"
+"""Filter for every node's pulses (:mod:`hereabouts.core.pulse`)."""
 
 #: Peer event kinds the plaza carries today. Not enforced by :func:`plaza_topic` (a newer
 #: node may publish a kind we do not know; the wire layer rejects what it cannot read).
@@ -122,6 +126,19 @@ def probe_topic(probe_id: str) -> str:
 def revoked_topic(key: str) -> str:
     """The retained topic of one revocation: ``hereabouts/v1/network/revoked/<key>``."""
     return f"{REVOKED_PREFIX}/{_single_level(key, 'revocation key')}"
+
+
+def pulse_topic(did: str) -> str:
+    """The topic of one node's pulses: ``hereabouts/v1/pulse/<did>``."""
+    return f"{PULSE_PREFIX}/{_single_level(did, 'DID')}"
+
+
+def pulse_sender(topic: str) -> str | None:
+    """The DID a pulse topic names, or ``None`` if ``topic`` is not a pulse topic."""
+    head, _, did = topic.rpartition("/")
+    if head != PULSE_PREFIX or not did:
+        return None
+    return did
 
 
 def plaza_kind(topic: str) -> str | None:

@@ -1,0 +1,210 @@
+"""Pulses, sans-I/O: who has stopped beating, and whether we are cut off ourselves.
+
+The broker notices a crash at once (the socket closes and it publishes the ``lost`` will),
+but a process that hangs with its socket open, or a link that is cut, only when the
+connection's keepalive expires: tens of seconds. Pulses close that gap. Every plaza node
+publishes a small signed beat on its own pulse topic every interval (at most once, QoS 0),
+and every node watches the beats it receives:
+
+* **A peer is quiet** when none of its pulses has reached us for ``missed`` of the
+  intervals it announced. A quiet peer reads as MISSING in our view only (it is our own
+  first-hand observation, never evidence we pass on), until its next pulse arrives.
+* **We are cut off** when our own pulses stop coming back to us through the broker for
+  ``missed`` of our intervals: then the silence of everyone else says nothing about them,
+  so nobody is judged quiet while we are cut off, and the runtime says so.
+* **Stalls are ours, not theirs.** If this process itself was not running for a while
+  (a SIGSTOP, a swap storm), a tick comes late; the pulses that arrived meanwhile still
+  wait in our socket. Silence is therefore only counted from the moment we were running
+  again (``awake_since``), so resuming never makes everyone look quiet.
+* **Replays lose.** A pulse counts only if it is newer than the last one taken from its
+  sender: a higher sequence number within one boot, or a later send time from another
+  boot. Signatures are checked by the runtime before a pulse gets here.
+
+Everything takes ``now_ms`` in; nothing here reads a clock.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Final
+
+TICK_MS: Final = 250
+"""How often the runtime calls :meth:`PulseWatch.tick`: a quarter of the default interval,
+so a silence is judged within a quarter second of its deadline."""
+
+STALL_MS: Final = 1_000
+"""A tick this much later than the previous one means this process was not running (four
+missed ticks); silence is counted afresh from then."""
+
+MIN_EVERY_MS: Final = 100
+"""The shortest interval a pulse may announce: ten a second from one peer is plenty."""
+
+MAX_EVERY_MS: Final = 600_000
+"""The longest interval a pulse may announce. Past it the peer is not watched closely at
+all; the plaza's silence threshold still applies."""
+
+MAX_TRACKED: Final = 100_000
+"""Peers watched at most; the runtime only passes pulses from keys it already knows, which
+the key book bounds far lower. Past this, new senders are not watched."""
+
+
+def pulse_every_ms(interval_ms: int, peers: int, max_received_per_s: float) -> int:
+    """Our interval, given how many plaza peers pulse: ``interval_ms`` while the plaza is
+    small, stretched so that each node receives at most ``max_received_per_s`` pulses."""
+    stretched = math.ceil(1000 * (peers + 1) / max_received_per_s)
+    return min(MAX_EVERY_MS, max(interval_ms, stretched))
+
+
+@dataclass(slots=True)
+class _Beat:
+    boot: str
+    seq: int
+    at_ms: int
+    heard_ms: int
+    quiet_after_ms: int
+    quiet: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class PulseChanges:
+    """What one :meth:`PulseWatch.tick` found."""
+
+    quiet: list[str] = field(default_factory=list)
+    """Peers whose pulses stopped: MISSING in our view until they pulse again."""
+    cut_off: bool | None = None
+    """True: we just found ourselves cut off; False: our pulses came back; None: no change."""
+
+
+class PulseWatch:
+    """One node's view of the pulses it receives, its own included."""
+
+    def __init__(self, *, missed: int, own_every_ms: int, echo: bool = True) -> None:
+        """``missed``: intervals without a pulse before silence counts. ``echo``: our own
+        pulses come back to us (False for a stealth node, which sends none: then hearing
+        anyone at all is what tells it the plaza still reaches it)."""
+        self.missed = missed
+        self.own_every_ms = own_every_ms
+        self._echo = echo
+        self._beats: dict[str, _Beat] = {}
+        self._own_seq = -1
+        self._own_heard_ms: int | None = None
+        self._awake_since_ms: int | None = None
+        self._last_tick_ms: int | None = None
+        self.cut_off_since_ms: int | None = None
+        """When we were last found cut off (None while we are not)."""
+        self.echoes = 0
+        """Own pulses heard back since the last :meth:`reset_echo`."""
+
+    # --- inputs -------------------------------------------------------------------------
+
+    def own(self, seq: int, now_ms: int) -> bool:
+        """One of our own pulses came back (True if it was new); may end a cut-off (seen
+        at the next tick)."""
+        if seq <= self._own_seq:
+            return False
+        self._own_seq = seq
+        self._own_heard_ms = now_ms
+        self.echoes += 1
+        return True
+
+    def reset_echo(self) -> None:
+        """A new connection: count its echoes afresh (see :attr:`echoes`)."""
+        self.echoes = 0
+
+    def heard(
+        self, did: str, *, boot: str, seq: int, at_ms: int, every_ms: int, now_ms: int
+    ) -> tuple[bool, bool]:
+        """A verified pulse from ``did``: ``(taken, back)``. ``taken`` is False for a
+        replay or an out-of-order copy (nothing changes); ``back`` is True when the peer
+        was quiet and is not any more (it reads as it did before)."""
+        beat = self._beats.get(did)
+        if beat is not None:
+            newer = seq > beat.seq if boot == beat.boot else at_ms > beat.at_ms
+            if not newer:
+                return False, False
+        elif len(self._beats) >= MAX_TRACKED:
+            return False, False
+        every_ms = min(MAX_EVERY_MS, max(MIN_EVERY_MS, every_ms))
+        quiet_after_ms = self.missed * every_ms
+        back = beat is not None and beat.quiet
+        self._beats[did] = _Beat(boot, seq, at_ms, now_ms, quiet_after_ms)
+        if not self._echo:
+            self._own_heard_ms = now_ms
+        return True, back
+
+    def forget(self, did: str) -> bool:
+        """Stop watching ``did`` (it said chau, was forgotten, or will start afresh). True
+        if it was quiet."""
+        beat = self._beats.pop(did, None)
+        return beat is not None and beat.quiet
+
+    def tick(self, now_ms: int) -> PulseChanges:
+        """Let time pass: who went quiet, and whether we are cut off. O(peers watched)."""
+        last = self._last_tick_ms
+        self._last_tick_ms = now_ms
+        if last is None or now_ms - last > STALL_MS:
+            self._awake_since_ms = now_ms  # we were not running: count silence from now
+        awake = self._awake_since_ms
+        assert awake is not None
+        cut_off = self._found_cut_off(now_ms, awake)
+        changed: bool | None = None
+        if cut_off and self.cut_off_since_ms is None:
+            self.cut_off_since_ms = now_ms
+            changed = True
+        elif not cut_off and self.cut_off_since_ms is not None:
+            self.cut_off_since_ms = None
+            changed = False
+            # Peers' pulses resume a moment after ours: their silence counts from now.
+            self._awake_since_ms = awake = now_ms
+        if cut_off:
+            return PulseChanges(cut_off=changed)
+        quiet = []
+        for did, beat in self._beats.items():
+            if not beat.quiet and now_ms - max(beat.heard_ms, awake) > beat.quiet_after_ms:
+                beat.quiet = True
+                quiet.append(did)
+        return PulseChanges(quiet=quiet, cut_off=changed)
+
+    # --- outputs ------------------------------------------------------------------------
+
+    def _found_cut_off(self, now_ms: int, awake_ms: int) -> bool:
+        """Our own pulses (or, without an echo, everyone's) stopped reaching us."""
+        heard = self._own_heard_ms
+        if not self._echo and not self._beats:
+            return False  # nobody to hear yet: nothing says we are cut off
+        since = awake_ms if heard is None else max(heard, awake_ms)
+        return now_ms - since > self.quiet_after_ms
+
+    def is_quiet(self, did: str) -> bool:
+        beat = self._beats.get(did)
+        return beat is not None and beat.quiet
+
+    def quiet_peers(self) -> list[str]:
+        """Peers that are quiet now."""
+        return [did for did, beat in self._beats.items() if beat.quiet]
+
+    def watched(self) -> int:
+        """Peers whose pulses we watch (for our own interval)."""
+        return len(self._beats)
+
+    @property
+    def quiet_after_ms(self) -> int:
+        """Our own silence before we call ourselves cut off."""
+        return self.missed * self.own_every_ms
+
+    @property
+    def cut_off(self) -> bool:
+        return self.cut_off_since_ms is not None
+
+
+__all__ = [
+    "MAX_EVERY_MS",
+    "MAX_TRACKED",
+    "MIN_EVERY_MS",
+    "STALL_MS",
+    "TICK_MS",
+    "PulseChanges",
+    "PulseWatch",
+    "pulse_every_ms",
+]
