@@ -45,6 +45,9 @@ FAILOVER_BOUND_S = 1.0 + 10.0
 member), so the next of the list is tried at once. The connect, subscribe and re-announce
 that follow take well under a second on an idle machine; 10 s of slack for a loaded one."""
 
+LOST_WITH_MEMBER_BOUND_S = 5.0
+"""Pulses every second, three missed, judged four times a second: 3-4 s."""
+
 pytestmark = pytest.mark.timeout(240)
 
 
@@ -138,6 +141,33 @@ async def test_a_node_killed_on_one_member_is_missing_on_the_others_by_its_will(
         # "(event)": the will, routed from bravo's member to this one, and not "(timeout)",
         # which silence alone would give after plaza_missing_after_s.
         assert re.search(r"bravo(~\S+)? is MISSING \(event\)", log), f"{name}:\n{log}"
+
+
+async def test_nodes_lost_with_their_member_are_missing_everywhere_within_5s_by_pulses(
+    rabbitmq_cluster: RabbitCluster, tmp_path: Path
+) -> None:
+    """A machine that dies takes its member and its nodes with it: their wills die with the
+    member that held them, and before pulses their peers showed them ONLINE until the 5 min
+    silence threshold. Their pulses stop, so everyone shows them MISSING within 5 s."""
+    m1, m2, m3 = rabbitmq_cluster.members
+    placed = [("alpha", url_for(m1)), ("bravo", url_for(m2)), ("charlie", url_for(m3))]
+    async with nodes_on(tmp_path, placed) as nodes:
+        await all_see_each_other(nodes)
+        try:
+            await asyncio.to_thread(rabbitmq_cluster.kill, m2)  # the member first: no will
+            os.kill(nodes["bravo"].pid, signal.SIGKILL)
+            lost = time.monotonic()
+            for watcher in ("alpha", "charlie"):
+                node = nodes[watcher]
+                await until(lambda n=node: sees(n, "bravo", "MISSING"), "MISSING", node)
+                took = time.monotonic() - lost
+                print(f"\n{watcher} shows bravo MISSING {took:.2f}s after it and its member died")
+                assert took < LOST_WITH_MEMBER_BOUND_S
+            logs = {name: nodes[name].read_log() for name in ("alpha", "charlie")}
+        finally:
+            await asyncio.to_thread(rabbitmq_cluster.restore, m2)
+    for name, log in logs.items():
+        assert re.search(r"bravo(~\S+)? is MISSING \(pulse\)", log), f"{name}:\n{log}"
 
 
 ORIGIN = "https://cluster.example"
