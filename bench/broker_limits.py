@@ -675,7 +675,9 @@ def summary(run: Run) -> dict[str, object]:
                 "rss_before_kib": h.rss_before_kib,
                 "rss_kib": h.rss_kib,
                 "rss_after_kib": h.rss_after_kib,
-                "kib_per_connection": (h.rss_kib - h.rss_before_kib) / max(h.connected, 1),
+                # Against the idle broker: Mosquitto keeps the memory of clients gone
+                # (rss_after_kib), so the previous count's level is no baseline.
+                "kib_per_connection": (h.rss_kib - base.idle_rss_kib) / max(h.connected, 1),
                 "broker_fds": h.broker_fds,
                 "fan_out_ms": None if h.fan_out_s is None else h.fan_out_s * 1000,
                 "will_ms": None if h.will_s is None else h.will_s * 1000,
