@@ -484,10 +484,11 @@ class NodeConfig:
     (a rack after a power cut) do not announce in the same instant."""
 
     keepalive_s: int = 10
-    """MQTT keepalive. The broker must declare a silent connection dead after 1.5x this and
-    publish its ``lost`` will, which is how a hung process or a cut link is caught: measured
-    19-20 s after a SIGSTOP on Mosquitto, which checks on a coarse tick (docs/benchmarks.md).
-    A crash needs no keepalive: its socket closes and the will goes out at once."""
+    """MQTT keepalive. The broker declares a silent connection dead after 1.5x this and
+    publishes its ``lost`` will: 19-20 s after a SIGSTOP on Mosquitto, which checks on a
+    coarse tick (docs/benchmarks.md). Pulses (:class:`PulseConfig`) catch hangs and cut
+    links in 3-4 s; the keepalive remains the backstop. A crash needs no keepalive: its
+    socket closes and the will goes out at once."""
 
     stealth: bool = False
     """Listen and build the full view, but publish nothing at all, not even a will."""

@@ -4,9 +4,10 @@ Real ``hereabouts up`` processes, each pointed at one member (RabbitMQ 3.10's MQ
 speaks 3.1.1 only, so the URLs pin it): nodes on different members see each other; a node
 killed on one member is MISSING on the others through its will, which the cluster routes
 to every member; and when a member is lost, its nodes move to the next member of their
-failover list while the nodes elsewhere keep showing them ONLINE; and two site hubs on
-different members share one count. The cluster (``tests/fixtures/rabbitmq.py``) starts once
-for the module.
+failover list while the nodes elsewhere keep showing them ONLINE; nodes lost together with
+their member (whose wills die with it) are MISSING everywhere within 5 s by their pulses;
+and two site hubs on different members share one count. The cluster
+(``tests/fixtures/rabbitmq.py``) starts once for the module.
 """
 
 from __future__ import annotations

@@ -149,8 +149,9 @@ class MqttSettings:
 
     keepalive_s: int = 10
     """MQTT keepalive. The broker declares us lost (and publishes our will) after 1.5 x this
-    without traffic, so a network partition is noticed within 15 s; we notice a dead broker
-    just as fast. Each ping costs two tiny packets per node per 10 s."""
+    without traffic (19-20 s after a SIGSTOP on Mosquitto, whose check runs on a coarse
+    tick); a node's pulses find hangs and cuts sooner and call :meth:`restart_connection`.
+    Each ping costs two tiny packets per node per 10 s."""
 
     timeout_s: float = 10.0
     """How long to wait for CONNACK, SUBACK and PUBACK before treating the link as broken."""
