@@ -201,6 +201,29 @@ async def test_reconnects_and_resubscribes_after_broker_restart(
         assert (message.topic, message.payload) == ("room/2", b"after")
 
 
+async def test_a_connection_restarted_on_request_comes_back_with_its_subscriptions(
+    mosquitto: MosquittoServer,
+) -> None:
+    """What a node does when its own pulses stop coming back: end the connection now."""
+    settings = fast_settings(mosquitto)
+    async with (
+        MqttTransport(node_name="sub", settings=settings) as sub,
+        MqttTransport(node_name="pub", settings=settings) as pub,
+    ):
+        await sub.subscribe("room/+")
+        sub.restart_connection("a test says the link is dead")
+        await eventually(lambda: sub.state.connections == 2, "sub to connect again")
+        assert sub.state.connected and sub.state.missing_subscriptions == ()
+        assert "a test says the link is dead" in (sub.state.last_error or "")
+        await pub.publish("room/1", b"after")
+        assert (await next_message(sub)).payload == b"after"
+        sub.restart_connection("while connected only")  # asked twice: restarts once
+        sub.restart_connection("while connected only")
+        await eventually(lambda: sub.state.connections == 3, "sub to connect again")
+        await asyncio.sleep(0.3)
+        assert sub.state.connections == 3
+
+
 async def test_starts_while_the_broker_is_down(mosquitto: MosquittoServer) -> None:
     mosquitto.stop()
     transport = MqttTransport(node_name="patient", settings=fast_settings(mosquitto))

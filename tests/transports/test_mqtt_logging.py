@@ -10,7 +10,13 @@ import re
 import pytest
 
 from hereabouts.core.backoff import Backoff
-from hereabouts.transports.mqtt import MqttSettings, MqttTransport, likely_cause, plain_error
+from hereabouts.transports.mqtt import (
+    MqttSettings,
+    MqttTransport,
+    likely_cause,
+    plain_error,
+    unanswered,
+)
 from tests.fixtures.mosquitto import MosquittoServer, free_port
 
 LOGGER = "hereabouts.transports.mqtt"
@@ -32,6 +38,20 @@ def test_each_failure_names_its_likely_cause() -> None:
     assert "--broker-ca" in cause("SSLCertVerificationError: [SSL: CERTIFICATE_VERIFY_FAILED]")
     assert "is an MQTT broker listening" in cause("MqttError: something else")
     assert cause(None)
+
+
+def test_attempts_that_got_no_answer_at_all_are_told_apart() -> None:
+    # A cut link: retried within MqttSettings.unanswered_cap_s, not the full backoff.
+    assert unanswered("MqttError: timed out")
+    assert unanswered("MqttError: [Errno 101] Network is unreachable")
+    assert unanswered("MqttError: [Errno 113] No route to host")
+    assert unanswered("MqttError: [Errno 110] Connection timed out")
+    # The broker answered something: the full backoff applies.
+    assert not unanswered("MqttError: [Errno 111] Connection refused")
+    assert not unanswered("MqttError: Operation timed out")  # no CONNACK: it accepted us
+    assert not unanswered("MqttConnectError: [code:135] Not authorized")
+    assert not unanswered("SubscriptionRefused: the broker refused the subscription")
+    assert not unanswered(None)
 
 
 def test_errors_are_said_plainly() -> None:
