@@ -63,6 +63,9 @@ async def test_a_dead_first_broker_is_passed_over_at_once(
             f"mqtt://127.0.0.1:{dead}", f"mqtt://127.0.0.1:{mosquitto.port}"
         )
         assert state.protocol == "3.1.1"
+        # The first broker's error names it, not the broker now in use beside it.
+        assert state.last_error is not None
+        assert state.last_error.endswith(f"(at mqtt://127.0.0.1:{dead})"), state.last_error
         print(f"\nconnected through the second broker {elapsed:.3f}s after start")
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1, warnings

@@ -35,6 +35,9 @@ def test_each_failure_names_its_likely_cause() -> None:
     assert "no answer within 10s" in cause("MqttError: timed out")
     assert "turned us away" in cause("MqttConnectError: [code:135] Not authorized")
     assert "subscribe to it" in cause("SubscriptionRefused: the broker refused the subscription")
+    assert "subscribe to it" in cause(
+        "SubscriptionRefused: no SUBACK for the subscription to 'x/+' (Operation timed out)"
+    )
     assert "--broker-ca" in cause("SSLCertVerificationError: [SSL: CERTIFICATE_VERIFY_FAILED]")
     assert "is an MQTT broker listening" in cause("MqttError: something else")
     assert cause(None)

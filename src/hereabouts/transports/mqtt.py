@@ -312,6 +312,8 @@ def likely_cause(error: str | None, *, timeout_s: float) -> str:
         return "no route to that host: is the address right? is the network up?"
     if code in _UNRESOLVED:
         return "that host name does not resolve: is it spelled right?"
+    if text.startswith("SubscriptionRefused"):  # refused, or never confirmed
+        return "do the broker's access rules (ACLs) let this user subscribe to it?"
     if "timed out" in text.lower():
         return (
             f"no answer within {timeout_s:g}s: is a firewall dropping the connection, "
@@ -319,8 +321,6 @@ def likely_cause(error: str | None, *, timeout_s: float) -> str:
         )
     if text.startswith("MqttConnectError"):
         return "the broker turned us away: do its access rules (users, ACLs) let us in?"
-    if text.startswith("SubscriptionRefused"):
-        return "do the broker's access rules (ACLs) let this user subscribe to it?"
     if "CERTIFICATE_VERIFY_FAILED" in text:
         return "the broker's certificate is not trusted: is --broker-ca its CA?"
     return "is the address right, and is an MQTT broker listening there?"
@@ -699,7 +699,10 @@ class MqttTransport(Transport):
         finally:
             self._client = None
             self._at_most_once = None
-            self._set_disconnected(error)
+            # Name the broker that failed: with several, ``endpoint`` moves on to the next
+            # at once, and an error read beside it would seem to be that one's.
+            where = f" (at {self.state.endpoint})" if len(self.settings.addresses) > 1 else ""
+            self._set_disconnected(None if error is None else error + where)
         return established, error
 
     async def _serve(self, client: aiomqtt.Client) -> None:
@@ -747,8 +750,12 @@ class MqttTransport(Transport):
                 try:
                     granted = await self._send_subscribe(client, topic_filter, subscription)
                 except MqttError as exc:
+                    # The broker let us in, then never confirmed the filter: RabbitMQ closes
+                    # the connection on a SUBSCRIBE its rules deny, without a failure code.
                     self._set_missing({**self._missing, topic_filter: f"no SUBACK: {exc}"})
-                    raise
+                    raise SubscriptionRefused(
+                        f"no SUBACK for the subscription to {topic_filter!r} ({exc})"
+                    ) from exc
                 if _suback_failed(granted):
                     why = f"refused ({_suback_codes(granted)})"
                     self._set_missing({**self._missing, topic_filter: why})
