@@ -34,7 +34,10 @@ time to know 10 peers therefore depends on the howdy spread. ``--preset fast`` r
 first, its URL listing the other two as failover (MQTT 3.1.1 pinned, as RabbitMQ 3.10 speaks
 no MQTT 5); the stealth observer is on member 1, the tap on member 2, and the baseline
 publishes on member 1 and receives on member 2, so it is the cluster's own cross-member
-latency. The same-member round trip (member 1 to member 1) is reported beside it.
+latency. The same-member round trip (member 1 to member 1) is reported beside it. The hang
+step is the same, but RabbitMQ 3.10 closes a silent connection when two keepalive checks in
+a row (one per keepalive) saw no byte from it, not after 1.5 keepalives, so a hang is found
+1-3 keepalives after it happened.
 
 Targets: crash p95 ≤ 1 s, leave p95 ≤ 0.5 s, newcomer ≤ 1 s, hang ≤ 5 s, resume ≤ 1 s (a
 hang is bound by the keepalive, 10 s by default: 15 s). Misses are reported, not failed.
@@ -367,6 +370,13 @@ def report(figures: Figures, args: argparse.Namespace) -> None:
             f"howdys per join: mean {mean:.1f}, min {min(figures.howdys)}, "
             f"max {max(figures.howdys)} (n={len(figures.howdys)}; design: about 10, "
             f"bound M + R·L/J = {bound:.2f} at the broker's p50)"
+        )
+    if args.cluster and figures.hang:
+        keepalive = args.keepalive or 10
+        print(
+            f"hang on RabbitMQ 3.10: a silent connection is closed (and its will sent) when two "
+            f"keepalive checks in a row saw no byte, 1-3 keepalives after the hang "
+            f"({keepalive}-{3 * keepalive} s), not after 1.5 keepalives as on Mosquitto"
         )
     for miss in figures.misses:
         print(f"miss: {miss}")
