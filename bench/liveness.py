@@ -29,11 +29,22 @@ without discovery jitter, so a newcomer learns its peers from howdys, not heartb
 time to know 10 peers therefore depends on the howdy spread. ``--preset fast`` runs the
 ``testing()`` preset (``hereabouts up --fast``: 1-2 s heartbeats, 0.5 s spread) instead.
 
+``--cluster`` runs the same on a three-member RabbitMQ 3.10 cluster on 127.0.0.1 (the one
+``tests/cluster/`` uses) instead of one Mosquitto: node number k connects to member k mod 3
+first, its URL listing the other two as failover (MQTT 3.1.1 pinned, as RabbitMQ 3.10 speaks
+no MQTT 5); the stealth observer is on member 1, the tap on member 2, and the baseline
+publishes on member 1 and receives on member 2, so it is the cluster's own cross-member
+latency. The same-member round trip (member 1 to member 1) is reported beside it. The hang
+step is the same, but RabbitMQ 3.10 closes a silent connection when two keepalive checks in
+a row (one per keepalive) saw no byte from it, not after 1.5 keepalives, so a hang is found
+1-3 keepalives after it happened.
+
 Targets: crash p95 ≤ 1 s, leave p95 ≤ 0.5 s, newcomer ≤ 1 s, hang ≤ 5 s, resume ≤ 1 s (a
 hang is bound by the keepalive, 10 s by default: 15 s). Misses are reported, not failed.
-Progress goes to stderr, figures to stdout.
+Progress goes to stderr, figures to stdout. Ctrl-C or SIGTERM stops every process the
+benchmark started (nodes, broker, cluster members, epmd) and prints the partial figures.
 
-Run: ``.venv/bin/python bench/liveness.py [--sizes 20,50] [--rounds R] [--json]``.
+Run: ``.venv/bin/python bench/liveness.py [--sizes 20,50] [--rounds R] [--cluster] [--json]``.
 """
 
 from __future__ import annotations
@@ -57,6 +68,7 @@ from liveness_support import (
     NodeProcess,
     Observer,
     PlazaTap,
+    RabbitPlaza,
     Watcher,
     broker_round_trip,
     observer_config,
@@ -68,6 +80,7 @@ TARGETS_S = {"crash": 1.0, "leave": 0.5, "newcomer": 1.0, "hang": 5.0, "resume":
 DETECT_TIMEOUT_S = 30.0
 """Longest wait for a crash or a leave to be seen everywhere before it counts as a miss.
 Far below the production silence threshold (300 s): a miss means a will or a chau was lost."""
+Plaza = Mosquitto | RabbitPlaza
 SETTLE_TIMEOUT_S = 120.0
 """Longest wait for every node to see every other; production heartbeats (30 s at first)
 fill any gap the howdys left well within it."""
@@ -83,6 +96,7 @@ class Figures:
 
     size: int
     broker: list[float] = dataclasses.field(default_factory=list)
+    broker_one_member: list[float] = dataclasses.field(default_factory=list)  # --cluster
     crash: list[float] = dataclasses.field(default_factory=list)
     leave: list[float] = dataclasses.field(default_factory=list)
     hang: list[float] = dataclasses.field(default_factory=list)
@@ -101,23 +115,25 @@ class Network:
     """The node processes of one size, the observer, the howdy tap, and the measurements."""
 
     def __init__(
-        self, args: argparse.Namespace, workdir: Path, broker: Mosquitto, figures: Figures
+        self, args: argparse.Namespace, workdir: Path, plaza: Plaza, figures: Figures
     ) -> None:
         self.args = args
         self.workdir = workdir
-        self.broker = broker
+        self.plaza = plaza
         self.figures = figures
         self.spread = args.howdy_spread
-        self.observer = Observer(observer_config(args.preset, broker.url))
-        self.tap = PlazaTap(broker.port)
+        self.observer = Observer(observer_config(args.preset, plaza.observer_url))
+        self.tap = PlazaTap(plaza.tap_port)
         self.members: list[NodeProcess] = []
         self.spawned: list[NodeProcess] = []
         self.rng = random.Random(args.seed)
 
     async def spawn(self) -> NodeProcess:
-        node = NodeProcess(f"n{self.figures.size}-{len(self.spawned) + 1:03d}", self.workdir)
+        index = len(self.spawned)
+        node = NodeProcess(f"n{self.figures.size}-{index + 1:03d}", self.workdir)
         self.spawned.append(node)
-        await node.spawn(self.broker.url, self.args.preset, self.spread, self.args.keepalive)
+        url = self.plaza.node_url(index)
+        await node.spawn(url, self.args.preset, self.spread, self.args.keepalive)
         return node
 
     def check_alive(self) -> None:
@@ -239,18 +255,25 @@ class Network:
         await asyncio.gather(*(node.stop() for node in self.spawned))
 
 
-async def measure(size: int, args: argparse.Namespace, workdir: Path, figures: Figures) -> None:
-    log(f"N={size}: starting Mosquitto and {size} node processes in waves of {args.wave}")
-    broker = Mosquitto(workdir)
+async def measure(
+    size: int, args: argparse.Namespace, workdir: Path, figures: Figures, plazas: list[Plaza]
+) -> None:
+    plaza: Plaza = RabbitPlaza(workdir) if args.cluster else Mosquitto(workdir)
+    plazas.append(plaza)
+    log(f"N={size}: starting {plaza.description} and {size} node processes in waves of "
+        f"{args.wave}")
     network: Network | None = None
     try:
-        await broker.wait_listening()
-        network = Network(args, workdir, broker, figures)
+        await plaza.start()
+        network = Network(args, workdir, plaza, figures)
         await network.observer.start()
         async with network.tap:
             await network.grow(size)
             log(f"N={size}: broker round trip, {args.pings} messages")
-            figures.broker = await broker_round_trip(broker.port, args.pings)
+            publisher, subscriber = plaza.ping_ports
+            figures.broker = await broker_round_trip(publisher, args.pings, subscriber)
+            if plaza.cross_member:
+                figures.broker_one_member = await broker_round_trip(publisher, args.pings)
             for round_no in range(1, args.rounds + 1):
                 await network.join()
                 await network.depart(
@@ -275,7 +298,7 @@ async def measure(size: int, args: argparse.Namespace, workdir: Path, figures: F
             await network.close()
             with contextlib.suppress(Exception):
                 await network.observer.stop()
-        broker.stop()
+        plaza.stop()
 
 
 def summary(figures: Figures) -> dict[str, object]:
@@ -287,9 +310,9 @@ def summary(figures: Figures) -> dict[str, object]:
         **{
             name: stats(getattr(figures, name))
             for name in (
-                "broker", "crash", "lost_on_wire", "leave", "chau_on_wire", "hang", "resume",
-                "newcomer",
-                "newcomer_spawn", "hey_there_on_wire", "first_howdy",
+                "broker", "broker_one_member", "crash", "lost_on_wire", "leave",
+                "chau_on_wire", "hang", "resume", "newcomer", "newcomer_spawn",
+                "hey_there_on_wire", "first_howdy",
             )
         },
         "howdys_per_join": figures.howdys,
@@ -299,13 +322,25 @@ def summary(figures: Figures) -> dict[str, object]:
 
 def report(figures: Figures, args: argparse.Namespace) -> None:
     ms = lambda s: f"{s * 1000:9.1f} ms"  # noqa: E731
+    if not figures.broker:
+        print(f"\nN = {figures.size}: stopped before the first measurement")
+        return
     broker = (percentile(figures.broker, 50), percentile(figures.broker, 95))
+    plaza = "a three-member RabbitMQ cluster" if args.cluster else "one Mosquitto"
     print(
-        f"\nN = {figures.size} node processes, {args.preset} config, howdy spread "
+        f"\nN = {figures.size} node processes on {plaza}, {args.preset} config, howdy spread "
         f"{args.howdy_spread:g} s, keepalive {args.keepalive or 10} s, {args.rounds} rounds"
     )
+    if args.cluster:
+        print("nodes round-robin over the members (own member first in each URL, MQTT 3.1.1); "
+              "observer on member 1, tap on member 2")
     print(f"{'measure':<44}{'p50':>12}{'p95':>12}  {'target':<12}{'÷ broker p50 / p95':>20}")
-    print(f"{'broker round trip (baseline)':<44}{ms(broker[0])}{ms(broker[1])}")
+    baseline = "broker round trip, member 1 → 2 (baseline)" if args.cluster else (
+        "broker round trip (baseline)")
+    print(f"{baseline:<44}{ms(broker[0])}{ms(broker[1])}")
+    if figures.broker_one_member:
+        one = figures.broker_one_member
+        print(f"{'  (member 1 → member 1)':<44}{ms(percentile(one, 50))}{ms(percentile(one, 95))}")
     rows = (
         ("crash → MISSING everywhere", figures.crash, "crash"),
         ("  (kill → its lost will at a client)", figures.lost_on_wire, None),
@@ -336,18 +371,56 @@ def report(figures: Figures, args: argparse.Namespace) -> None:
             f"max {max(figures.howdys)} (n={len(figures.howdys)}; design: about 10, "
             f"bound M + R·L/J = {bound:.2f} at the broker's p50)"
         )
+    if args.cluster and figures.hang:
+        keepalive = args.keepalive or 10
+        print(
+            f"hang on RabbitMQ 3.10: a silent connection is closed (and its will sent) when two "
+            f"keepalive checks in a row saw no byte, 1-3 keepalives after the hang "
+            f"({keepalive}-{3 * keepalive} s), not after 1.5 keepalives as on Mosquitto"
+        )
     for miss in figures.misses:
         print(f"miss: {miss}")
 
 
-async def run_all(args: argparse.Namespace, results: list[Figures]) -> None:
+async def run_all(args: argparse.Namespace, results: list[Figures], plazas: list[Plaza]) -> None:
     with tempfile.TemporaryDirectory(prefix="liveness-") as tmp:
         for size in args.sizes:
             workdir = Path(tmp) / f"n{size}"
             workdir.mkdir()
             figures = Figures(size)
             results.append(figures)
-            await measure(size, args, workdir, figures)
+            await measure(size, args, workdir, figures, plazas)
+
+
+async def run_bounded(
+    args: argparse.Namespace, results: list[Figures], plazas: list[Plaza]
+) -> str | None:
+    """:func:`run_all` within ``--timeout``; the name of the signal that stopped it, if one
+    did. One task all the way down, so the interrupt unwinds through every ``finally``."""
+    asyncio.get_running_loop().set_exception_handler(quiet_about_interrupts)
+    try:
+        async with asyncio.timeout(args.timeout):
+            await run_all(args, results, plazas)
+    except TimeoutError:
+        log(f"timed out after {args.timeout:.0f} s; the figures below are partial")
+    except KeyboardInterrupt as stop:
+        return str(stop) or "SIGINT"
+    return None
+
+
+def quiet_about_interrupts(loop: asyncio.AbstractEventLoop, context: dict[str, object]) -> None:
+    """A task the interrupt hit ends with it; that is expected, not worth a traceback."""
+    if not isinstance(context.get("exception"), KeyboardInterrupt):
+        loop.default_exception_handler(context)
+
+
+def interrupt(signum: int, _frame: object) -> None:
+    """Ctrl-C or SIGTERM: raise once, wherever the benchmark is (also in the cluster's
+    blocking start), so every ``finally`` stops what it started; later signals would only
+    cut that short, so they are ignored."""
+    for other in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(other, signal.SIG_IGN)
+    raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -365,6 +438,8 @@ def main(argv: list[str] | None = None) -> int:
                         "broker gives a hung node up after 1.5 x this")
     parser.add_argument("--pings", type=int, default=200, help="baseline messages (200)")
     parser.add_argument("--seed", type=int, default=1, help="picks who crashes and leaves")
+    parser.add_argument("--cluster", action="store_true",
+                        help="a three-member RabbitMQ cluster instead of one Mosquitto")
     parser.add_argument("--timeout", type=float, default=900.0, help="whole run, seconds (900)")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args(argv)
@@ -375,19 +450,30 @@ def main(argv: list[str] | None = None) -> int:
         args.howdy_spread = 0.5 if args.preset == "fast" else HowdyConfig().jitter_max_s
 
     results: list[Figures] = []
+    plazas: list[Plaza] = []
     started = time.monotonic()
+    code = 0
+    signal.signal(signal.SIGINT, interrupt)
+    signal.signal(signal.SIGTERM, interrupt)
     try:
-        asyncio.run(asyncio.wait_for(run_all(args, results), args.timeout))
-    except TimeoutError:
-        log(f"timed out after {args.timeout:.0f} s; the figures below are partial")
+        stopped_by = asyncio.run(run_bounded(args, results, plazas))
+    except KeyboardInterrupt as stop:  # it came while the event loop itself was running
+        stopped_by = str(stop) or "SIGINT"
+    finally:
+        for plaza in plazas:  # already stopped, unless the interrupt hit its own stop
+            plaza.stop()
+    if stopped_by is not None:
+        code = 128 + signal.Signals[stopped_by].value
+        log(f"stopped by {stopped_by}; the figures below are partial")
     log(f"done in {time.monotonic() - started:.0f} s")
     if args.json:
-        print(json.dumps({"preset": args.preset, "howdy_spread_s": args.howdy_spread,
+        print(json.dumps({"plaza": "rabbitmq-cluster" if args.cluster else "mosquitto",
+                          "preset": args.preset, "howdy_spread_s": args.howdy_spread,
                           "targets_s": TARGETS_S, "sizes": [summary(f) for f in results]}))
     else:
         for figures in results:
             report(figures, args)
-    return 0
+    return code
 
 
 if __name__ == "__main__":

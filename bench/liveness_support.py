@@ -1,6 +1,9 @@
 """Parts of ``bench/liveness.py``: the broker, node processes, the in-process eyes, figures.
 
 * :class:`Mosquitto` — a private broker on a free 127.0.0.1 port, stopped at the end.
+* :class:`RabbitPlaza` — instead, a three-member RabbitMQ cluster on 127.0.0.1 (the one
+  ``tests/cluster/`` uses, from ``tests/fixtures/rabbit_cluster.py``), with the nodes spread
+  over its members and the benchmark's own clients on two different members.
 * :class:`NodeProcess` — one ``bench/liveness_node.py`` process; its stdout lines (start
   time, every status change it observes, with ``time.monotonic()``) are read as they come.
 * :class:`Observer` — a stealth node inside the benchmark: it publishes nothing, so it
@@ -10,7 +13,10 @@
 * :func:`broker_round_trip` — the baseline: publish with one client, receive with another.
 
 Every child process is asked by the kernel to die with the benchmark (``PR_SET_PDEATHSIG``),
-so even a benchmark killed with SIGKILL leaves no node or broker behind.
+so even a benchmark killed with SIGKILL leaves no node or broker behind. RabbitMQ members
+cannot be asked that way (each is a script whose Erlang node is its child, in a process group
+of its own), so a :class:`Reaper` process kills them, and the cluster's epmd, when the
+benchmark's end closes its pipe, however the benchmark ended.
 """
 
 from __future__ import annotations
@@ -40,6 +46,10 @@ from hereabouts.peers.keyring import Keyring
 from hereabouts.peers.node import Node
 from hereabouts.transports.topics import plaza_topic
 from hereabouts.wire import unseal
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # the RabbitMQ cluster the cluster tests use
+from tests.fixtures.rabbit_cluster import Member, RabbitCluster, find_rabbitmq  # noqa: E402
 
 NODE_SCRIPT = Path(__file__).with_name("liveness_node.py")
 PR_SET_PDEATHSIG = 1
@@ -82,7 +92,13 @@ async def wait_until(predicate: Callable[[], bool], timeout_s: float, what: str)
 
 
 class Mosquitto:
-    """``mosquitto -c`` with a loopback listener, anonymous access and no persistence."""
+    """``mosquitto -c`` with a loopback listener, anonymous access and no persistence.
+
+    As a plaza for :mod:`liveness`: every node, the observer, the tap and both ends of the
+    baseline use this one broker."""
+
+    description = "one Mosquitto"
+    cross_member = False
 
     def __init__(self, workdir: Path) -> None:
         binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
@@ -104,6 +120,25 @@ class Mosquitto:
             )
         self.url = f"mqtt://127.0.0.1:{self.port}"
 
+    def node_url(self, index: int) -> str:
+        return self.url
+
+    @property
+    def observer_url(self) -> str:
+        return self.url
+
+    @property
+    def tap_port(self) -> int:
+        return self.port
+
+    @property
+    def ping_ports(self) -> tuple[int, int]:
+        """(publisher's, subscriber's) broker port for the baseline."""
+        return self.port, self.port
+
+    async def start(self) -> None:
+        await self.wait_listening()
+
     async def wait_listening(self, timeout_s: float = 15.0) -> None:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
@@ -123,6 +158,149 @@ class Mosquitto:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+
+
+REAPER_CODE = """
+import os, signal, sys
+live = {}
+for line in sys.stdin:
+    kind, pid = line.split()
+    if kind == "-":
+        live.pop(pid, None)
+    else:
+        live[pid] = kind
+for pid, kind in live.items():
+    try:
+        (os.killpg if kind == "g" else os.kill)(int(pid), signal.SIGKILL)
+    except OSError:
+        pass
+"""
+
+
+class Reaper:
+    """A small process that SIGKILLs the processes it was told about once its stdin closes:
+    at the benchmark's end, whatever ended it (the kernel closes the pipe even after SIGKILL).
+    It has a session of its own, so a Ctrl-C at the terminal does not end it first."""
+
+    def __init__(self) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", REAPER_CODE],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+
+    def _tell(self, line: str) -> None:
+        assert self.process.stdin is not None
+        with contextlib.suppress(OSError, ValueError):  # ValueError: already closed
+            self.process.stdin.write(f"{line}\n".encode())
+            self.process.stdin.flush()
+
+    def watch_group(self, pgid: int) -> None:
+        self._tell(f"g {pgid}")
+
+    def watch_process(self, pid: int) -> None:
+        self._tell(f"p {pid}")
+
+    def forget(self, pid: int) -> None:
+        """The benchmark stopped it itself; its number may be reused, so never kill it."""
+        self._tell(f"- {pid}")
+
+    def close(self) -> None:
+        if self.process.stdin is not None:
+            with contextlib.suppress(OSError):
+                self.process.stdin.close()
+        try:
+            self.process.wait(STOP_WAIT_S)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+class ReapedCluster(RabbitCluster):
+    """The cluster of ``tests/fixtures/rabbit_cluster.py``, its processes told to a reaper."""
+
+    def __init__(self, root: Path, reaper: Reaper) -> None:
+        super().__init__(root)
+        self.reaper = reaper
+
+    def launch_epmd(self) -> subprocess.Popen[bytes]:
+        epmd = super().launch_epmd()
+        self.reaper.watch_process(epmd.pid)
+        return epmd
+
+    def launch(self, member: Member) -> None:
+        super().launch(member)
+        assert member.process is not None
+        self.reaper.watch_group(member.process.pid)  # a session leader: its group's id
+
+    def stop(self) -> None:
+        pids = [m.process.pid for m in self.members if m.process is not None]
+        if self.epmd is not None:
+            pids.append(self.epmd.pid)
+        super().stop()
+        for pid in pids:
+            self.reaper.forget(pid)
+
+
+class RabbitPlaza:
+    """A three-member RabbitMQ cluster (3.10, MQTT plugin) as the plaza of :mod:`liveness`.
+
+    Node number k is placed on member k mod 3: its broker URL lists that member first, then
+    the others (the failover order an operator would write), with MQTT 3.1.1 pinned, the
+    only version RabbitMQ 3.10's MQTT plugin speaks. The stealth observer is on member 1,
+    the tap on member 2, and the baseline publishes on member 1 and subscribes on member 2,
+    so each of them measures delivery across members for two thirds of the nodes. Starting
+    the cluster takes about 20-30 s; it blocks, since nothing else runs yet."""
+
+    description = "a three-member RabbitMQ cluster"
+    cross_member = True
+
+    def __init__(self, workdir: Path) -> None:
+        if find_rabbitmq() is None:
+            raise SystemExit(
+                "rabbitmq-server is not installed (Debian package rabbitmq-server; "
+                "`bash scripts/system-deps.sh` installs it)"
+            )
+        self.reaper = Reaper()
+        self.cluster = ReapedCluster(workdir / "rabbitmq", self.reaper)
+        self.members = self.cluster.members
+
+    @staticmethod
+    def url(*members: Member) -> str:
+        return f"mqtt://{','.join(m.mqtt for m in members)}?protocol=3.1.1"
+
+    def node_url(self, index: int) -> str:
+        first = index % len(self.members)
+        return self.url(*self.members[first:], *self.members[:first])
+
+    @property
+    def observer_url(self) -> str:
+        return self.node_url(0)
+
+    @property
+    def tap_port(self) -> int:
+        return self.members[1].mqtt_port
+
+    @property
+    def ping_ports(self) -> tuple[int, int]:
+        """(publisher's, subscriber's) broker port for the baseline: two members."""
+        return self.members[0].mqtt_port, self.members[1].mqtt_port
+
+    async def start(self) -> None:
+        self.cluster.start()
+        print(
+            f"  RabbitMQ cluster of {len(self.members)} up in {self.cluster.started_in_s:.1f} s",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    def stop(self) -> None:
+        """Kill the members and the epmd; idempotent, and the reaper goes with them."""
+        try:
+            self.cluster.stop()
+        finally:
+            self.reaper.close()
 
 
 @dataclasses.dataclass
@@ -227,10 +405,12 @@ class NodeProcess(Watcher):
             return None
 
     async def stop(self) -> None:
-        """SIGTERM, then SIGKILL if it has not exited in time; never raises."""
+        """SIGTERM, then SIGKILL if it has not exited in time; never raises. SIGCONT too, as
+        the benchmark may be stopped while the node hangs (SIGSTOP)."""
         if self.running:
             with contextlib.suppress(ProcessLookupError):
                 self.signal(signal.SIGTERM)
+                self.signal(signal.SIGCONT)
             if await self.wait_exit() is None:
                 with contextlib.suppress(ProcessLookupError):
                     self.signal(signal.SIGKILL)
@@ -330,14 +510,17 @@ class PlazaTap:
         ]
 
 
-async def broker_round_trip(port: int, count: int) -> list[float]:
-    """Seconds from ``publish`` (QoS 1, as nodes publish) by one client until another client
-    receives the message, one message at a time, ``count`` times."""
+async def broker_round_trip(port: int, count: int, rx_port: int | None = None) -> list[float]:
+    """Seconds from ``publish`` (QoS 1, as nodes publish) by one client on ``port`` until
+    another client (on ``rx_port``, by default the same) receives the message, one message
+    at a time, ``count`` times. The clients speak MQTT 3.1.1, which every broker here does."""
     topic = f"bench/ping/{os.getpid()}"
     delays: list[float] = []
     async with (
-        aiomqtt.Client("127.0.0.1", port, identifier=f"bench-rx-{os.getpid()}") as rx,
-        aiomqtt.Client("127.0.0.1", port, identifier=f"bench-tx-{os.getpid()}") as tx,
+        aiomqtt.Client(
+            "127.0.0.1", rx_port or port, identifier=f"bench-rx-{os.getpid()}-{port}"
+        ) as rx,
+        aiomqtt.Client("127.0.0.1", port, identifier=f"bench-tx-{os.getpid()}-{port}") as tx,
     ):
         await rx.subscribe(topic, qos=1)
         messages = aiter(rx.messages)
