@@ -39,14 +39,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import ctypes
 import dataclasses
 import json
 import os
 import resource
-import shutil
-import signal
-import socket
 import struct
 import subprocess
 import sys
@@ -55,8 +51,10 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import liveness_support
 from hereabouts.transports.mqtt import BROKER_MAX_PACKET_BYTES
 from hereabouts.transports.topics import PLAZA_ALL, plaza_topic
+from liveness_support import percentile
 
 PAYLOAD_BYTES = 400
 """Message size: a signed plaza event (hey_there, howdy) is 350-450 bytes on the wire."""
@@ -77,23 +75,11 @@ FAN_OUT_TIMEOUT_S = 30.0
 FD_MARGIN = 200
 """Descriptors kept aside (listeners, logs, the interpreter) when checking a count fits."""
 
-PR_SET_PDEATHSIG = 1
 STOP_WAIT_S = 10.0
 
 
 def log(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
-
-
-def percentile(values: list[float], q: float) -> float:
-    """The ``q``-th percentile (0-100), interpolating linearly between order statistics."""
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    rank = (len(ordered) - 1) * q / 100
-    low = int(rank)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 
 # --- MQTT 3.1.1 packets ------------------------------------------------------------------
@@ -304,58 +290,17 @@ async def close_all(clients: list[RawClient]) -> None:
 # --- the broker -------------------------------------------------------------------------
 
 
-def _die_with_parent() -> None:
-    """Runs in the child before exec: SIGKILL it when the benchmark's thread dies."""
-    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class Mosquitto:
-    """``mosquitto -c`` on a free loopback port, configured as docs/deploying.md says."""
+class Mosquitto(liveness_support.Mosquitto):
+    """``mosquitto -c`` on a free loopback port, configured as docs/deploying.md says, with
+    what this benchmark reads of it."""
 
     def __init__(self, workdir: Path) -> None:
-        binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-        if not os.access(binary, os.X_OK):
-            raise SystemExit("mosquitto is not installed (Debian package `mosquitto`)")
-        self.binary = binary
-        self.port = free_port()
-        conf = workdir / "mosquitto.conf"
-        conf.write_text(
-            f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
-            f"max_packet_size {BROKER_MAX_PACKET_BYTES}\n"
-            "log_dest stderr\nlog_type error\nlog_type warning\n"
-        )
-        self.log_path = workdir / "mosquitto.log"
-        with self.log_path.open("ab") as out:
-            self.process = subprocess.Popen(
-                [binary, "-c", str(conf)],
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                preexec_fn=_die_with_parent,
-            )
-        self.pid = self.process.pid
+        super().__init__(workdir, extra_conf=f"max_packet_size {BROKER_MAX_PACKET_BYTES}\n")
 
     def version(self) -> str:
         done = subprocess.run([self.binary, "-h"], capture_output=True, text=True, check=False)
         first = (done.stdout or done.stderr).splitlines()[:1]
         return first[0].strip() if first else "mosquitto"
-
-    async def wait_listening(self, timeout_s: float = 15.0) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise SystemExit(f"mosquitto exited at start; see {self.log_path}")
-            with contextlib.suppress(OSError):
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
-                return
-            await asyncio.sleep(0.02)
-        raise SystemExit(f"mosquitto did not listen on port {self.port}")
 
     def rss_kib(self) -> int:
         for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
@@ -369,15 +314,6 @@ class Mosquitto:
     def cpu_s(self) -> float:
         fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(STOP_WAIT_S)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
 
 
 def raise_fd_limit() -> int:

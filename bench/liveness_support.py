@@ -92,25 +92,22 @@ async def wait_until(predicate: Callable[[], bool], timeout_s: float, what: str)
 
 
 class Mosquitto:
-    """``mosquitto -c`` with a loopback listener, anonymous access and no persistence.
+    """``mosquitto -c`` with a loopback listener, anonymous access and no persistence;
+    ``extra_conf`` adds configuration lines."""
 
-    As a plaza for :mod:`liveness`: every node, the observer, the tap and both ends of the
-    baseline use this one broker."""
-
-    description = "one Mosquitto"
-    cross_member = False
-
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, *, extra_conf: str = "") -> None:
         binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
         if not os.access(binary, os.X_OK):
             raise SystemExit("mosquitto is not installed (Debian package `mosquitto`)")
+        self.binary = binary
         self.port = free_port()
         conf = workdir / "mosquitto.conf"
         conf.write_text(
             f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
-            "log_dest stderr\nlog_type error\nlog_type warning\n"
+            f"{extra_conf}log_dest stderr\nlog_type error\nlog_type warning\n"
         )
-        with (workdir / "mosquitto.log").open("ab") as log:
+        self.log_path = workdir / "mosquitto.log"
+        with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 [binary, "-c", str(conf)],
                 stdin=subprocess.DEVNULL,
@@ -118,32 +115,14 @@ class Mosquitto:
                 stderr=subprocess.STDOUT,
                 preexec_fn=_die_with_parent,
             )
+        self.pid = self.process.pid
         self.url = f"mqtt://127.0.0.1:{self.port}"
-
-    def node_url(self, index: int) -> str:
-        return self.url
-
-    @property
-    def observer_url(self) -> str:
-        return self.url
-
-    @property
-    def tap_port(self) -> int:
-        return self.port
-
-    @property
-    def ping_ports(self) -> tuple[int, int]:
-        """(publisher's, subscriber's) broker port for the baseline."""
-        return self.port, self.port
-
-    async def start(self) -> None:
-        await self.wait_listening()
 
     async def wait_listening(self, timeout_s: float = 15.0) -> None:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise SystemExit("mosquitto exited at start (see its log in the work dir)")
+                raise SystemExit(f"mosquitto exited at start; see {self.log_path}")
             with contextlib.suppress(OSError):
                 socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
                 return
