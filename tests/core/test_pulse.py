@@ -145,3 +145,19 @@ def test_the_interval_stretches_with_the_plaza_so_each_node_receives_a_bounded_r
     for peers in (1, 100, 1000, 10_000):
         every = pulse_every_ms(1000, peers, 200.0)
         assert (peers + 1) * 1000 / every <= 200.0 or every == 1000
+
+
+def test_after_a_cut_off_each_peer_is_judged_again_only_from_its_next_pulse() -> None:
+    # A broker restart cuts everyone off; peers reconnect over the backoff's jitter.
+    watch = PulseWatch(missed=3, own_every_ms=1000)
+    ticking(watch, 0, 5000, beats={"slow": 1000, "prompt": 1000})
+    ticking(watch, 5250, 15_000, echo_every_ms=None)
+    assert watch.cut_off
+    # We are back at 16 s; "prompt" at 17 s; "slow" only at 30 s: neither looks hung.
+    found = ticking(watch, 16_000, 16_750)
+    found += ticking(watch, 17_000, 29_750, beats={"prompt": 1000})
+    assert found == [(16_000, "restored")]
+    assert not watch.is_quiet("slow")
+    ticking(watch, 30_000, 30_000, beats={"slow": 1000, "prompt": 1000})
+    # From its next pulse on, a peer's silence counts again.
+    assert ticking(watch, 30_250, 40_000, beats={"prompt": 1000}) == [(33_250, "quiet slow")]

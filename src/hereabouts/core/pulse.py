@@ -12,6 +12,10 @@ and every node watches the beats it receives:
 * **We are cut off** when our own pulses stop coming back to us through the broker for
   ``missed`` of our intervals: then the silence of everyone else says nothing about them,
   so nobody is judged quiet while we are cut off, and the runtime says so.
+* **After being cut off**, every peer is judged again only from its next pulse: a broker
+  restart cuts everyone off, and each reconnects at its own pace (the backoff's jitter),
+  which is no sign of a hang. A peer that died meanwhile is left to its will and to the
+  silence threshold.
 * **Stalls are ours, not theirs.** If this process itself was not running for a while
   (a SIGSTOP, a swap storm), a tick comes late; the pulses that arrived meanwhile still
   wait in our socket. Silence is therefore only counted from the moment we were running
@@ -64,6 +68,7 @@ class _Beat:
     heard_ms: int
     quiet_after_ms: int
     quiet: bool = False
+    armed: bool = True  # judged by its silence (see PulseWatch.tick)
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,13 +160,19 @@ class PulseWatch:
         elif not cut_off and self.cut_off_since_ms is not None:
             self.cut_off_since_ms = None
             changed = False
-            # Peers' pulses resume a moment after ours: their silence counts from now.
-            self._awake_since_ms = awake = now_ms
+            # Whatever cut us off may have cut them off too (a broker restart): each comes
+            # back at its own pace, so each is judged again only from its next pulse.
+            for beat in self._beats.values():
+                beat.armed = beat.quiet
         if cut_off:
             return PulseChanges(cut_off=changed)
         quiet = []
         for did, beat in self._beats.items():
-            if not beat.quiet and now_ms - max(beat.heard_ms, awake) > beat.quiet_after_ms:
+            if (
+                beat.armed
+                and not beat.quiet
+                and now_ms - max(beat.heard_ms, awake) > beat.quiet_after_ms
+            ):
                 beat.quiet = True
                 quiet.append(did)
         return PulseChanges(quiet=quiet, cut_off=changed)
