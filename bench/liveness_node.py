@@ -51,9 +51,11 @@ def bench_config(
     broker: str,
     spread: float | None,
     keepalive_s: int | None = None,
+    pulses: bool = True,
 ) -> Config:
     """``production`` or ``fast`` (``testing()``), without discovery jitter, any HTTP port,
-    the howdy spread ``spread`` and the MQTT keepalive (None keeps the preset's)."""
+    the howdy spread ``spread``, the MQTT keepalive (None keeps the preset's) and pulses on
+    or off."""
     make = config_module.testing if preset == "fast" else config_module.production
     base = make(home)
     node = dataclasses.replace(
@@ -62,7 +64,8 @@ def bench_config(
     if keepalive_s is not None:
         node = dataclasses.replace(node, keepalive_s=keepalive_s)
     howdy = base.howdy if spread is None else HowdyConfig(jitter_max_s=spread)
-    return base.replace(node=node, howdy=howdy)
+    pulse = dataclasses.replace(base.pulse, enabled=pulses)
+    return base.replace(node=node, howdy=howdy, pulse=pulse)
 
 
 def main() -> int:
@@ -73,12 +76,19 @@ def main() -> int:
     parser.add_argument("--preset", choices=("production", "fast"), default="production")
     parser.add_argument("--howdy-spread", type=float, default=None, metavar="S")
     parser.add_argument("--keepalive", type=int, default=None, metavar="S")
+    parser.add_argument("--no-pulses", action="store_true")
     args = parser.parse_args()
     logging.basicConfig(  # as `hereabouts up` does; stderr goes to a file per node
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     config = bench_config(
-        args.preset, args.home, args.name, args.broker, args.howdy_spread, args.keepalive
+        args.preset,
+        args.home,
+        args.name,
+        args.broker,
+        args.howdy_spread,
+        args.keepalive,
+        pulses=not args.no_pulses,
     )
     hereabouts.peers.node.Node = ReportingNode  # type: ignore[misc]  # what up.run() imports
     return asyncio.run(run(config))

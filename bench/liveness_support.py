@@ -333,10 +333,18 @@ class NodeProcess(Watcher):
         self._reader: asyncio.Task[None] | None = None
 
     async def spawn(
-        self, broker_url: str, preset: str, spread: float | None, keepalive_s: int | None = None
+        self,
+        broker_url: str,
+        preset: str,
+        spread: float | None,
+        keepalive_s: int | None = None,
+        *,
+        pulses: bool = True,
     ) -> None:
         args = ["--home", str(self.home), "--name", self.name, "--broker", broker_url]
         args += ["--preset", preset]
+        if not pulses:
+            args.append("--no-pulses")
         if spread is not None:
             args += ["--howdy-spread", str(spread)]
         if keepalive_s is not None:

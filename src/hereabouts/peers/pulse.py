@@ -14,7 +14,8 @@ out for a node (see :mod:`hereabouts.core.pulse` for why pulses exist):
   broker still carries us.
 * **Watching.** Four times a second the watch says who went quiet (MISSING in our view
   until their next pulse) and whether we are cut off. Cut off, we log it, ``/healthz`` says
-  so (with the time our view was last live), and a second later we end the connection and
+  so (with the time our view was last live), and a second later, if nothing at all has
+  arrived for 3 s either (a slow broker still delivers something), we end the connection and
   connect again: a cut link is found by the reconnect's short time-outs and back-off
   (:class:`~hereabouts.transports.mqtt.MqttSettings`) within seconds of its return, where the
   old connection's TCP retries would take tens of seconds. We only do that when this
@@ -55,6 +56,12 @@ RESTART_AFTER_MS: Final = 1_000
 """How long we stay cut off, awake, before ending the connection: long enough for a
 backlog of our own pulses to be read after this process stalled, short against the 5 s in
 which a cut should be healed."""
+
+SILENT_LINK_MS: Final = 3_000
+"""A connection is ended only if nothing at all has arrived on it for this long as well:
+a cut link carries nothing, while a broker that is merely slow (overloaded, our pulses
+seconds late) still delivers something, and reconnecting to it would only add the load of
+our re-announcement and its welcomes."""
 
 
 class _Body(msgspec.Struct, array_like=True, forbid_unknown_fields=True):
@@ -123,6 +130,7 @@ class Pulses:
         )
         self._seq = 0
         self._send_now = asyncio.Event()
+        self._inbound = (-1, 0)  # (messages received by the transport, when that changed)
         counters.describe(
             "pulses_in",
             "Pulses received, by outcome (taken, own, replayed, unknown_key, bad_pulse, "
@@ -243,16 +251,25 @@ class Pulses:
             self._counters.add("pulse_events", "restored")
             log.info("the plaza carries our pulses again")
         since = self.watch.cut_off_since_ms
+        silent_ms = self._silent_for_ms(now_ms)  # kept up to date on every tick
         if (
             since is not None
             and not self._stealth
             and self.watch.echoes > 0
             and now_ms - since >= RESTART_AFTER_MS
+            and silent_ms >= SILENT_LINK_MS
             and self._transport.state.connected
         ):
             self._counters.add("pulse_events", "restarted")
             self.watch.reset_echo()
             self._transport.restart_connection("our own pulses stopped coming back")
+
+    def _silent_for_ms(self, now_ms: int) -> int:
+        """How long nothing at all has arrived on the plaza connection."""
+        received = self._transport.counters.messages_in
+        if received != self._inbound[0]:
+            self._inbound = (received, now_ms)
+        return now_ms - self._inbound[1]
 
     # --- health ---------------------------------------------------------------------------
 
