@@ -76,6 +76,12 @@ async def until(check: Callable[[], Awaitable[bool]], what: str, node: UpProcess
     return time.monotonic() - started
 
 
+async def watching(node: UpProcess, peers: int) -> bool:
+    """Whether ``node`` watches the pulses of ``peers`` peers."""
+    _, health = await health_of(node.url)
+    return bool(health["pulse"]["watched"] == peers)
+
+
 async def sees(watcher: UpProcess, name: str, status: str = "ONLINE") -> bool:
     return (await statuses(watcher)).get(name) == status
 
@@ -154,6 +160,10 @@ async def test_nodes_lost_with_their_member_are_missing_everywhere_within_5s_by_
     placed = [("alpha", url_for(m1)), ("bravo", url_for(m2)), ("charlie", url_for(m3))]
     async with nodes_on(tmp_path, placed) as nodes:
         await all_see_each_other(nodes)
+        for node in nodes.values():  # a peer is watched from its first pulse after its key
+            # is known; over RabbitMQ that pulse may overtake the hey_there (QoS 0 and QoS 1
+            # subscriptions are separate queues), so the next one, a second later, counts.
+            await until(lambda n=node: watching(n, 2), "every pulse watched", node)
         try:
             await asyncio.to_thread(rabbitmq_cluster.kill, m2)  # the member first: no will
             os.kill(nodes["bravo"].pid, signal.SIGKILL)
