@@ -865,7 +865,18 @@ class _Client(aiomqtt.Client):
     descriptor`` at ERROR with a traceback, or (had the number been reused meanwhile)
     watched another socket. Here the deferred call first checks that the socket is still
     paho's current one.
+
+    And a connection the broker drops while we still set it up (RabbitMQ hangs up on a
+    SUBSCRIBE its rules deny) leaves aiomqtt's "disconnected" future holding the error with
+    nobody to read it: leaving the client reads it, since the failed attempt already says
+    why, where asyncio logged "Future exception was never retrieved" with a traceback.
     """
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        gone = self._disconnected
+        if gone.done() and not gone.cancelled():
+            gone.exception()  # read, so not reported as lost; the attempt's error says it
+        await super().__aexit__(*exc_info)
 
     def _on_socket_register_write(
         self, client: Any, userdata: Any, sock: Any
