@@ -311,7 +311,8 @@ class PulseConfig:
     and detection slows in proportion: about 3 s per 200 peers."""
 
     def __post_init__(self) -> None:
-        _positive("interval_s", self.interval_s)
+        if self.interval_s < 0.5:
+            raise ConfigError("pulse.interval_s must be at least 0.5 s, the shortest judged")
         _positive("max_received_per_s", self.max_received_per_s)
         if self.missed < 2:
             raise ConfigError("pulse.missed must be at least 2: one lost pulse is not a hang")

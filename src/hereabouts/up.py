@@ -195,6 +195,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
         relay=RelayConfig.from_env(),
         http=HttpLimits.from_env(),
         mesh=mesh,
+        pulse=dataclasses.replace(base.pulse, enabled=not getattr(args, "no_pulses", False)),
     )
 
 
@@ -547,6 +548,12 @@ def register(
     )
     up.add_argument(
         "--stealth", action="store_true", help="listen only: publish nothing, not even a will"
+    )
+    up.add_argument(
+        "--no-pulses",
+        action="store_true",
+        help="send and watch no pulses (hangs and cut links are then found only by the "
+        "broker's keepalive); for a broker whose access rules forbid hereabouts/v1/pulse/+",
     )
     up.add_argument(
         "--peers",

@@ -171,3 +171,27 @@ async def test_pulses_from_ten_thousand_fresh_keys_cost_a_lookup_each_and_change
     finally:
         for process in everyone:
             process.stop()
+
+
+async def test_a_peer_restarted_after_a_hang_is_online_again_even_without_pulses(
+    mosquitto: MosquittoServer, tmp_path: Path
+) -> None:
+    """Its new boot's hey_there ends what its old boot's silence said, pulses or not (a
+    rolling downgrade, a broker rule against the pulse topic)."""
+    broker = f"mqtt://127.0.0.1:{mosquitto.port}"
+    watcher = node(tmp_path, "a", broker)
+    hung = node(tmp_path, "x", broker)
+    again = node(tmp_path, "x", broker, "--no-pulses")  # the same home, so the same key
+    try:
+        await start_all([watcher, hung])
+        os.kill(hung.pid, signal.SIGSTOP)
+        await until(all_see([watcher], ["x"], "MISSING"), "x MISSING", BOUND_S)
+        os.kill(hung.pid, signal.SIGKILL)
+        hung.stop()
+        again.start()
+        await until(all_see([watcher], ["x"], "ONLINE"), "x ONLINE after its restart", 30.0)
+        await asyncio.sleep(4.0)  # it sends no pulses: nothing may take that for a hang
+        assert await all_see([watcher], ["x"], "ONLINE")()
+    finally:
+        for process in (watcher, hung, again):
+            process.stop()

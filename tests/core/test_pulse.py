@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from hereabouts.core.pulse import (
+    FLAP_HOLD_MS,
     MAX_EVERY_MS,
+    RECONNECT_GRACE_MS,
     STALL_MS,
     TICK_MS,
     PulseWatch,
@@ -28,7 +30,7 @@ def ticking(
             watch.own(now, now)
         for did, every in (beats or {}).items():
             if now % every == 0:
-                watch.heard(did, boot="b", seq=now, at_ms=now, every_ms=every, now_ms=now)
+                watch.heard(did, boot="b", seq=now, every_ms=every, now_ms=now)
         changes = watch.tick(now)
         found += [(now, f"quiet {did}") for did in changes.quiet]
         if changes.cut_off is not None:
@@ -43,7 +45,7 @@ def test_a_peer_that_stops_is_quiet_after_missed_intervals_and_back_at_its_next_
     found = ticking(watch, 5250, 12_000)
     assert found == [(8250, "quiet p")]
     assert watch.is_quiet("p") and watch.quiet_peers() == ["p"]
-    taken, back = watch.heard("p", boot="b", seq=12_000, at_ms=12_000, every_ms=1000, now_ms=12_000)
+    taken, back = watch.heard("p", boot="b", seq=12_000, every_ms=1000, now_ms=12_000)
     assert taken and back
     assert not watch.is_quiet("p")
 
@@ -57,12 +59,20 @@ def test_each_peer_is_judged_by_the_interval_it_announced() -> None:
 
 def test_announced_intervals_are_clamped() -> None:
     watch = PulseWatch(missed=3, own_every_ms=1000)
-    watch.heard("p", boot="b", seq=1, at_ms=0, every_ms=1, now_ms=0)  # at least 100 ms
-    watch.tick(0)
-    assert watch.tick(250).quiet == []
-    assert watch.tick(350).quiet == ["p"]
+    watch.heard("p", boot="b", seq=1, every_ms=1, now_ms=0)  # judged as if 500 ms
+    watch.own(1, 0)
+    assert [watch.tick(now).quiet for now in (0, 250, 500, 750, 1000, 1250, 1500)] == [
+        [],
+        [],
+        [],
+        [],
+        [],
+        [],
+        [],
+    ]
+    assert watch.tick(1750).quiet == ["p"]
     slow = PulseWatch(missed=3, own_every_ms=1000)
-    slow.heard("q", boot="b", seq=1, at_ms=0, every_ms=10**12, now_ms=0)  # at most 10 min
+    slow.heard("q", boot="b", seq=1, every_ms=10**12, now_ms=0)  # at most 10 min
     found = ticking(slow, 0, 3 * MAX_EVERY_MS + 1000)
     assert found == [(3 * MAX_EVERY_MS + TICK_MS, "quiet q")]
 
@@ -88,7 +98,7 @@ def test_peers_pulses_resuming_a_moment_after_ours_are_not_taken_for_silence() -
     assert watch.tick(15_250).cut_off is False
     # p's pulse arrives 900 ms later: its last one is 10 s old, but silence restarts now.
     assert watch.tick(15_500).quiet == []
-    watch.heard("p", boot="b", seq=16_150, at_ms=16_150, every_ms=1000, now_ms=16_150)
+    watch.heard("p", boot="b", seq=16_150, every_ms=1000, now_ms=16_150)
     assert watch.tick(16_250).quiet == []
 
 
@@ -102,21 +112,19 @@ def test_a_stall_of_our_own_process_makes_nobody_quiet_and_us_not_cut_off() -> N
     assert changes.quiet == [] and changes.cut_off is None
     # The backlog arrives; everything goes on as before.
     watch.own(resumed, resumed + 10)
-    watch.heard("p", boot="b", seq=resumed, at_ms=resumed, every_ms=1000, now_ms=resumed + 10)
+    watch.heard("p", boot="b", seq=resumed, every_ms=1000, now_ms=resumed + 10)
     assert ticking(watch, resumed + 250, resumed + 6000, beats={"p": 1000}) == []
 
 
-def test_replays_and_old_boots_are_not_taken() -> None:
+def test_replays_within_a_boot_are_not_taken_and_another_boot_starts_afresh() -> None:
     watch = PulseWatch(missed=3, own_every_ms=1000)
-    assert watch.heard("p", boot="b1", seq=5, at_ms=5000, every_ms=1000, now_ms=5000) == (
-        True,
-        False,
-    )
-    assert watch.heard("p", boot="b1", seq=5, at_ms=5000, every_ms=1000, now_ms=5100)[0] is False
-    assert watch.heard("p", boot="b1", seq=4, at_ms=9000, every_ms=1000, now_ms=5200)[0] is False
-    # Another boot counts only if it is later: an old boot's pulses replayed do not.
-    assert watch.heard("p", boot="b0", seq=50, at_ms=4000, every_ms=1000, now_ms=5300)[0] is False
-    assert watch.heard("p", boot="b2", seq=1, at_ms=6000, every_ms=1000, now_ms=6000)[0] is True
+    assert watch.heard("p", boot="b1", seq=5, every_ms=1000, now_ms=5000) == (True, False)
+    assert watch.heard("p", boot="b1", seq=5, every_ms=1000, now_ms=5100)[0] is False
+    assert watch.heard("p", boot="b1", seq=4, every_ms=1000, now_ms=5200)[0] is False
+    # Which boot is current is the projection's to say (the runtime passes only that one's
+    # pulses); a new boot's numbers start again, whatever its clock says.
+    assert watch.heard("p", boot="b2", seq=1, every_ms=1000, now_ms=6000)[0] is True
+    assert watch.heard("p", boot="b2", seq=2, every_ms=1000, now_ms=7000)[0] is True
     assert watch.own(3, 6000) and not watch.own(3, 6100) and not watch.own(2, 6200)
 
 
@@ -147,17 +155,63 @@ def test_the_interval_stretches_with_the_plaza_so_each_node_receives_a_bounded_r
         assert (peers + 1) * 1000 / every <= 200.0 or every == 1000
 
 
-def test_after_a_cut_off_each_peer_is_judged_again_only_from_its_next_pulse() -> None:
-    # A broker restart cuts everyone off; peers reconnect over the backoff's jitter.
+def test_after_a_cut_off_without_reconnecting_peers_are_judged_from_our_return() -> None:
     watch = PulseWatch(missed=3, own_every_ms=1000)
-    ticking(watch, 0, 5000, beats={"slow": 1000, "prompt": 1000})
+    ticking(watch, 0, 5000, beats={"p": 1000, "q": 1000})
+    ticking(watch, 5250, 15_000, echo_every_ms=None)  # a slow broker: nothing for 10 s
+    # Back at 16 s; q died during it and never pulses again: quiet 3 s after our return.
+    found = ticking(watch, 16_000, 25_000, beats={"p": 1000})
+    assert found == [(16_000, "restored"), (19_250, "quiet q")]
+
+
+def test_after_a_reconnect_peers_get_the_backoff_s_ceiling_to_come_back() -> None:
+    # A broker restart cut everyone off; peers reconnect over the backoff's jitter.
+    watch = PulseWatch(missed=3, own_every_ms=1000)
+    ticking(watch, 0, 5000, beats={"slow": 1000, "prompt": 1000, "dead": 1000})
     ticking(watch, 5250, 15_000, echo_every_ms=None)
-    assert watch.cut_off
-    # We are back at 16 s; "prompt" at 17 s; "slow" only at 30 s: neither looks hung.
+    watch.reconnected()
+    # We are back at 16 s; "prompt" at 17 s, "slow" at 40 s; "dead" never.
     found = ticking(watch, 16_000, 16_750)
-    found += ticking(watch, 17_000, 29_750, beats={"prompt": 1000})
+    found += ticking(watch, 17_000, 39_750, beats={"prompt": 1000})
     assert found == [(16_000, "restored")]
-    assert not watch.is_quiet("slow")
-    ticking(watch, 30_000, 30_000, beats={"slow": 1000, "prompt": 1000})
-    # From its next pulse on, a peer's silence counts again.
-    assert ticking(watch, 30_250, 40_000, beats={"prompt": 1000}) == [(33_250, "quiet slow")]
+    found = ticking(watch, 40_000, 60_000, beats={"prompt": 1000, "slow": 1000})
+    assert found == [(16_000 + RECONNECT_GRACE_MS + 3000 + TICK_MS, "quiet dead")]
+
+
+def test_a_peer_heard_during_our_cut_off_is_still_judged() -> None:
+    watch = PulseWatch(missed=3, own_every_ms=1000)
+    ticking(watch, 0, 5000, beats={"p": 1000})
+    ticking(watch, 5250, 10_000, echo_every_ms=None, beats={"p": 1000})  # our echo is late
+    watch.reconnected()
+    # p hangs at 10 s, just before we hear ourselves again: no grace for it.
+    found = ticking(watch, 10_250, 20_000)
+    assert found == [(11_000, "restored"), (13_250, "quiet p")]
+
+
+def test_a_peer_that_flaps_cannot_be_judged_quiet_again_at_once() -> None:
+    watch = PulseWatch(missed=3, own_every_ms=1000)
+    ticking(watch, 0, 2000, beats={"p": 1000})
+    assert ticking(watch, 2250, 5500) == [(5250, "quiet p")]
+    assert watch.heard("p", boot="b", seq=6000, every_ms=1000, now_ms=6000) == (True, True)
+    found = ticking(watch, 6250, 20_000)  # it stops again at once
+    assert found == [(6000 + FLAP_HOLD_MS, "quiet p")]
+
+
+def test_when_our_interval_shrinks_the_next_pulse_is_awaited_at_the_old_one() -> None:
+    watch = PulseWatch(missed=3, own_every_ms=5000)
+    watch.tick(0)
+    watch.own(1, 0)
+    for now in range(250, 5000, 250):
+        assert watch.tick(now).cut_off is None
+    watch.set_own_every(1000)  # peers left: our next pulse, at 5 s, announces 1 s
+    assert watch.tick(5000).cut_off is None
+    watch.own(2, 5010)
+    assert watch.quiet_after_ms == 3000
+    assert [watch.tick(now).cut_off for now in range(5250, 8000, 250)] == [None] * 11
+    assert watch.tick(8250).cut_off is True
+
+
+def test_a_stealth_watcher_with_one_peer_judges_the_peer_not_itself() -> None:
+    watch = PulseWatch(missed=3, own_every_ms=1000, echo=False)
+    ticking(watch, 0, 2000, echo_every_ms=None, beats={"p": 1000})
+    assert ticking(watch, 2250, 6000, echo_every_ms=None) == [(5250, "quiet p")]

@@ -65,12 +65,14 @@ async def start_all(nodes: Sequence[UpProcess]) -> None:
     await until(watching_everyone, "every node watches every other's pulses", WAIT_S)
 
 
-def node(tmp_path: Path, name: str, broker: str, **options: object) -> UpProcess:
+def node(tmp_path: Path, name: str, broker: str, *args: str, **options: object) -> UpProcess:
+    """``hereabouts up --fast --no-sites`` named ``name``, its home ``tmp_path/name``."""
     return UpProcess(
         tmp_path / name,
         "--name",
         name,
         "--no-sites",
+        *args,
         broker=broker,
         **options,  # type: ignore[arg-type]
     )

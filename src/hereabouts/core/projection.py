@@ -372,6 +372,11 @@ class Projection:
         found.update((at, event_id, "unreachable") for at, event_id in self._reports.made_by(did))
         return sorted(found)
 
+    def boot_of(self, did: str) -> str | None:
+        """The boot id of ``did``'s latest own event (not a will), if any."""
+        subject = self._subjects.get(did)
+        return None if subject is None else subject.own_boot
+
     def transport_of(self, did: str) -> str | None:
         """How ``did`` says it is reached (its latest hey_there), if known."""
         subject = self._subjects.get(did)

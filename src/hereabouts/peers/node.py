@@ -128,6 +128,10 @@ MAX_HELD_WILLS: Final = 256
 
 FAREWELL_PEERS: Final = 3
 """Mesh peers a stopping mesh node hands its chau to directly (rounds have stopped)."""
+RECEIVE_SLICE: Final = 64
+"""Messages read from a backlog before other tasks get a turn: a burst of thousands must
+not hold our own pulses back for seconds (peers would take us for hung)."""
+
 CHANGES_QUEUE = 1000
 """Status changes buffered per ``changes()`` subscriber; a slower reader loses the oldest."""
 
@@ -459,6 +463,7 @@ class Node:
                     clock_ms=self._now_ms,
                     on_changes=self._broadcast,
                     stealth=self.stealth,
+                    trusted=keys.proven,
                 )
                 await self.pulses.subscribe()
             await transport.connect()
@@ -728,8 +733,13 @@ class Node:
     # --- receiving ------------------------------------------------------------------------
 
     async def _receive_loop(self) -> None:
+        taken = 0
         async for message in self.transport.messages():
             self._receive_message(message)
+            taken += 1
+            if taken % RECEIVE_SLICE == 0:
+                # A backlog is read without suspending; let timers and our pulses run.
+                await asyncio.sleep(0)
 
     def _receive_message(self, message: Message, *, probe: bool = True) -> None:
         """One plaza message (``probe=False``: a will already held for a probe)."""
@@ -824,6 +834,10 @@ class Node:
         now = self._now_ms()
         if self.mesh is not None and outcome.new and isinstance(event, HeyThere):
             self.mesh.learn(signed.did, event.endpoints)
+        if self.pulses is not None and outcome.new and isinstance(event, HeyThere):
+            # It announced itself anew (a restart, a reconnect): whatever its pulses said
+            # before, it is watched again from its next one.
+            self.pulses.forget(signed.did)
         if not (from_plaza and outcome.new):
             # A replay is no arrival. A newcomer's own hey_there cannot reach us first inside
             # a howdy: nobody replies before it has announced itself (_fire_timers).
@@ -1028,7 +1042,8 @@ class Node:
     def _broadcast(self, changes: list[StatusChanged]) -> None:
         if not changes:
             return
-        if any(c.did != self.did for c in changes):
+        if any(c.did != self.did and c.cause != "pulse" for c in changes):
+            # News to spread (a pulse-made change is each node's own observation: no).
             self.cadence.note_change(self._now_ms())
         for change in changes:
             change = dataclasses.replace(change, name=self._label(change.did))

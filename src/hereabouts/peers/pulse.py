@@ -9,8 +9,9 @@ out for a node (see :mod:`hereabouts.core.pulse` for why pulses exist):
   neither taken for anything else nor moved to another topic. Nothing is sent while the
   plaza is away (at most once means no queue). Stealth nodes send none.
 * **Receiving.** A pulse is looked at only if its topic names a key the projection already
-  knows (an unknown key costs a dictionary look-up, not a signature check), then verified,
-  then given to the watch, which refuses replays. Our own pulses coming back tell us the
+  knows (an unknown key costs a dictionary look-up, not a signature check), then verified;
+  it counts only for the boot the projection holds for that key (its latest hey_there),
+  and the watch refuses replays within the boot. Our own pulses coming back tell us the
   broker still carries us.
 * **Watching.** Four times a second the watch says who went quiet (MISSING in our view
   until their next pulse) and whether we are cut off. Cut off, we log it, ``/healthz`` says
@@ -56,6 +57,11 @@ RESTART_AFTER_MS: Final = 1_000
 """How long we stay cut off, awake, before ending the connection: long enough for a
 backlog of our own pulses to be read after this process stalled, short against the 5 s in
 which a cut should be healed."""
+
+MAX_NEW_COUNTED: Final = 200
+"""Watched keys that are neither members nor proven counted at most towards stretching our
+interval (see :class:`~hereabouts.config.PulseConfig`): admitted fresh keys, however many,
+stretch it by at most this many peers' worth."""
 
 SILENT_LINK_MS: Final = 3_000
 """A connection is ended only if nothing at all has arrived on it for this long as well:
@@ -113,7 +119,11 @@ class Pulses:
         clock_ms: Callable[[], int],
         on_changes: Callable[[list[StatusChanged]], None],
         stealth: bool,
+        trusted: Callable[[str], bool],
     ) -> None:
+        """``trusted(did)``: a member or a proven key. Only :data:`MAX_NEW_COUNTED` of the
+        rest count towards stretching our interval, so admitted fresh keys cannot slow
+        everyone's detection down."""
         self._config = config
         self._identity = identity
         self._did = identity.did
@@ -124,6 +134,8 @@ class Pulses:
         self._clock_ms = clock_ms
         self._on_changes = on_changes
         self._stealth = stealth
+        self._trusted = trusted
+        self._marked: set[str] = set()  # peers we made quiet in the projection
         self._interval_ms = int(config.interval_s * 1000)
         self.watch = PulseWatch(
             missed=config.missed, own_every_ms=self._interval_ms, echo=not stealth
@@ -134,18 +146,24 @@ class Pulses:
         counters.describe(
             "pulses_in",
             "Pulses received, by outcome (taken, own, replayed, unknown_key, bad_pulse, "
-            "not_ours: our key from another process).",
+            "other_boot: of a boot other than the key's latest, ours included).",
             "outcome",
         )
-        counters.describe("pulses_out", "Pulses this node sent, by outcome (sent, offline).",
-                          "outcome")
+        counters.describe(
+            "pulses_out", "Pulses this node sent, by outcome (sent, offline).", "outcome"
+        )
         counters.describe(
             "pulse_events",
             "What pulses showed, by event (quiet: a peer stopped; back: it resumed; cut_off: "
             "our own stopped coming back; restored; restarted: we reconnected for it).",
             "event",
         )
-        transport.on_connect(lambda _connection: self.watch.reset_echo())
+        transport.on_connect(self._connected)
+
+    def _connected(self, connection: int) -> None:
+        self.watch.reset_echo()
+        if connection > 1:
+            self.watch.reconnected()
 
     async def subscribe(self) -> None:
         """Ask for every node's pulses (ours included: they tell us we are connected)."""
@@ -161,32 +179,34 @@ class Pulses:
             self._counters.add("pulses_in", "unknown_key")
             return
         try:
-            boot, seq, at_ms, every_ms = open_pulse(did, message.payload)
+            boot, seq, _sent_at_ms, every_ms = open_pulse(did, message.payload)
         except BadPulse as exc:
             self._counters.add("pulses_in", exc.reason)
             log.debug("refused a pulse on %s: %s", message.topic, exc)
             return
         now = self._clock_ms()
-        if own:
-            if boot != self._boot_id:
-                self._counters.add("pulses_in", "not_ours")
-            elif self.watch.own(seq, now):
-                self._counters.add("pulses_in", "own")
-            else:
-                self._counters.add("pulses_in", "replayed")
+        if boot != (self._boot_id if own else self._projection.boot_of(did)):
+            self._counters.add("pulses_in", "other_boot")
             return
-        taken, back = self.watch.heard(
-            did, boot=boot, seq=seq, at_ms=at_ms, every_ms=every_ms, now_ms=now
-        )
+        if own:
+            self._counters.add("pulses_in", "own" if self.watch.own(seq, now) else "replayed")
+            return
+        taken, back = self.watch.heard(did, boot=boot, seq=seq, every_ms=every_ms, now_ms=now)
         self._counters.add("pulses_in", "taken" if taken else "replayed")
         if back:
-            self._counters.add("pulse_events", "back")
-            self._on_changes(self._projection.set_quiet(did, False, now))
+            self._unmark(did, now)
 
     def forget(self, did: str) -> None:
-        """``did`` said chau or was forgotten: stop watching it."""
-        if self.watch.forget(did):
-            self._on_changes(self._projection.set_quiet(did, False, self._clock_ms()))
+        """``did`` said chau, announced itself anew, or was forgotten: stop watching it (a
+        new announcement is watched again from its next pulse)."""
+        self.watch.forget(did)
+        self._unmark(did, self._clock_ms())
+
+    def _unmark(self, did: str, now_ms: int) -> None:
+        if did in self._marked:
+            self._marked.discard(did)
+            self._counters.add("pulse_events", "back")
+            self._on_changes(self._projection.set_quiet(did, False, now_ms))
 
     # --- the background task --------------------------------------------------------------
 
@@ -211,10 +231,10 @@ class Pulses:
                 await asyncio.wait_for(self._send_now.wait(), TICK_MS / 1000)
 
     def _every_ms(self) -> int:
-        every = pulse_every_ms(
-            self._interval_ms, self.watch.watched(), self._config.max_received_per_s
-        )
-        self.watch.own_every_ms = every
+        trusted = sum(1 for did in self.watch.dids() if self._trusted(did))
+        counted = trusted + min(self.watch.watched() - trusted, MAX_NEW_COUNTED)
+        every = pulse_every_ms(self._interval_ms, counted, self._config.max_received_per_s)
+        self.watch.set_own_every(every)
         return every
 
     async def _send(self, now_ms: int, every_ms: int) -> None:
@@ -236,9 +256,10 @@ class Pulses:
     def _judge(self, now_ms: int) -> None:
         changes = self.watch.tick(now_ms)
         for did in changes.quiet:
-            self._counters.add("pulse_events", "quiet")
             if self._projection.transport_of(did) in ("mesh", "hybrid"):
                 continue  # its plaza link is not its life: the mesh judges it
+            self._counters.add("pulse_events", "quiet")
+            self._marked.add(did)
             self._on_changes(self._projection.set_quiet(did, True, now_ms))
         if changes.cut_off is True:
             self._counters.add("pulse_events", "cut_off")
@@ -280,7 +301,7 @@ class Pulses:
             "ok": since is None,
             "every_ms": self.watch.own_every_ms,
             "watched": self.watch.watched(),
-            "quiet": len(self.watch.quiet_peers()),
+            "quiet": len(self._marked),
         }
         if since is not None:
             silent_s = (self._clock_ms() - since) / 1000 + self.watch.quiet_after_ms / 1000
@@ -292,4 +313,4 @@ class Pulses:
         return report
 
 
-__all__ = ["CONTEXT", "MAX_PULSE_BYTES", "Pulses", "open_pulse", "seal_pulse"]
+__all__ = ["CONTEXT", "MAX_NEW_COUNTED", "MAX_PULSE_BYTES", "Pulses", "open_pulse", "seal_pulse"]
