@@ -98,7 +98,7 @@ def cases(places: Places) -> Iterator[Case]:
     yield Case((*up, "--broker", "mqtt://127.0.0.1:1883"),
                env={"HEREABOUTS_BROKER_PASSWORD": "pw"}, exit_code=2)  # a password, no user
     for flag in ("--stealth", "--fast", "--no-sites", "--ghost-hard-off", "--verbose", "--mesh",
-                 "--no-plaza"):
+                 "--no-plaza", "--no-pulses"):
         yield Case((*up, *port, f"{flag}=yes"), exit_code=2)
     for bad in bad_homes:
         yield Case(("up", "--fast", *port, *bad), exit_code=2)
