@@ -57,6 +57,14 @@ def url_for(*members: Member) -> str:
     return f"mqtt://{','.join(m.mqtt for m in members)}?protocol=3.1.1"
 
 
+def one_on_each(cluster: RabbitCluster) -> list[tuple[str, str]]:
+    """alpha, bravo and charlie, each on its own member only (bravo on member 2)."""
+    return [
+        (name, url_for(member))
+        for name, member in zip(("alpha", "bravo", "charlie"), cluster.members, strict=True)
+    ]
+
+
 async def statuses(watcher: UpProcess) -> dict[str, str]:
     """Name (without any ~suffix) to status, as the watcher shows its peers."""
     try:
@@ -116,8 +124,7 @@ async def all_see_each_other(nodes: dict[str, UpProcess]) -> float:
 async def test_nodes_on_different_members_see_each_other(
     rabbitmq_cluster: RabbitCluster, tmp_path: Path
 ) -> None:
-    m1, m2, m3 = rabbitmq_cluster.members
-    placed = [("alpha", url_for(m1)), ("bravo", url_for(m2)), ("charlie", url_for(m3))]
+    placed = one_on_each(rabbitmq_cluster)
     async with nodes_on(tmp_path, placed) as nodes:
         took = await all_see_each_other(nodes)
         print(f"\nthree nodes on three members all ONLINE to each other {took:.1f}s after HTTP")
@@ -132,8 +139,7 @@ async def test_nodes_on_different_members_see_each_other(
 async def test_a_node_killed_on_one_member_is_missing_on_the_others_by_its_will(
     rabbitmq_cluster: RabbitCluster, tmp_path: Path
 ) -> None:
-    m1, m2, m3 = rabbitmq_cluster.members
-    placed = [("alpha", url_for(m1)), ("bravo", url_for(m2)), ("charlie", url_for(m3))]
+    placed = one_on_each(rabbitmq_cluster)
     async with nodes_on(tmp_path, placed) as nodes:
         await all_see_each_other(nodes)
         os.kill(nodes["bravo"].pid, signal.SIGKILL)
@@ -156,8 +162,8 @@ async def test_nodes_lost_with_their_member_are_missing_everywhere_within_5s_by_
     """A machine that dies takes its member and its nodes with it: their wills die with the
     member that held them, and before pulses their peers showed them ONLINE until the 5 min
     silence threshold. Their pulses stop, so everyone shows them MISSING within 5 s."""
-    m1, m2, m3 = rabbitmq_cluster.members
-    placed = [("alpha", url_for(m1)), ("bravo", url_for(m2)), ("charlie", url_for(m3))]
+    m2 = rabbitmq_cluster.members[1]  # bravo's member
+    placed = one_on_each(rabbitmq_cluster)
     async with nodes_on(tmp_path, placed) as nodes:
         await all_see_each_other(nodes)
         for node in nodes.values():  # a peer is watched from its first pulse after its key
