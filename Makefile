@@ -25,7 +25,7 @@ $(STAMP): pyproject.toml
 	@scripts/step.sh "creating $(VENV)" $(PYTHON) -m venv $(VENV)
 	@scripts/step.sh "updating pip" $(BIN)/python -m pip install --quiet --upgrade pip
 	@scripts/step.sh "installing hereabouts and its dependencies" \
-	  $(BIN)/python -m pip install --quiet -e '.[test]'
+	  $(BIN)/python -m pip install --quiet -e '.[test,sim]'
 	@touch $(STAMP)
 
 system-deps:
