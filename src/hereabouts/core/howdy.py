@@ -242,10 +242,13 @@ class HowdyCoordinator:
         self_did: str,
         max_event_bytes: int = WireLimits().max_event_bytes,
         eager_factor: int = EAGER_FACTOR,
+        slot: Callable[[str, str], float] = slot_fraction,
     ) -> None:
         """``self_did`` is our own DID. ``max_event_bytes`` is the wire limit our howdys
         must fit (``WireLimits.max_event_bytes``, 16 KiB by default); ``eager_factor`` is
-        :data:`EAGER_FACTOR` unless a simulation explores another."""
+        :data:`EAGER_FACTOR` unless a simulation explores another. ``slot`` gives a
+        responder's place for a hey_there (rule 2); the simulator passes its own seeded
+        uniform draws, which are distributed as the hash's outputs are."""
         if eager_factor < 1:
             raise LocalError("eager_factor must be at least 1")
         self._config = config or HowdyConfig()
@@ -256,6 +259,7 @@ class HowdyCoordinator:
         self._jitter_ms = int(self._config.jitter_max_s * 1000)
         self._fresh_ms = int(self._config.fresh_within_s * 1000)
         self._eager = eager_factor * self._max
+        self._slot = slot
         # Newcomers are told about at most max_howdys x 10 neighbours before we stop caring.
         self._told_max = self._max * MAX_HOWDY_NEIGHBOURS
         self._arrivals: OrderedDict[str, _Arrival] = OrderedDict()
@@ -317,7 +321,7 @@ class HowdyCoordinator:
             self._stats["ignored_stale"] += 1
             return None
         arrival.state = _PENDING
-        fraction = slot_fraction(signed.id, self._self_did)
+        fraction = self._slot(signed.id, self._self_did)
         delay = reply_delay_ms(
             fraction, jitter_max_ms=self._jitter_ms, online_peers=online_peers, eager=self._eager
         )
