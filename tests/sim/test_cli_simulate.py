@@ -58,10 +58,10 @@ def test_the_summary_table_lines_up() -> None:
         Figure("c", "false MISSING", None, detail="not measured"),
     ])
     assert lines == [
-        "figure                    value  detail",
-        "howdys per join            3.25  closed form 3.2",
+        "figure               value       detail",
+        "howdys per join       3.25       closed form 3.2",
         "messages         1,234,567 msgs",
-        "false MISSING                 -  not measured",
+        "false MISSING            -       not measured",
     ]
 
 

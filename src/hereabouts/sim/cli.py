@@ -129,14 +129,16 @@ def _bar(spinner: Spinner, text: str) -> Callable[[float], None]:
 
 
 def summary_table(figures: Sequence[Figure]) -> list[str]:
-    """The figures as aligned lines: figure, value (right-aligned), detail."""
-    rows = [("figure", "value", "detail")]
-    rows += [(f.label, f.shown(), f.detail) for f in figures]
-    label_width = max(len(row[0]) for row in rows)
-    value_width = max(len(row[1]) for row in rows)
+    """The figures as aligned lines: figure, value (numbers right-aligned, units beside
+    them), detail."""
+    rows = [("figure", "value", "", "detail")]
+    for figure in figures:
+        shown, unit = figure.shown(), figure.unit if figure.value is not None else ""
+        rows.append((figure.label, shown.removesuffix(unit).rstrip(), unit, figure.detail))
+    widths = [max(len(row[column]) for row in rows) for column in range(3)]
     return [
-        f"{label:<{label_width}}  {value:>{value_width}}  {detail}".rstrip()
-        for label, value, detail in rows
+        f"{label:<{widths[0]}}  {value:>{widths[1]}} {unit:<{widths[2]}}  {detail}".rstrip()
+        for label, value, unit, detail in rows
     ]
 
 
