@@ -8,8 +8,8 @@ scenario, the values, where the report goes, that matplotlib is there. While it 
 progress bar is drawn on stderr if stderr is a terminal (:mod:`hereabouts.progress`), and
 nothing otherwise, so logs and pipes get only the table.
 
-The simulator of the scenario's kind and matplotlib are imported only when the command
-runs, so the rest of the command line does not pay for loading them.
+The report writer, the simulator of the scenario's kind and matplotlib are imported only
+when the command runs, so the rest of the command line does not pay for loading them.
 """
 
 from __future__ import annotations
@@ -22,8 +22,6 @@ from typing import TYPE_CHECKING, Any, Final
 from hereabouts.errors import ConfigError
 from hereabouts.progress import Spinner, say
 from hereabouts.sim import scenario as scenarios
-from hereabouts.sim.report import check_out_dir, require_matplotlib, write_report
-from hereabouts.sim.run import run_scenario
 
 if TYPE_CHECKING:
     from hereabouts.sim.report_model import Figure
@@ -87,6 +85,9 @@ def _simulate(args: argparse.Namespace) -> int:
         raise ConfigError(
             "which scenario? give a shipped name or a file (hereabouts simulate --list)"
         )
+    from hereabouts.sim.report import check_out_dir, require_matplotlib, write_report
+    from hereabouts.sim.run import run_scenario
+
     if args.out is not None:
         check_out_dir(args.out)  # before reading anything: a wrong --out is found at once
     scenario = scenarios.load(args.scenario)
