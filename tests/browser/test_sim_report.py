@@ -1,10 +1,12 @@
 """A simulation's ``report.html`` in a real headless Chromium: every plot loads.
 
-The page is opened the two ways people open it: from the disk (``file://``) and served by a
-plain HTTP server on 127.0.0.1. Each time, every ``<img>`` must have loaded (complete, with
+Two reports: one written from a hand-built report with a plot of every style, and one
+written by ``hereabouts simulate`` for a shipped scenario at small N. Each is opened the two
+ways people open it: from the disk (``file://``) and served by a plain HTTP server on
+127.0.0.1. Each time, every ``<img>`` must have loaded (complete, with
 a natural width), there must be one per plot of the report (counted from its
 ``summary.json``), and the page must raise no script error or policy violation and run no
-script (the sample's description holds a ``<script>``). A screenshot of the page goes to
+script (the hand-built description holds a ``<script>``). Screenshots of the pages go to
 ``test-output/sim-report/``.
 """
 
@@ -24,6 +26,7 @@ import pytest
 from hereabouts.sim.report import write_report
 from tests.browser.support import TIMEOUT_MS, PageProblems, chromium, needs_chromium
 from tests.sim.report_sample import sample_report
+from tests.sim.running import NO_PLAZA, SMALL, plaza_ready, simulate
 
 pytestmark = needs_chromium
 
@@ -36,18 +39,29 @@ IMAGES = """() => [...document.images].map((img) => ({
 
 @dataclass(frozen=True)
 class WrittenReport:
+    source: str
     folder: Path
     plots: int
     """How many plots the report has, from its summary.json."""
 
 
-@pytest.fixture(scope="module")
-def written_report(tmp_path_factory: pytest.TempPathFactory) -> WrittenReport:
-    """A report as the simulator writes it."""
+@pytest.fixture(scope="module", params=["hand-built", "hereabouts simulate"])
+def written_report(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> WrittenReport:
+    """A report with a plot of every style, written by :func:`write_report`; and one that
+    ``hereabouts simulate`` wrote for a shipped scenario at small N, as a user runs it."""
     folder = tmp_path_factory.mktemp("sim-report") / "report"
-    write_report(sample_report(), folder)
+    if request.param == "hand-built":
+        write_report(sample_report(), folder)
+    else:
+        if not plaza_ready():
+            pytest.skip(NO_PLAZA)
+        result = simulate(*SMALL, "--out", str(folder))
+        assert result.returncode == 0, result.stderr
     summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
-    return WrittenReport(folder=folder, plots=len(summary["plots"]))
+    plots = len(summary["plots"])
+    return WrittenReport(source=request.param.replace(" ", "-"), folder=folder, plots=plots)
 
 
 class _Quiet(http.server.SimpleHTTPRequestHandler):
@@ -87,7 +101,8 @@ async def test_every_plot_of_the_report_loads(written_report: WrittenReport, ope
             await page.goto(url, wait_until="load", timeout=TIMEOUT_MS)
             images = await page.evaluate(IMAGES)
             OUTPUT.mkdir(parents=True, exist_ok=True)
-            await page.screenshot(path=str(OUTPUT / f"report-{opened}.png"), full_page=True)
+            shot = OUTPUT / f"{written_report.source}-{opened}.png"
+            await page.screenshot(path=str(shot), full_page=True)
     assert len(images) == written_report.plots, images
     unloaded = [img for img in images if not (img["complete"] and img["width"] > 0)]
     assert not unloaded, f"plots that did not load: {unloaded}"
