@@ -9,6 +9,7 @@ import pty
 import select
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -199,3 +200,16 @@ def _read(fd: int) -> bytes:
         return os.read(fd, 65536)
     except OSError:  # the other end has closed
         return b""
+
+
+@needs_plaza
+def test_without_matplotlib_the_command_stops_before_the_run(tmp_path: Path) -> None:
+    code = ("import sys; sys.modules['matplotlib'] = None; from hereabouts.cli import main; "
+            f"sys.exit(main(['simulate', *{SMALL!r}, '--out', 'out']))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            cwd=tmp_path, stdin=subprocess.DEVNULL, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "hereabouts: error: drawing the report needs matplotlib: pip install 'hereabouts[sim]'"
+    ]
+    assert not (tmp_path / "out").exists()
