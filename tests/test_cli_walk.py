@@ -186,6 +186,18 @@ def cases(places: Places) -> Iterator[Case]:
         yield Case(("network", "show", *bad), exit_code=2)
     yield Case(("network", "show", "--bogus"), exit_code=2)
 
+    # simulate: every refusal comes before the run.
+    yield Case(("simulate",), exit_code=2)
+    for scenario in ("no-such-scenario", nowhere, junk, str(places.root), ""):
+        yield Case(("simulate", scenario), exit_code=2)
+    for value in ("0", "1", "-1", "x", "1.5", "100001", ""):
+        yield Case(("simulate", "fleet-start", "--nodes", value), exit_code=2)
+    for value in ("-1", "x", "1e3", ""):
+        yield Case(("simulate", "fleet-start", "--seed", value), exit_code=2)
+    for out in (afile, f"{afile}/under", ""):
+        yield Case(("simulate", "fleet-start", "--out", out), exit_code=2)
+    yield Case(("simulate", "--list=yes"), exit_code=2)
+
 
 @dataclass(frozen=True)
 class Places:
@@ -285,7 +297,7 @@ def test_the_walk_covers_every_command_and_option(places: Places) -> None:
 def _command_of(args: tuple[str, ...]) -> tuple[str, ...]:
     words = [a for a in args if not a.startswith("-")]
     known = {"keys", "show", "up", "status", "advert", "publish", "verify", "network", "init",
-             "invite", "join", "revoke"}
+             "invite", "join", "revoke", "simulate"}
     path = []
     for word in words:
         if word in known:

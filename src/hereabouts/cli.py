@@ -26,6 +26,7 @@ from hereabouts.errors import HereaboutsError
 from hereabouts.home import identity_of
 from hereabouts.identity import key_file_path
 from hereabouts.peers.network_cli import register as register_network
+from hereabouts.sim.cli import register as register_simulate
 from hereabouts.up import register as register_up
 from hereabouts.web.cli import register as register_status
 
@@ -113,6 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     register_status(commands)
     register_advert(commands)
     register_network(commands, home_option())
+    register_simulate(commands)
     return parser
 
 
