@@ -65,27 +65,27 @@ class Observer:
         self.refused = 0
         """Events refused because their key could not be admitted."""
 
-    def restore(self, signed: SignedEvent, now_ms: int) -> None:
-        """An event from before the run, as a node restarting replays its ledger: its key
-        is taken as proven, its status as the event says."""
-        event = signed.event
-        if not self.keys.known(event.did):
-            self.keys.load(
-                [
-                    KeyRecord(
-                        did=event.did,
-                        name=event.name,
-                        first_ms=event.at_ms,
-                        last_ms=event.at_ms,
-                        proven_ms=event.at_ms,
-                        claim_ms=event.at_ms,
-                        member=self.invited,
-                    )
-                ],
-                now_ms,
-            )
-        self.seen.add(signed.id)
-        self._report(self.projection.apply(signed, now_ms))
+    def restore(self, events: list[SignedEvent], now_ms: int) -> None:
+        """Events from before the run, as a node restarting replays its ledger: their keys
+        are taken as proven (one load for all: the key book elects name holders per load),
+        their statuses as the events say."""
+        records: dict[str, KeyRecord] = {}
+        for signed in events:
+            event = signed.event
+            if event.did not in records and not self.keys.known(event.did):
+                records[event.did] = KeyRecord(
+                    did=event.did,
+                    name=event.name,
+                    first_ms=event.at_ms,
+                    last_ms=event.at_ms,
+                    proven_ms=event.at_ms,
+                    claim_ms=event.at_ms,
+                    member=self.invited,
+                )
+        self.keys.load(records.values(), now_ms)
+        for signed in events:
+            self.seen.add(signed.id)
+            self._report(self.projection.apply(signed, now_ms))
 
     def take(self, signed: SignedEvent, now_ms: int) -> bool:
         """A delivered event; whether it was taken in (False: a duplicate, or refused)."""

@@ -13,7 +13,7 @@ Shortcuts, and why they do not change what is measured
 ------------------------------------------------------
 * **Observers, not every projection.** On one plaza every subscriber is handed the same
   stream, so every observer's view is every node's view up to latency. Projections cost
-  O(N) per message; a sample of 20 is enough to see the fleet. The dashboard-level figures
+  O(N) per message; a sample of ten is enough to see the fleet. The dashboard-level figures
   (statuses, false MISSING, time until everyone is ONLINE) are taken at the observers.
 * **Lazy responders** (:mod:`hereabouts.sim.welcome`): only the nodes whose slots come
   before the closing time are woken; the rest would have been suppressed, and are counted
@@ -24,7 +24,7 @@ Shortcuts, and why they do not change what is measured
   (node 0, the first to start): every node hears the same stream and runs the same rules.
   A node that started late has a fresher admission bucket than node 0's, so in a flood
   this undercounts who hears a newcomer.
-* **Which neighbours a howdy names** is picked by the real coordinator from 30 random peers
+* **Which neighbours a howdy names** is picked by the real coordinator from 15 random peers
   with their true statuses (observers pick from their whole projection). It decides only
   what a newcomer learns first, which the observers' views then show.
 * **Signatures are not checked** (events are made by the simulator); the real-process tests
@@ -68,8 +68,9 @@ from hereabouts.sim.welcome import SentHowdy, Welcome
 START_MS: Final = 1_764_547_200_000
 """Simulated Unix time at the start of a run (only differences matter)."""
 
-NEIGHBOUR_SAMPLE: Final = 30
-"""Peers a responder without a projection chooses its howdy's neighbours from."""
+NEIGHBOUR_SAMPLE: Final = 15
+"""Peers a responder without a projection chooses its howdy's neighbours from (it names at
+most ten)."""
 
 FAR_FUTURE: Final = np.iinfo(np.int64).max // 2
 
@@ -216,6 +217,7 @@ class PlazaSim:
         """Every node up for an hour, quiet, known to every observer, at the run's start."""
         s = self.s
         before = START_MS - 3_600_000
+        history: list[SignedEvent] = []
         for index in range(s.nodes):
             self.exists[index] = self.running[index] = self.connected[index] = True
             self.boots[index] = 1
@@ -231,13 +233,13 @@ class PlazaSim:
             self.hey_log[index].append((hey, before))
             phase = self.rng.randrange(int(self.heartbeat.max_interval_s * 1000))
             news = self._newspaper(index, START_MS - phase)
-            for observer in self.observers:
-                observer.restore(news, START_MS)  # the newest first: no passing MISSING
-                observer.restore(hey, START_MS)
+            history += (news, hey)  # the newest first: no passing MISSING
             self.q.at(START_MS + self._news_delay(index, START_MS), self._news, (index, 1))
             if s.pulses:
                 self.q.at(START_MS + self.rng.randrange(1000), self._pulse, (index, 1))
             self.generation[index] = 1
+        for observer in self.observers:
+            observer.restore(history, START_MS)
         self.rec.started(s.nodes)
 
     # --- randomness -------------------------------------------------------------------------
@@ -288,22 +290,27 @@ class PlazaSim:
         self.q.at(now + self.latency.one(), self._deliver, signed)
 
     def _deliver(self, now: int, signed: SignedEvent) -> None:
-        for observer in self.observers:
-            taken = self.connected[observer.index] and observer.take(signed, now)
-            if taken and type(signed.event) is HeyThere:
+        connected = self.connected
+        watching = [o for o in self.observers if connected[o.index]]
+        for observer in watching:
+            if observer.take(signed, now) and type(signed.event) is HeyThere:
                 observer.forget_pulses(signed.event.did, now)
-        event = signed.event
-        if type(event) is Howdy:
-            for did in self.rec.neighbours_of.get(signed.id, ()):
-                index = self.index_of[did]
-                hey = self.rec.vouched_hey.get((signed.id, did)) or self.latest_hey[index]
-                latest = self.rec.vouched_latest.get((signed.id, did))
-                for observer in self.observers:
-                    if self.connected[observer.index]:
-                        if hey is not None:
-                            observer.take(hey, now)
-                        if latest is not None:
-                            observer.take(latest, now)
+        if type(signed.event) is not Howdy:
+            return
+        # Every node takes in a howdy's neighbours, each in its own signed words.
+        vouched: list[SignedEvent] = []
+        for did in self.rec.neighbours_of.get(signed.id, ()):
+            hey = self.rec.vouched_hey.get((signed.id, did)) or self.latest_hey[self.index_of[did]]
+            if hey is not None:
+                vouched.append(hey)
+            latest = self.rec.vouched_latest.get((signed.id, did))
+            if latest is not None:
+                vouched.append(latest)
+        for observer in watching:
+            seen = observer.seen
+            for event in vouched:
+                if event.id not in seen:
+                    observer.take(event, now)
 
     # --- node life -------------------------------------------------------------------------------
 
