@@ -457,11 +457,19 @@ def plots(result: SiteSimResult) -> tuple[Plot, ...]:
     c = result.config
     lead = c.lead_s
     n = len(result.true_total)
-    x = tuple(float(i + 1) - lead for i in range(n))
+    warm = min(n, round(c.warmup_s))
+    x = tuple(float(i + 1) - lead for i in range(warm, n))
+
+    def series(values: list[int]) -> tuple[float, ...]:
+        """Per-second values after the warm-up (a hub that has just started is not shown)."""
+        return tuple(float(value) for value in values[warm:n])
+
     boundaries = ", ".join(f"{(b - result.start_ms) / 1000 - lead:g}" for b in result.boundaries_ms)
-    where = f"Epoch boundaries at {boundaries} s; the first {c.warmup_s:g} s are warm-up."
+    where = (
+        f"Epoch boundaries at {boundaries} s; the warm-up (the first {c.warmup_s:g} s) is left out."
+    )
     shown = [
-        Line(f"shown by hub {'AB'[h]}" if c.network.hubs > 1 else "shown", tuple(map(float, y)))
+        Line(f"shown by hub {'AB'[h]}" if c.network.hubs > 1 else "shown", series(y))
         for h, y in enumerate(result.shown_total)
     ]
     counts = Plot(
@@ -470,7 +478,7 @@ def plots(result: SiteSimResult) -> tuple[Plot, ...]:
         x_label="time from the first boundary (s)",
         y_label="visitors",
         x=x,
-        lines=(Line("present", tuple(map(float, result.true_total))), *shown),
+        lines=(Line("present", series(result.true_total)), *shown),
         note=where + " Sampled at the end of each second.",
     )
     error = Plot(
@@ -480,8 +488,8 @@ def plots(result: SiteSimResult) -> tuple[Plot, ...]:
         y_label="shown - present (visitors)",
         x=x,
         lines=(
-            Line("largest over-count", tuple(map(float, result.error_high))),
-            Line("largest under-count", tuple(map(float, result.error_low))),
+            Line("largest over-count", series(result.error_high)),
+            Line("largest under-count", series(result.error_low)),
         ),
         style="step",
         note=where + " Over-counts are visitors gone without a leave, counted until their "
@@ -493,7 +501,7 @@ def plots(result: SiteSimResult) -> tuple[Plot, ...]:
         x_label="time from the first boundary (s)",
         y_label="heartbeats per second",
         x=x,
-        lines=(Line("heartbeats", tuple(map(float, result.heartbeats[:n]))),),
+        lines=(Line("heartbeats", series(result.heartbeats)),),
         style="step",
         note=where + " Each boundary brings every visitor's first heartbeat of the new epoch "
         "within the rotation spread.",
@@ -528,9 +536,9 @@ def plots(result: SiteSimResult) -> tuple[Plot, ...]:
         y_label="entries",
         x=x,
         lines=(
-            Line("DIDs", tuple(map(float, result.dids))),
-            Line("left DIDs", tuple(map(float, result.left))),
-            Line("expiry-heap entries", tuple(map(float, result.deadlines))),
+            Line("DIDs", series(result.dids)),
+            Line("left DIDs", series(result.left)),
+            Line("expiry-heap entries", series(result.deadlines)),
         ),
         note=where + " The previous epoch's DIDs are kept until the next boundary.",
     )
@@ -542,7 +550,7 @@ def plots(result: SiteSimResult) -> tuple[Plot, ...]:
         x_label="time from the first boundary (s)",
         y_label="longest wait in the second (ms)",
         x=x,
-        lines=(Line("wait", tuple(map(float, result.hub_delay_ms))),),
+        lines=(Line("wait", series(result.hub_delay_ms)),),
         style="step",
         note=where + f" The hub counts {c.hub_events_per_s:,.0f} events a second, in turn.",
     )
