@@ -101,6 +101,13 @@ def test_without_churn_the_count_is_exact_through_every_rotation(hubs: int) -> N
         assert worst(result, (0,)) > 0  # the warm-up is not exact: a new hub needs H
 
 
+def test_without_a_warm_up_the_first_instants_are_measured_too() -> None:
+    config = SiteSimConfig(visitors=300, seed=1, rooms=1, churn=NO_CHURN, warmup_s=0)
+    result = simulate(config)
+    assert result.worst_low[STEADY] < -100  # the hub that has just started, now measured
+    assert result.worst_high[0] == result.worst_low[0] == 0
+
+
 def test_clocks_beyond_the_max_skew_break_exactness_so_the_check_can_fail() -> None:
     network = Network(clock_offset_max_ms=6000, latency_min_ms=0, latency_max_ms=0)
     config = SiteSimConfig(visitors=1000, seed=1, rooms=1, churn=NO_CHURN, network=network)

@@ -517,6 +517,7 @@ class _Run:
         sybil_end = [start + round((a.start_s + a.duration_s) * 1000) for a in c.attacks]
         edges = self._class_edges()
         next_edge = edges.pop(0) if edges else end
+        self.cls = self._class_of(start)
         hubs = range(c.network.hubs)
         next_tick = [start] * c.network.hubs
         cap_ms = self.h_ms
