@@ -194,6 +194,10 @@ def test_the_sybil_scenario_meets_each_bound_it_names() -> None:
     # Through a hub: 50 addresses x 64 joins, reached and not passed across the boundary.
     assert value(report, "attack1_inflation_peak") == value(report, "attack1_inflation_bound")
     assert value(report, "attack1_inflation_bound") == 50 * 64
+    # The plateau is held second after second (an error that stands still is still an error).
+    plot = next(p for p in report.plots if p.name == "site-count-error")
+    over = dict(zip(plot.x, plot.lines[0].y, strict=True))
+    assert all(over[float(x)] >= 3000 for x in range(60, 140))
     # On the plaza: the count stops at max_room_participants, and visitors' new DIDs of the
     # next epoch are refused along with the attacker's.
     assert value(report, "attack2_inflation_peak") == 100_000 - 1000

@@ -545,6 +545,7 @@ class _Run:
             if t >= next_edge:
                 self.cls = self._class_of(t)
                 next_edge = edges.pop(0) if edges else end
+                self._note_all()  # errors standing as the class begins count in it
             for h in hubs:
                 if t >= next_tick[h]:
                     counter = self.counters[h]
@@ -670,6 +671,10 @@ class _Run:
             if e > self.room_high[room]:
                 self.room_high[room] = e
 
+    def _note_all(self) -> None:
+        for room in range(self.c.rooms):
+            self._note(room)
+
     def _sample(self) -> None:
         """The end of a simulated second: counts, error extremes, the counter's footprint."""
         res = self.result
@@ -684,6 +689,7 @@ class _Run:
         for r, high in enumerate(self.room_high):
             res.room_error_high[r].append(high)
             self.room_high[r] = 0
+        self._note_all()  # the next second starts from the errors standing now
         held = self.counters[0].footprint()
         res.dids.append(held.dids)
         res.left.append(held.left)
