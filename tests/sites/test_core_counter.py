@@ -10,7 +10,14 @@ import pytest
 
 from hereabouts.config import SitesConfig
 from hereabouts.core.rotation import HeartbeatPlan, epoch_of, epoch_start_ms
-from hereabouts.core.sites import CountChanged, EpochMismatch, RoomFull, SiteCounter, SiteTiming
+from hereabouts.core.sites import (
+    CountChanged,
+    CounterFootprint,
+    EpochMismatch,
+    RoomFull,
+    SiteCounter,
+    SiteTiming,
+)
 from hereabouts.errors import FromTheFuture, Replayed, TooOld
 
 CONFIG = SitesConfig(did_duration_s=60, heartbeat_interval_s=10, stale_timeout_s=30)
@@ -338,3 +345,19 @@ def test_holds_tells_whether_a_heartbeat_would_add_a_visitor() -> None:
     beat(c, "y", t)
     c.leave(ROOM, "y", e, t + 2, t + 2)
     assert not c.holds(ROOM, "y", e, t + 3)
+
+
+def test_footprint_counts_what_the_counter_holds() -> None:
+    c = counter()
+    assert c.footprint() == CounterFootprint(rooms=1, epochs=0, dids=0, left=0, deadlines=0)
+    t = BASE + 10_000
+    e = epoch_of(t, D)
+    beat(c, "x", t)
+    beat(c, "y", t + 500)
+    beat(c, "y", t + 1_000)  # a refresh: its outdated deadline stays queued behind x's
+    c.leave(ROOM, "w", e, t + 2_000, t + 2_000)  # a DID never counted is still remembered
+    held = c.footprint()
+    assert (held.epochs, held.dids, held.left, held.deadlines) == (1, 2, 1, 3)
+    assert held.entries == 6
+    beat(c, "z", BASE + D + 10_000)  # next epoch: a second bucket, the old one kept
+    assert c.footprint().epochs == 2

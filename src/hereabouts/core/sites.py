@@ -90,6 +90,31 @@ class CountChanged:
     at_ms: int
 
 
+@dataclass(frozen=True, slots=True)
+class CounterFootprint:
+    """What a counter holds in memory, in entries (see :meth:`SiteCounter.footprint`).
+
+    Bounds: per room, at most three epochs (the previous, the current, and the next one
+    that a clock running ahead may already name); per room and epoch at most
+    ``max_participants`` DIDs and as many left DIDs. ``deadlines`` has no bound of its own:
+    it holds one entry per refresh heard within the stale timeout (plus the clock skew),
+    so it is bounded by the heartbeats accepted in that time."""
+
+    rooms: int
+    epochs: int
+    """(room, epoch) buckets held."""
+    dids: int
+    """DIDs held with their expiry (live ones, and expired ones not yet dropped)."""
+    left: int
+    """DIDs remembered as having left (refused for the rest of their epoch)."""
+    deadlines: int
+    """Entries in the expiry heaps, outdated ones included."""
+
+    @property
+    def entries(self) -> int:
+        return self.dids + self.left + self.deadlines
+
+
 @dataclass(slots=True)
 class _Epoch:
     expiry: dict[str, int] = field(default_factory=dict)
@@ -234,6 +259,17 @@ class SiteCounter:
             return False
         expiry = bucket.expiry.get(did)
         return expiry is not None and expiry > now_ms
+
+    def footprint(self) -> CounterFootprint:
+        """How many entries the counter holds now (walks rooms and epochs, not DIDs)."""
+        buckets = [bucket for room in self._rooms.values() for bucket in room.epochs.values()]
+        return CounterFootprint(
+            rooms=len(self._rooms),
+            epochs=len(buckets),
+            dids=sum(len(bucket.expiry) for bucket in buckets),
+            left=sum(len(bucket.left) for bucket in buckets),
+            deadlines=sum(len(bucket.heap) for bucket in buckets),
+        )
 
     def reported(self, room_key: str) -> int:
         """The count last reported through a :class:`CountChanged` (or 0)."""
