@@ -63,17 +63,30 @@ def register(commands: Any) -> None:
         "is printed, and plots and report.html are written to --out.",
     )
     simulate.add_argument(
-        "scenario", nargs="?", metavar="SCENARIO",
+        "scenario",
+        nargs="?",
+        metavar="SCENARIO",
         help="a shipped scenario's name (see --list) or the path of a scenario file",
     )
-    simulate.add_argument("--nodes", type=_whole(2, scenarios.MAX_NODES), metavar="N",
-                          help="how many nodes (default: the scenario's)")
-    simulate.add_argument("--seed", type=_whole(0, MAX_SEED), metavar="S",
-                          help="seed of the run's randomness (default: the scenario's)")
-    simulate.add_argument("--out", type=_out_dir, metavar="DIR",
-                          help="directory for the report (default: ./sim-SCENARIO)")
-    simulate.add_argument("--list", action="store_true",
-                          help="list the shipped scenarios and exit")
+    simulate.add_argument(
+        "--nodes",
+        type=_whole(2, scenarios.MAX_NODES),
+        metavar="N",
+        help="how many nodes (default: the scenario's)",
+    )
+    simulate.add_argument(
+        "--seed",
+        type=_whole(0, MAX_SEED),
+        metavar="S",
+        help="seed of the run's randomness (default: the scenario's)",
+    )
+    simulate.add_argument(
+        "--out",
+        type=_out_dir,
+        metavar="DIR",
+        help="directory for the report (default: ./sim-SCENARIO)",
+    )
+    simulate.add_argument("--list", action="store_true", help="list the shipped scenarios and exit")
     simulate.set_defaults(func=_simulate)
 
 

@@ -25,6 +25,9 @@ MAX_RETRANSMITS: Final = 3
 POOL: Final = 65_536
 """Single deliveries drawn at once."""
 
+KEYED: Final = 1 << 20
+"""Delays drawn once for :meth:`Latency.keyed`."""
+
 
 class Latency:
     """Delivery delays in whole milliseconds."""
@@ -40,6 +43,7 @@ class Latency:
         self._gen = gen
         self._pool: list[int] = []
         self._next = 0
+        self._keyed = self.many(KEYED).tolist()
         self.median_ms = settings.latency_ms
         self.min_ms = int(self._processing)
         """No delivery is quicker."""
@@ -56,6 +60,12 @@ class Latency:
         value: int = self._pool[self._next]
         self._next += 1
         return value
+
+    def keyed(self, first: int, second: int) -> int:
+        """One QoS 1 delivery named by two numbers (a message and a receiver): the same pair
+        always gets the same delay, however many other draws were made before, so a run
+        that wakes more nodes (the simulator's exhaustive check) sees the same deliveries."""
+        return self._keyed[(first * 0x9E3779B1 + second * 0x85EBCA77) % KEYED]
 
     def many(self, count: int) -> np.ndarray:
         """``count`` QoS 1 deliveries (an int64 array)."""

@@ -523,8 +523,9 @@ class MeshSim:
         reply = plan_reply(
             theirs.versions, theirs.evidence, mine.decoded(), budget_bytes=self.budget(responder)
         )
-        spent += message_bytes(len(theirs.digest()) // ENTRY_BYTES, len(reply.event_ids),
-                               reply.size)
+        spent += message_bytes(
+            len(theirs.digest()) // ENTRY_BYTES, len(reply.event_ids), reply.size
+        )
         their_digest = theirs.decoded()
         self._take_planned(caller, reply.event_ids, now)
         # The caller plans its push after taking the reply in, as Mesh.exchange does.
@@ -597,8 +598,7 @@ class MeshSim:
                 due = self._next_beat[origin]
                 self._next_beat[origin] += interval
                 self._beats[origin] += 1
-            item = Item(due, f"n{origin}.{self._beats[origin]}", "newspaper",
-                        self.sizes.newspaper)
+            item = Item(due, f"n{origin}.{self._beats[origin]}", "newspaper", self.sizes.newspaper)
             self._events[item.event_id] = (origin, item)
             self.holdings[origin].take(self.dids[origin], item)
             self._latest[origin] = due
@@ -684,8 +684,11 @@ class MeshSim:
             return list(self.have)
         rank_of = self.rank_of
         return [
-            sum(1 << rank_of[origin] for origin, did in enumerate(self.dids)
-                if did in holdings.hey_there)
+            sum(
+                1 << rank_of[origin]
+                for origin, did in enumerate(self.dids)
+                if did in holdings.hey_there
+            )
             for holdings in self.holdings
         ]
 

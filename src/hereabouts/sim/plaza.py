@@ -92,9 +92,16 @@ class PlazaSim:
     """One run of a plaza scenario."""
 
     def __init__(
-        self, settings: PlazaSettings, progress: Callable[[float], None] | None = None
+        self,
+        settings: PlazaSettings,
+        progress: Callable[[float], None] | None = None,
+        *,
+        lazy: bool = True,
     ) -> None:
+        """``lazy=False`` wakes every hearing node for every hey_there (O(N²)): the check
+        that waking lazily changes nothing."""
         s = self.s = settings
+        self.lazy = lazy
         self.progress = progress
         self.rng = random.Random(s.seed)
         self.gen = np.random.default_rng(s.seed)
@@ -543,7 +550,7 @@ class PlazaSim:
     def _wake(self, now: int, state: tuple[Welcome, int]) -> None:
         welcome, online = state
         closed = welcome.closed_ms
-        if closed is not None and now >= closed:
+        if self.lazy and closed is not None and now >= closed:
             self.rec.suppressed_unwoken(welcome.left_unwoken())
             return
         position = welcome.position
@@ -605,7 +612,7 @@ class PlazaSim:
                 continue
             # One broker keeps each subscriber's messages in publishing order: a howdy
             # comes after the hey_there it answers.
-            delivered = max(arrival, howdy.sent_ms + self.latency.one())
+            delivered = max(arrival, howdy.sent_ms + self.latency.keyed(howdy.serial, index))
             if delivered <= now:
                 coordinator.on_howdy(
                     howdy.signed,
@@ -672,7 +679,7 @@ class PlazaSim:
         signed = self._howdy_event(now, index, welcome, dids)
         trusted = self.ref.keys.trusted_responder(self.dids[index], welcome.sent_ms)
         welcome.sent(
-            SentHowdy(now, index, signed, dids, trusted),
+            SentHowdy(self.event_seq, now, index, signed, dids, trusted),
             self.s.howdy.max_howdys,
             self.latency.max_ms,
         )

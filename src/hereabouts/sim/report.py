@@ -45,6 +45,7 @@ quadruple the files for little a reader can see."""
 PLOT_NAME: Final = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
 """What a plot's file stem may be: safe in any file system and in a URL without escaping."""
 
+
 def image_size() -> tuple[int, int]:
     """Every plot's width and height in pixels."""
     return round(PLOT_SIZE_IN[0] * PLOT_DPI), round(PLOT_SIZE_IN[1] * PLOT_DPI)
@@ -145,8 +146,10 @@ def summary_of(report: SimReport) -> dict[str, Any]:
             }
             for figure in report.figures
         ],
-        "plots": [{"name": plot.name, "file": f"{plot.name}.png", "title": plot.title}
-                  for plot in report.plots],
+        "plots": [
+            {"name": plot.name, "file": f"{plot.name}.png", "title": plot.title}
+            for plot in report.plots
+        ],
         "notes": list(report.notes),
     }
 
@@ -166,8 +169,10 @@ def _check_plots(report: SimReport) -> None:
         seen.add(plot.name)
         for line in plot.lines:
             if len(line.y) != len(plot.x):
-                raise ValueError(f"plot {plot.name}: line {line.label!r} has "
-                                 f"{len(line.y)} values for {len(plot.x)} x values")
+                raise ValueError(
+                    f"plot {plot.name}: line {line.label!r} has "
+                    f"{len(line.y)} values for {len(plot.x)} x values"
+                )
 
 
 def draw_png(plot: Plot) -> bytes:

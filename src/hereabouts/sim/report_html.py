@@ -68,7 +68,7 @@ def render_html(report: SimReport, image_size: tuple[int, int]) -> str:
 
 def _summary(report: SimReport) -> list[str]:
     rows = [
-        f"<tr><td>{escape(f.label)}</td><td class=\"value\">{escape(f.shown())}</td>"
+        f'<tr><td>{escape(f.label)}</td><td class="value">{escape(f.shown())}</td>'
         f"<td>{escape(f.detail)}</td></tr>"
         for f in report.figures
     ]
@@ -82,8 +82,9 @@ def _summary(report: SimReport) -> list[str]:
 
 
 def _settings(report: SimReport) -> list[str]:
-    rows = [f"<tr><td>{escape(key)}</td><td>{escape(value)}</td></tr>"
-            for key, value in report.settings]
+    rows = [
+        f"<tr><td>{escape(key)}</td><td>{escape(value)}</td></tr>" for key, value in report.settings
+    ]
     return [
         "<h2>Settings</h2>",
         "<table>",

@@ -33,6 +33,8 @@ FIRST_BATCH = 256
 
 @dataclass(frozen=True, slots=True)
 class SentHowdy:
+    serial: int
+    """Names the howdy for its deliveries' delays (:meth:`Latency.keyed`)."""
     sent_ms: int
     responder: int
     signed: SignedEvent
