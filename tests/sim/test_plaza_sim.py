@@ -145,3 +145,48 @@ def test_scenario_mistakes_are_clear_errors() -> None:
         read(parse('kind = "plaza"\n[plaza]\nloss = 2\n', name="loss"), RunOptions())
     with pytest.raises(ScenarioError, match="at least two"):
         read(parse('kind = "plaza"\n', name="one"), RunOptions(nodes=1))
+
+
+@pytest.mark.parametrize(
+    ("nodes", "measured_mean", "measured_max"),
+    [(20, (10.0, 10.1), 12), (50, (10.0, 10.6), 15)],
+)
+def test_the_simulator_lands_inside_the_process_benchmark(
+    nodes: int, measured_mean: tuple[float, float], measured_max: int
+) -> None:
+    """bench/liveness.py at N = 20 and 50 (docs/benchmarks.md, production settings):
+    howdys per join 10.0-10.1 (at most 12) and 10.0-10.6 (at most 15). Given what was
+    measured there, the simulator must land in the same range: the broker's round trip
+    (0.3 ms p50, 0.7 ms p99) and the time until every process has read a howdy, which on
+    those 2 cores is the N processes each checking its 11 signatures at 62 µs."""
+    reaction_ms = nodes * 11 * 0.062 / 2
+    settings = settings_of(
+        "steady-churn",
+        nodes,
+        duration_s=300.0,
+        latency_ms=0.3,
+        latency_p99_ms=0.7,
+        latency_cap_ms=2.0,
+        processing_ms=reaction_ms,
+        crashes_per_node_hour=0.0,
+        leaves_per_node_hour=0.0,
+        joins_per_s=0.1,
+    )
+    sim, report = simulate(settings)
+    per_join = [sim.rec.replies.get(hey_id, 0) for hey_id in sim.rec.joins]
+    assert len(per_join) >= 15
+    low, high = measured_mean
+    assert low - 0.05 <= report.value("howdys_per_join") <= high + 0.3  # type: ignore[operator]
+    assert max(per_join) <= measured_max
+
+
+def test_false_missing_under_loss_matches_the_odds_of_three_lost_pulses() -> None:
+    """A live peer reads MISSING when ``missed`` (3) of its pulses in a row are lost: per
+    observer and hour, about (pulses received per hour) x p^3 (1 - p)."""
+    loss = 0.05
+    settings = settings_of("plaza-loss-5pct", 100, duration_s=1800.0, observers=5, loss=loss)
+    sim, report = simulate(settings)
+    pulses_per_hour = 99 * 3600 / settings.pulse_interval_s
+    expected = pulses_per_hour * loss**3 * (1 - loss)
+    measured = report.value("false_missing_per_node_hour")
+    assert expected * 0.65 <= measured <= expected * 1.35, (measured, expected)  # type: ignore[operator]

@@ -3,7 +3,9 @@
 A delivery takes a lognormal broker latency (median and 99th percentile as measured, cut at
 a cap), plus the receiving node's processing time, plus TCP retransmissions when a packet
 was lost: each loss adds the retransmission time-out, doubling, at most three times (past
-that a real connection would be given up, which the outage model covers). One draw per
+that a real connection would be given up, which the outage model covers). QoS 0 pulses are
+modelled the harsher way: a lost one is dropped (as a broker shedding QoS 0 under load
+drops it), never delayed, so false MISSING from lost pulses is not understated. One draw per
 delivery; numpy draws a whole fan-out at once, :mod:`random` single ones, both seeded.
 """
 
@@ -43,6 +45,8 @@ class Latency:
         self._gen = gen
         self._pool: list[int] = []
         self._next = 0
+        self._pool_qos0: list[int] = []
+        self._next_qos0 = 0
         self._keyed = self.many(KEYED).tolist()
         self.median_ms = settings.latency_ms
         self.min_ms = int(self._processing)
@@ -67,11 +71,22 @@ class Latency:
         that wakes more nodes (the simulator's exhaustive check) sees the same deliveries."""
         return self._keyed[(first * 0x9E3779B1 + second * 0x85EBCA77) % KEYED]
 
-    def many(self, count: int) -> np.ndarray:
-        """``count`` QoS 1 deliveries (an int64 array)."""
+    def at_most_once(self) -> int:
+        """One QoS 0 delivery that was not dropped (see :meth:`dropped`): its packet was not
+        lost, so no retransmission delays it."""
+        if self._next_qos0 >= len(self._pool_qos0):
+            self._pool_qos0 = self.many(POOL, retransmit=False).tolist()
+            self._next_qos0 = 0
+        value: int = self._pool_qos0[self._next_qos0]
+        self._next_qos0 += 1
+        return value
+
+    def many(self, count: int, *, retransmit: bool = True) -> np.ndarray:
+        """``count`` QoS 1 deliveries (an int64 array); ``retransmit=False``: deliveries
+        whose packets were not lost."""
         base = np.minimum(self._cap, self._gen.lognormal(self._mu, self._sigma, count))
         delay = base + self._processing
-        if self._loss:
+        if self._loss and retransmit:
             lost = self._gen.geometric(1.0 - self._loss, count) - 1  # losses before success
             lost = np.minimum(lost, MAX_RETRANSMITS)
             delay += self._rto * (np.exp2(lost) - 1.0)

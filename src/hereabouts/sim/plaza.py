@@ -397,7 +397,7 @@ class PlazaSim:
             self.rec.published(now, "pulse", SIZES.pulse, int(self.connected.sum()))
             for observer in self.observers:
                 if self.connected[observer.index] and not self.latency.dropped():
-                    at = now + self.latency.one()
+                    at = now + self.latency.at_most_once()
                     self.q.at(at, self._pulse_in, (observer, index, boot, seq, every))
         self.q.at(now + every, self._pulse, ticket)
 
