@@ -185,7 +185,7 @@ def test_false_missing_under_loss_matches_the_odds_of_three_lost_pulses() -> Non
     observer and hour, about (pulses received per hour) x p^3 (1 - p)."""
     loss = 0.05
     settings = settings_of("plaza-loss-5pct", 100, duration_s=1800.0, observers=5, loss=loss)
-    sim, report = simulate(settings)
+    _, report = simulate(settings)
     pulses_per_hour = 99 * 3600 / settings.pulse_interval_s
     expected = pulses_per_hour * loss**3 * (1 - loss)
     measured = report.value("false_missing_per_node_hour")

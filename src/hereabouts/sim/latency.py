@@ -69,7 +69,8 @@ class Latency:
         """One QoS 1 delivery named by two numbers (a message and a receiver): the same pair
         always gets the same delay, however many other draws were made before, so a run
         that wakes more nodes (the simulator's exhaustive check) sees the same deliveries."""
-        return self._keyed[(first * 0x9E3779B1 + second * 0x85EBCA77) % KEYED]
+        delay: int = self._keyed[(first * 0x9E3779B1 + second * 0x85EBCA77) % KEYED]
+        return delay
 
     def at_most_once(self) -> int:
         """One QoS 0 delivery that was not dropped (see :meth:`dropped`): its packet was not
