@@ -191,6 +191,20 @@ def _first_true_after(times: list[float], flags: list[bool], after_s: float) -> 
     return None
 
 
+def _back_after(times: list[float], flags: list[bool], cut_s: float) -> float | None:
+    """Seconds from ``cut_s`` until the first sample that is everywhere-ONLINE again after
+    one that was not (0 if none after ``cut_s`` ever was not)."""
+    broken = False
+    for t, flag in zip(times, flags, strict=True):
+        if t < cut_s:
+            continue
+        if not flag:
+            broken = True
+        elif broken:
+            return t - cut_s
+    return 0.0 if not broken else None
+
+
 def _percentile(values: list[int], share: float) -> float:
     if not values:
         return 0.0
@@ -248,8 +262,16 @@ def build_report(scenario: Scenario, s: PlazaSettings, sim: PlazaSim) -> SimRepo
 
         after = [t for t in rec.howdy_times if t >= start]
         everywhere = _first_true_after(rec.times, rec.everywhere, (end - START_MS) / 1000)
+        cut_s = (start - START_MS) / 1000
         figures += [
             Figure("outage_cut", "nodes cut off by the outage", cut),
+            Figure(
+                "online_everywhere_after_cut_s",
+                "every node ONLINE everywhere, after the cut",
+                _back_after(rec.times, rec.everywhere, cut_s),
+                "s",
+                detail="from the moment the broker or member went away",
+            ),
             Figure(
                 "howdys_after_outage_per_node",
                 "howdys after the outage, per node",
