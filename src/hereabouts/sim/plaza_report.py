@@ -24,6 +24,7 @@ import statistics
 from collections import Counter
 from typing import TYPE_CHECKING, Final
 
+from hereabouts.config import HeartbeatConfig
 from hereabouts.core.effects import Status, StatusChanged
 from hereabouts.core.howdy import expected_replies
 from hereabouts.events import SignedEvent
@@ -254,6 +255,13 @@ def build_report(scenario: Scenario, s: PlazaSettings, sim: PlazaSim) -> SimRepo
             detail=f"budget {s.howdy.budget_burst} + one per {s.howdy.budget_refill_s:g} s",
         ),
         Figure("rejoins", "rejoins (same boot, new session)", len(rec.rejoins)),
+        Figure(
+            "newspapers_per_node_hour",
+            "newspapers per node-hour",
+            sum(rec.messages["newspaper"]) / max(1e-9, honest_nodes * hours),
+            detail=f"{3600 / HeartbeatConfig().max_interval_s:g} when nothing changes, "
+            f"{3600 / HeartbeatConfig().min_interval_s:g} while something does",
+        ),
         Figure("woken_skipped", "responders left unwoken (suppressed)", rec.unwoken),
     ]
     if s.outages:
