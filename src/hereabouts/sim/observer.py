@@ -4,20 +4,23 @@ It runs the shipped :class:`~hereabouts.core.keys.KeyBook` (admission of unknown
 bounded rate, proof by time), :class:`~hereabouts.core.projection.Projection` (statuses) and,
 when pulses are simulated, :class:`~hereabouts.core.pulse.PulseWatch`, in the order the
 runtime's ingest uses them: a duplicate event id is dropped (the ledger's dedupe), an unknown
-key needs an admission token, then the projection takes the event. Signatures are not
-checked: every event here was made by the simulator, and what is measured is the protocol's
-rules, not the edge's cryptography (which the real-process tests cover).
+key needs an admission token, an event that came on its own passes the per-emitter
+:class:`~hereabouts.core.ratelimit.RateLimiter`, then the projection takes the event.
+Signatures are not checked: every event here was made by the simulator, and what is
+measured is the protocol's rules, not the edge's cryptography (which the real-process tests
+cover).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from hereabouts.config import ProjectionConfig
+from hereabouts.config import NodeConfig, ProjectionConfig, TrustConfig
 from hereabouts.core.effects import Status, StatusChanged
 from hereabouts.core.keys import KeyBook, KeyRecord
 from hereabouts.core.projection import Projection
 from hereabouts.core.pulse import PulseWatch
+from hereabouts.core.ratelimit import RateLimiter
 from hereabouts.events import SignedEvent
 
 OnChange = Callable[[int, StatusChanged], None]
@@ -32,6 +35,8 @@ class Observer:
         "index",
         "invited",
         "keys",
+        "limited",
+        "limiter",
         "on_change",
         "projection",
         "pulses",
@@ -61,9 +66,17 @@ class Observer:
         self.pulses = pulses
         self.invited = invited
         self.on_change = on_change
+        node = NodeConfig()
+        self.limiter = RateLimiter(
+            rate_per_s=node.rate_limit_per_s,
+            burst=node.rate_limit_burst,
+            max_keys=TrustConfig().max_keys,
+        )
         self.seen: set[str] = set()
         self.refused = 0
         """Events refused because their key could not be admitted."""
+        self.limited = 0
+        """Events refused by the per-emitter rate limit."""
 
     def restore(self, events: list[SignedEvent], now_ms: int) -> None:
         """Events from before the run, as a node restarting replays its ledger: their keys
@@ -87,8 +100,10 @@ class Observer:
             self.seen.add(signed.id)
             self._report(self.projection.apply(signed, now_ms))
 
-    def take(self, signed: SignedEvent, now_ms: int) -> bool:
-        """A delivered event; whether it was taken in (False: a duplicate, or refused)."""
+    def take(self, signed: SignedEvent, now_ms: int, *, from_plaza: bool = True) -> bool:
+        """A delivered event; whether it was taken in (False: a duplicate, or refused).
+        ``from_plaza``: it came on its own (False: a neighbour inside a howdy), so the
+        per-emitter rate limit applies, as the runtime's gate applies it."""
         if signed.id in self.seen:
             return False
         event = signed.event
@@ -102,6 +117,9 @@ class Observer:
             and not keys.admissible(did, now_ms)
         ):
             self.refused += 1
+            return False
+        if from_plaza and did != self.did and not self.limiter.allow(did, now_ms):
+            self.limited += 1
             return False
         heard = keys.heard(did, event.name, now_ms, member)
         if not heard.admitted:

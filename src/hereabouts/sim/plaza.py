@@ -317,7 +317,7 @@ class PlazaSim:
             seen = observer.seen
             for event in vouched:
                 if event.id not in seen:
-                    observer.take(event, now)
+                    observer.take(event, now, from_plaza=False)
 
     # --- node life -------------------------------------------------------------------------------
 

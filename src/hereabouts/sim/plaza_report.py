@@ -322,6 +322,11 @@ def build_report(scenario: Scenario, s: PlazaSettings, sim: PlazaSim) -> SimRepo
             sum(o.refused for o in sim.observers),
         ),
         Figure(
+            "rate_limited_events",
+            "events refused by the per-emitter rate limit (all observers)",
+            sum(o.limited for o in sim.observers),
+        ),
+        Figure(
             "messages_per_s_peak",
             "messages published per second, peak",
             max(sum(rec.messages[k][i] for k in KINDS) for i in range(len(rec.bytes))),
