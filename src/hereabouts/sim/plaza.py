@@ -121,6 +121,8 @@ class PlazaSim:
         self.exists = np.zeros(cap, dtype=bool)
         self.running = np.zeros(cap, dtype=bool)
         self.connected = np.zeros(cap, dtype=bool)
+        self.connected_count = 0
+        """How many are True in ``connected`` (kept, not summed per message)."""
         self.liar = np.zeros(cap, dtype=bool)
         self.connected_since = np.full(cap, FAR_FUTURE, dtype=np.int64)
         self.first_start = np.full(cap, FAR_FUTURE, dtype=np.int64)
@@ -227,6 +229,7 @@ class PlazaSim:
         history: list[SignedEvent] = []
         for index in range(s.nodes):
             self.exists[index] = self.running[index] = self.connected[index] = True
+            self.connected_count += 1
             self.boots[index] = 1
             self.first_start[index] = before
             self.connected_since[index] = before
@@ -293,7 +296,7 @@ class PlazaSim:
     def _publish(self, signed: SignedEvent, size: int, kind: str) -> None:
         """The broker takes a message and hands it to every subscriber."""
         now = self.q.now_ms
-        self.rec.published(now, kind, size, int(self.connected.sum()))
+        self.rec.published(now, kind, size, self.connected_count)
         self.q.at(now + self.latency.one(), self._deliver, signed)
 
     def _deliver(self, now: int, signed: SignedEvent) -> None:
@@ -357,6 +360,7 @@ class PlazaSim:
             return
         self.attempts[index] = 0
         self.connected[index] = True
+        self.connected_count += 1
         self.connected_since[index] = now
         self.session[index] += 1
         first = self.session[index] == 0
@@ -374,6 +378,8 @@ class PlazaSim:
             self.q.at(now + 1, self._pulse, (index, generation))
 
     def _disconnect(self, index: int) -> None:
+        if self.connected[index]:
+            self.connected_count -= 1
         self.connected[index] = False
         self.connected_since[index] = FAR_FUTURE
 
@@ -394,7 +400,7 @@ class PlazaSim:
             self.pulse_seq[index] += 1
             seq = self.pulse_seq[index]
             boot = self._boot_id(index)
-            self.rec.published(now, "pulse", SIZES.pulse, int(self.connected.sum()))
+            self.rec.published(now, "pulse", SIZES.pulse, self.connected_count)
             for observer in self.observers:
                 if self.connected[observer.index] and not self.latency.dropped():
                     at = now + self.latency.at_most_once()
