@@ -156,32 +156,35 @@ class PlazaRecorder:
             self.false_missing += 1
 
     def sample(self, now: int) -> None:
+        """Record the observers' views. Views are shown whether or not the observer is
+        connected (a cut-off node still shows what it last knew); "ONLINE everywhere" needs
+        every running observer connected and every running node connected and ONLINE."""
         from hereabouts.sim.plaza import START_MS
 
         sim = self.sim
-        watching = [o for o in sim.observers if sim.running[o.index] and sim.connected[o.index]]
+        viewing = [o for o in sim.observers if sim.running[o.index]]
         honest = sim.honest_cap
         live = int((sim.running[:honest] & sim.connected[:honest]).sum())
         self.times.append((now - START_MS) / 1000)
         self.truth.append(live)
-        if not watching:
+        if not viewing:
             for series in (self.online_mean, self.online_min, self.missing_mean):
                 series.append(0.0)
             self.offline_mean.append(0.0)
             self.everywhere.append(False)
             return
         online = [
-            self.honest_online[self.obs_slot.get(o.index, -1)] if o.index in self.obs_slot else 0
-            for o in watching
+            self.honest_online[self.obs_slot[o.index]] if o.index in self.obs_slot else 0
+            for o in viewing
         ]
         self.online_mean.append(sum(online) / len(online))
         self.online_min.append(float(min(online)))
-        self.missing_mean.append(sum(o.count(Status.MISSING) for o in watching) / len(watching))
-        self.offline_mean.append(sum(o.count(Status.OFFLINE) for o in watching) / len(watching))
+        self.missing_mean.append(sum(o.count(Status.MISSING) for o in viewing) / len(viewing))
+        self.offline_mean.append(sum(o.count(Status.OFFLINE) for o in viewing) / len(viewing))
         running = int(sim.running[:honest].sum())
-        all_watching = len(watching) == sum(1 for o in sim.observers if sim.running[o.index])
+        all_connected = all(sim.connected[o.index] for o in viewing)
         self.everywhere.append(
-            live > 0 and live == running and all_watching and min(online) >= live
+            live > 0 and live == running and all_connected and min(online) >= live
         )
 
 
@@ -366,7 +369,8 @@ def build_report(scenario: Scenario, s: PlazaSettings, sim: PlazaSim) -> SimRepo
                 Line("MISSING (mean)", tuple(rec.missing_mean)),
                 Line("OFFLINE (mean)", tuple(rec.offline_mean)),
             ),
-            note="Honest nodes each observer shows ONLINE, against the nodes really up.",
+            note="Honest nodes each observer shows ONLINE, against the nodes really running "
+            "and connected. A cut-off observer keeps showing what it last knew.",
         ),
         Plot(
             name="messages",
