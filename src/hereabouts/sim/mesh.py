@@ -114,6 +114,7 @@ from hereabouts.identity import Identity
 from hereabouts.peers.mesh.runtime import MAX_ORIGINS
 from hereabouts.peers.mesh.wire import encode_message
 from hereabouts.sim import mesh_matrix
+from hereabouts.sim.mesh_peers import IndexedPeers
 from hereabouts.sim.mesh_reports import Report, ReportLog
 from hereabouts.wire import seal
 
@@ -459,7 +460,11 @@ def row_chunks(rows: int, width: int, cells: int = 1 << 22) -> Iterator[slice]:
 class MeshSim:
     """A simulated mesh; :meth:`run` it, or step it :meth:`round` by :meth:`round`."""
 
-    def __init__(self, config: MeshSimConfig) -> None:
+    def __init__(
+        self, config: MeshSimConfig, *, peer_book: type[MeshPeers] = IndexedPeers
+    ) -> None:
+        """``peer_book``: the shipped :class:`MeshPeers`, or (the default) the same book
+        with its choice found by index (:mod:`hereabouts.sim.mesh_peers`)."""
         self.config = config
         n = config.nodes
         self.rng = random.Random(config.seed)
@@ -479,7 +484,7 @@ class MeshSim:
         self.hey_at = [START_MS - START_SPREAD_MS * rank[o] for o in range(n)]
         self.hey_at_off = np.array(self.hey_at, dtype=np.int64) - BASE_MS
         self.peers = [
-            MeshPeers(
+            peer_book(
                 self_did=self.dids[i],
                 self_url=self.urls[i],
                 max_peers=config.max_peers,
