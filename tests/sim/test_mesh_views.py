@@ -253,10 +253,10 @@ def test_each_node_probes_whom_the_shipped_observer_duty_names(tight_duty: None)
     duty_of = views._duty
     compared = 0
 
-    def compare(observer: int, found: np.ndarray, now_ms: int) -> None:
+    def compare(observer: int, found: np.ndarray, ours: np.ndarray, now_ms: int) -> None:
         nonlocal compared
         if observer not in shadows:
-            duty_of(observer, found, now_ms)
+            duty_of(observer, found, ours, now_ms)
             return
         projection, duty, held = shadows[observer]
         row = sim.V[observer].tolist()
@@ -272,7 +272,7 @@ def test_each_node_probes_whom_the_shipped_observer_duty_names(tight_duty: None)
                 assert shown == views.reads_missing[observer, subject]
         expected = [(sim.index_of_did[did], last - BASE_MS) for did, last in duty.due(now_ms)]
         before = len(probed)
-        duty_of(observer, found, now_ms)
+        duty_of(observer, found, ours, now_ms)
         assert [(s, v) for _, s, v in probed[before:]] == expected
         compared += len(expected)
 

@@ -347,8 +347,12 @@ class MeshViews:
                     self._take_in(taken, now_ms)
                     touched.update(node for node, _, _ in taken)
                     taken.clear()
-                found = self._look(observer, now_ms) if observer in touched else looks[observer]
-                self._duty(observer, found, now_ms)
+                if observer in touched:
+                    found = self._look(observer, now_ms)
+                    look = (found, self._ours(observer, found, self.reads_missing[observer]))
+                else:
+                    look = looks[observer]
+                self._duty(observer, *look, now_ms)
         finally:
             sim.take_log = None
         self._judge(now_ms)
@@ -613,29 +617,43 @@ class MeshViews:
 
     # --- the observers' duty ----------------------------------------------------------------
 
-    def _looks(self, now_ms: int) -> list[np.ndarray]:
-        """What every node's duty looks at now (:meth:`_look`), for all nodes at once."""
+    def _looks(self, now_ms: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        """What every node's duty looks at now and which of those it observes
+        (:meth:`_look`, :meth:`_ours`), for all nodes at once."""
         n, V = self.n, self.sim.V
         now_off = now_ms - BASE_MS
-        count = min(observing.CHECKS_PER_ROUND, n)
-        never = np.iinfo(np.int64).max
-        found: list[np.ndarray] = []
+        count = min(observing.CHECKS_PER_ROUND, n - 1)
+        never = np.iinfo(np.int32).max
+        found: list[tuple[np.ndarray, np.ndarray]] = []
         for rows in row_chunks(n, n):
             block = V[rows]
-            quiet = (block >= 0) & ~self.reads_missing[rows]
+            missing = self.reads_missing[rows]
+            quiet = (block >= 0) & ~missing
             quiet &= block <= now_off - self.settings.report_after_ms
             quiet[np.arange(rows.stop - rows.start), np.arange(rows.start, rows.stop)] = False
             epochs = self.looked_epoch[rows]
             done = self.looked_last[rows] == block
             done &= (epochs == OURS) | (epochs == self.epoch[rows, None].astype(np.int32))
             quiet &= ~done
-            key = np.where(quiet, block.astype(np.int64) * n + self.did_rank, never)
-            part = np.argpartition(key, count - 1, axis=1)[:, :count]
-            keys = np.take_along_axis(key, part, axis=1)
-            order = np.argsort(keys, axis=1)
-            part = np.take_along_axis(part, order, axis=1)
-            keys = np.take_along_axis(keys, order, axis=1)
-            found.extend(row[k < never] for row, k in zip(part, keys, strict=True))
+            # The count-th oldest silence of each row; then the few at or before it, by
+            # (silence, DID) as the duty sorts them.
+            held = np.where(quiet, block, never)
+            kth = np.partition(held, count - 1, axis=1)[:, count - 1]
+            picks = []
+            for k in range(rows.stop - rows.start):
+                if kth[k] == never:
+                    picked = np.flatnonzero(quiet[k])
+                else:
+                    picked = np.flatnonzero(held[k] <= kth[k])
+                if picked.size:
+                    key = block[k, picked].astype(np.int64) * n + self.did_rank[picked]
+                    picked = picked[np.argsort(key)][:count]
+                picks.append(picked)
+            sizes = [p.size for p in picks]
+            subjects = np.concatenate(picks)
+            observers = np.repeat(np.arange(rows.start, rows.stop), sizes)
+            ours = self._ours_many(observers, subjects)
+            found.extend(zip(picks, np.split(ours, np.cumsum(sizes)[:-1]), strict=True))
         return found
 
     def _look(self, observer: int, now_ms: int) -> np.ndarray:
@@ -660,13 +678,12 @@ class MeshViews:
             found, key = found[keep], key[keep]
         return found[np.argsort(key)]
 
-    def _duty(self, observer: int, found: np.ndarray, now_ms: int) -> None:
+    def _duty(self, observer: int, found: np.ndarray, ours: np.ndarray, now_ms: int) -> None:
         """ObserverDuty.due, then Observer.round: note the looks, probe, report."""
         if not found.size:
             return
         row = self.sim.V[observer]
         last, epochs = self.looked_last[observer], self.looked_epoch[observer]
-        ours = self._ours(observer, found)
         self.counts["looked"] += int(found.size)
         self.looked_count[observer] += int(np.count_nonzero(last[found] == NOT_LOOKED))
         held = row[found].copy()
@@ -677,10 +694,29 @@ class MeshViews:
         for subject, version in zip(found[ours].tolist(), held[ours].tolist(), strict=True):
             self._probe(observer, subject, version, now_ms)
 
-    def _ours(self, observer: int, subjects: np.ndarray) -> np.ndarray:
-        """Whether ``observer`` is among each subject's observers in its own view."""
+    def _ours_many(self, observers: np.ndarray, subjects: np.ndarray) -> np.ndarray:
+        """:meth:`_ours` for many (observer, subject) pairs at once."""
+        if not subjects.size:
+            return np.zeros(0, dtype=bool)
         rank = self.ranked[subjects]
-        row, missing = self.sim.V[observer], self.reads_missing[observer]
+        at = observers[:, None]
+        seen = (self.sim.V[at, rank] >= 0) & ~self.reads_missing[at, rank]
+        count = np.cumsum(seen, axis=1)
+        ours: np.ndarray = (seen & (count <= OBSERVERS) & (rank == at)).any(axis=1)
+        if rank.shape[1] < self.n - 1:
+            for k in np.flatnonzero(count[:, -1] < OBSERVERS).tolist():
+                observer = int(observers[k])
+                deep, observing_ = self.observers(np.array([observer]), int(subjects[k]))
+                ours[k] = bool(observing_[0][deep == observer].any())
+        return ours
+
+    def _ours(self, observer: int, subjects: np.ndarray, missing: np.ndarray) -> np.ndarray:
+        """Whether ``observer`` is among each subject's observers in its own view
+        (``missing``: its row of :attr:`reads_missing`)."""
+        if not subjects.size:
+            return np.zeros(0, dtype=bool)
+        rank = self.ranked[subjects]
+        row = self.sim.V[observer]
         seen = (row[rank] >= 0) & ~missing[rank]
         count = np.cumsum(seen, axis=1)
         ours: np.ndarray = (seen & (count <= OBSERVERS) & (rank == observer)).any(axis=1)
