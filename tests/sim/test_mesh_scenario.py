@@ -172,6 +172,11 @@ def test_bad_settings_are_refused_with_a_clear_message(
         read(scenario(text), RunOptions())
 
 
+def test_a_mesh_too_large_to_hold_is_refused() -> None:
+    with pytest.raises(ScenarioError, match="2 to 12,000 nodes"):
+        read(load("mesh-loss"), RunOptions(nodes=50_000))
+
+
 def test_a_mesh_scenario_needs_a_phase() -> None:
     with pytest.raises(ScenarioError, match="at least one"):
         read(scenario('kind = "mesh"\nnodes = 10\n'), RunOptions())

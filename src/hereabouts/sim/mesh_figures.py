@@ -53,7 +53,8 @@ class RoundRecord:
     missing_false: int
     """Views read MISSING of nodes reachable from the viewer."""
     false_changes: int
-    """Views that turned MISSING in this round while their subject was reachable."""
+    """Views that turned MISSING in this round while their subject was reachable (views
+    across a healed partition aside, see :attr:`Collector.after_heal`)."""
     lagged_complete: int
     """Nodes holding every origin's news from ``propagation_rounds(N)`` rounds ago."""
     heal_complete: int
@@ -105,6 +106,9 @@ class Collector:
         (the projection's deadline); 0 unless the model is wrong."""
         self.false_changes = 0
         self._false_round = 0
+        self.after_heal = 0
+        """Views across the former cut that turned MISSING after the heal (their silence
+        began before it): reachable again, not yet heard from."""
         self._history: deque[np.ndarray] = deque(maxlen=propagation_rounds(n) + 1)
         self.lag_at_heal: tuple[float, float] | None = None
         split = next((phase.groups for phase in plan.phases if phase.groups > 1), None)
@@ -166,6 +170,12 @@ class Collector:
             across = np.zeros(viewer.size, dtype=bool)
         else:
             across = groups[viewer] != groups[subject]
+        if groups is None and self.heal_ms is not None and self.sides is not None:
+            # After the heal: a view across the former cut still silent since before it is
+            # the partition's doing, not the failures'.
+            former = self.sides[viewer] != self.sides[subject]
+            self.after_heal += int(np.count_nonzero(former))
+            across = former
         false = int(viewer.size - np.count_nonzero(across))
         self._false_round += false
         if self.counted and self._net_now is None:
@@ -371,6 +381,9 @@ def _partition(plan: MeshScenario, collector: Collector) -> list[Figure]:
         Figure("missing_cleared_s", "time after the heal until no view across read MISSING",
                None if collector.cleared_after is None else collector.cleared_after * round_s,
                "s"),
+        Figure("missing_after_heal", "views across turning MISSING after the heal",
+               collector.after_heal,
+               detail="silent since before the heal, their news not yet across"),
     ]
     if collector.lag_at_heal is not None:
         same, across = collector.lag_at_heal
@@ -481,7 +494,9 @@ def _plots(plan: MeshScenario, collector: Collector) -> list[Plot]:
     plots.append(Plot(
         name="mesh-missing", title="Views read MISSING" + _marks(collector),
         x_label="minutes", y_label="views", x=x, lines=tuple(missing),
-        note="A view is one node's status of another; N x (N - 1) views in all.",
+        note="A view is one node's status of another; N x (N - 1) views in all. After a "
+             "heal, views across stay MISSING until news crosses, and count as views of "
+             "reachable nodes until then.",
     ))
     lag = [Line("within a side" if collector.sides is not None else "all views",
                 tuple(r.lag_same_s / 60 for r in records))]
