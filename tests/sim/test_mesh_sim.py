@@ -4,13 +4,18 @@ within the documented number of rounds."""
 from __future__ import annotations
 
 import dataclasses
+import random
+
+import numpy as np
 
 from hereabouts.core.meshmath import exchange_budget, propagation_rounds
 from hereabouts.identity import Identity
 from hereabouts.peers.mesh.wire import encode_message
 from hereabouts.sim.mesh import (
+    BASE_MS,
     MeshSim,
     MeshSimConfig,
+    RoundStats,
     _bits,
     _lowest,
     event_sizes,
@@ -137,3 +142,87 @@ def test_bit_helpers() -> None:
     assert _lowest(0b1011_0110, 3) == 0b0001_0110
     assert _lowest(0b1011_0110, 10) == 0b1011_0110
     assert _lowest(1 << 900 | 1 << 3, 1) == 1 << 3
+
+
+def drive(
+    config: MeshSimConfig, *, rounds: int = 36, hand_over: bool = False
+) -> tuple[list[RoundStats], np.ndarray, str, MeshSim]:
+    """Converge, then run heartbeats with random probes and failure reports, through a
+    partition into two halves (rounds 5 to 13) and its heal."""
+    sim = MeshSim(config)
+    result = sim.run()
+    assert result.converged_round is not None
+    if hand_over:
+        sim.become_matrix()
+    stats = list(result.rounds)
+    prober = random.Random(9)
+    n = config.nodes
+    for number in range(rounds):
+        if number == 5:
+            sim.partition([i % 2 for i in range(n)])
+        if number == 14:
+            sim.partition(None)
+        stats.append(sim.round(heartbeats=True))
+        for _ in range(6):
+            observer, subject = prober.randrange(n), prober.randrange(n)
+            if observer == subject:
+                continue
+            last = BASE_MS + int(sim.V[observer, subject])
+            if sim.probe(observer, subject, sim.now_ms) is False:
+                sim.report(observer, subject, sim.now_ms, last)
+    return stats, sim.V.copy(), sim.fingerprint(), sim
+
+
+def test_the_matrix_model_makes_the_planners_choices_through_heartbeats_reports_and_a_partition(
+) -> None:
+    sizes = event_sizes(40)
+    for budget_events in (None, 14, 20):
+        config = MeshSimConfig(nodes=40, seed=5, failure_rate=0.1, max_rounds=300)
+        if budget_events is not None:  # the budget binds: replies are cut
+            config = dataclasses.replace(config, budget_bytes=budget_events * sizes.newspaper + 7)
+        planned = drive(config)
+        matrix = drive(dataclasses.replace(config, model="matrix"))
+        assert len(planned[3].reports) > 40  # reports were made, and travelled
+        assert (matrix[3].replies_cut > 0) == (budget_events is not None)
+        # Never cut among reports here: that case the matrix cannot hold (mesh_matrix).
+        assert matrix[3].reports_cut == 0
+        assert planned[0] == matrix[0]
+        assert np.array_equal(planned[1], matrix[1])
+        assert planned[2] == matrix[2]
+
+
+def test_the_set_model_hands_the_converged_mesh_over_to_the_matrix_model_exactly() -> None:
+    config = MeshSimConfig(nodes=60, seed=3, failure_rate=0.05)
+    planned = drive(config, rounds=20)
+    handed = drive(dataclasses.replace(config, model="sets"), rounds=20, hand_over=True)
+    assert planned[0] == handed[0]
+    assert np.array_equal(planned[1], handed[1])
+
+
+def test_a_partition_stops_news_crossing_and_backs_the_far_side_off_until_it_heals() -> None:
+    n = 40
+    sim = MeshSim(MeshSimConfig(nodes=n, seed=2, model="matrix", failure_rate=0.0))
+    assert sim.run().converged_round is not None
+    halves = [0 if i < n // 2 else 1 for i in range(n)]
+    sim.partition(halves)
+    for _ in range(3):
+        sim.round(heartbeats=True)
+    cut = sim.latest_off.copy()
+    failed = 0
+    for _ in range(8):
+        stats = sim.round(heartbeats=True)
+        failed += stats.failed
+    # Nothing of the other half newer than the cut arrived; news within a half still flows.
+    assert (sim.V[: n // 2, n // 2:] <= cut[n // 2:]).all()
+    assert (sim.V[n // 2:, : n // 2] <= cut[: n // 2]).all()
+    assert (sim.V[: n // 2, : n // 2] >= cut[: n // 2]).mean() > 0.8
+    assert failed > 0
+    backing_off = sum(
+        1 for i in range(n) for peer in sim.peers[i].all()
+        if peer.failures and halves[sim.index_of_did.get(peer.did or "", i)] != halves[i]
+    )
+    assert backing_off > 0
+    sim.partition(None)
+    for _ in range(propagation_rounds(n)):
+        sim.round(heartbeats=True)
+    assert sim.holding(cut).all()
