@@ -328,16 +328,23 @@ def _false_missing(plan: MeshScenario, collector: Collector) -> list[Figure]:
         node_hours = plan.nodes * hours_per_round * len(records)
         values[rate] = (sum(r.false_changes for r in records) / node_hours, node_hours)
     worst = max(values)
+    aftermath = (" (after a heal, views within a side that fell behind during the "
+                 "partition count too)" if collector.heal_ms is not None else "")
     figures = [Figure(
         "false_missing_per_node_hour", "false MISSING per node-hour",
         values[worst][0], detail=f"at {worst:.0%} failing, over {values[worst][1]:,.0f} "
-        "node-hours; a view of a reachable node turning MISSING",
+        f"node-hours without a partition; a view of a reachable node turning MISSING{aftermath}",
     )]
     for rate, (value, node_hours) in values.items():
         figures.append(Figure(
             f"false_missing_per_node_hour_{_pct_key(rate)}",
             f"false MISSING per node-hour at {rate:.0%} failing", value,
             detail=f"{node_hours:,.0f} node-hours",
+        ))
+    if collector.cut_ms is not None:
+        figures.append(Figure(
+            "false_missing_within_sides", "views within a side turning MISSING during the "
+            "partition", sum(r.false_changes for r in collector.records if r.partitioned),
         ))
     return figures
 
