@@ -23,9 +23,9 @@ from typing import TYPE_CHECKING, Final
 import numpy as np
 
 from hereabouts.core.meshmath import propagation_rounds
-from hereabouts.core.suspicion import OBSERVERS
+from hereabouts.core.suspicion import OBSERVERS, QUORUM
 from hereabouts.sim.mesh import BASE_MS, MeshSim, RoundStats, row_chunks
-from hereabouts.sim.mesh_views import REPORTS, START, TIMEOUT, Changes, MeshViews
+from hereabouts.sim.mesh_views import START, TIMEOUT, Changes, MeshViews
 from hereabouts.sim.report_model import Figure, Line, Plot, SimReport
 
 if TYPE_CHECKING:
@@ -194,9 +194,9 @@ class Collector:
                 if mine.any():
                     times.append(at[mine] - self.cut_ms)
             np.minimum.at(self.first_across, viewers, at)
-            cause = "time-out" if changes.cause == TIMEOUT else (
-                "reports" if changes.cause == REPORTS else "other")
-            self.across_by_cause[cause] += int(at.size)
+            quorum = int(np.count_nonzero(changes.confirmations[across] >= QUORUM))
+            self.across_by_cause["reports"] += quorum
+            self.across_by_cause["silence"] += int(at.size) - quorum
 
     def after_round(self, stats: RoundStats) -> None:
         sim, views, plan = self.sim, self.views, self.plan
@@ -430,11 +430,12 @@ def _partition(plan: MeshScenario, collector: Collector) -> list[Figure]:
                    detail=f"after the cut, over {before_heal.size:,} views"),
         ]
     by_cause = collector.across_by_cause
-    figures.append(Figure(
-        "missing_across_by_reports", "views across turning MISSING on a quorum of reports",
-        by_cause["reports"],
-        detail=f"{by_cause['time-out']:,} on a time-out (some with reports counted)",
-    ))
+    figures += [
+        Figure("missing_across_on_reports", "views across turning MISSING on a quorum of "
+               "reports", by_cause["reports"], detail="a shortened threshold"),
+        Figure("missing_across_on_silence", "views across turning MISSING on silence alone",
+               by_cause["silence"], detail="the full threshold"),
+    ]
     return figures
 
 
