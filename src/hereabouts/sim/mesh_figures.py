@@ -23,9 +23,9 @@ from typing import TYPE_CHECKING, Final
 import numpy as np
 
 from hereabouts.core.meshmath import propagation_rounds
-from hereabouts.core.suspicion import OBSERVERS
+from hereabouts.core.suspicion import OBSERVERS, QUORUM
 from hereabouts.sim.mesh import BASE_MS, MeshSim, RoundStats, row_chunks
-from hereabouts.sim.mesh_views import REPORTS, START, TIMEOUT, Changes, MeshViews
+from hereabouts.sim.mesh_views import START, TIMEOUT, Changes, MeshViews
 from hereabouts.sim.report_model import Figure, Line, Plot, SimReport
 
 if TYPE_CHECKING:
@@ -194,9 +194,9 @@ class Collector:
                 if mine.any():
                     times.append(at[mine] - self.cut_ms)
             np.minimum.at(self.first_across, viewers, at)
-            cause = "time-out" if changes.cause == TIMEOUT else (
-                "reports" if changes.cause == REPORTS else "other")
-            self.across_by_cause[cause] += int(at.size)
+            quorum = int(np.count_nonzero(changes.confirmations[across] >= QUORUM))
+            self.across_by_cause["reports"] += quorum
+            self.across_by_cause["silence"] += int(at.size) - quorum
 
     def after_round(self, stats: RoundStats) -> None:
         sim, views, plan = self.sim, self.views, self.plan
@@ -328,16 +328,23 @@ def _false_missing(plan: MeshScenario, collector: Collector) -> list[Figure]:
         node_hours = plan.nodes * hours_per_round * len(records)
         values[rate] = (sum(r.false_changes for r in records) / node_hours, node_hours)
     worst = max(values)
+    aftermath = (" (after a heal, views within a side that fell behind during the "
+                 "partition count too)" if collector.heal_ms is not None else "")
     figures = [Figure(
         "false_missing_per_node_hour", "false MISSING per node-hour",
         values[worst][0], detail=f"at {worst:.0%} failing, over {values[worst][1]:,.0f} "
-        "node-hours; a view of a reachable node turning MISSING",
+        f"node-hours without a partition; a view of a reachable node turning MISSING{aftermath}",
     )]
     for rate, (value, node_hours) in values.items():
         figures.append(Figure(
             f"false_missing_per_node_hour_{_pct_key(rate)}",
             f"false MISSING per node-hour at {rate:.0%} failing", value,
             detail=f"{node_hours:,.0f} node-hours",
+        ))
+    if collector.cut_ms is not None:
+        figures.append(Figure(
+            "false_missing_within_sides", "views within a side turning MISSING during the "
+            "partition", sum(r.false_changes for r in collector.records if r.partitioned),
         ))
     return figures
 
@@ -423,11 +430,12 @@ def _partition(plan: MeshScenario, collector: Collector) -> list[Figure]:
                    detail=f"after the cut, over {before_heal.size:,} views"),
         ]
     by_cause = collector.across_by_cause
-    figures.append(Figure(
-        "missing_across_by_reports", "views across turning MISSING on a quorum of reports",
-        by_cause["reports"],
-        detail=f"{by_cause['time-out']:,} on a time-out (some with reports counted)",
-    ))
+    figures += [
+        Figure("missing_across_on_reports", "views across turning MISSING on a quorum of "
+               "reports", by_cause["reports"], detail="a shortened threshold"),
+        Figure("missing_across_on_silence", "views across turning MISSING on silence alone",
+               by_cause["silence"], detail="the full threshold"),
+    ]
     return figures
 
 

@@ -33,14 +33,22 @@ come from:
   version is unchanged makes a report (:meth:`~hereabouts.sim.mesh.MeshSim.report`).
   Both constants are read from :mod:`hereabouts.core.observing` when used.
 
-What is not the projection's own timing: views are judged at round instants. Silences that
-run out between two rounds are dated exactly (the subject's latest event plus the threshold
-plus 1 ms, the projection's deadline), with the confirmations as they stood at the end of
-the previous round; news and reports taken in during a round change views at the round's
-instant; and a change of who observes whom (a candidate going MISSING) takes effect at the
-next round instant rather than at the projection's next 30 s recheck. The projection's
-cached rankings (up to 60 s) change nothing here: between two judgements the candidates
-are the same.
+Each round: silences that ran out since the last round instant are dated exactly (the
+subject's latest event plus its threshold plus 1 ms, the projection's deadline), with the
+confirmations as they stood then; after the round's exchanges every view is judged again
+until nothing changes; during the observers' duty, views whose subject's news or reports a
+probe brought are judged at once, as a projection judges a subject when an event about it
+arrives; and after the duty, every view once more.
+
+What is not the projection's own timing: news and reports that arrive during a round
+change views at the round's instant, and a change of who observes whom (a candidate going
+MISSING) takes effect at the judgement that follows rather than at the projection's next
+30 s recheck. The projection's cached rankings (up to 60 s) change nothing here: between
+two judgements the candidates are the same. ``tests/sim/test_mesh_views.py`` rebuilds real
+projections from the signed events each node holds and checks every change of a view
+against them (the status on each side of a time-out, to the millisecond, and the
+confirmations counted), and shadows nodes with a real ObserverDuty: same statuses, same
+probes, round after round, through a partition and its heal.
 """
 
 from __future__ import annotations
