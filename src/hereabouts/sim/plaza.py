@@ -43,7 +43,7 @@ import numpy as np
 from hereabouts.config import HeartbeatConfig
 from hereabouts.core.backoff import Backoff
 from hereabouts.core.cadence import NewspaperCadence
-from hereabouts.core.effects import SendHowdy, Status, StatusChanged, Vouch
+from hereabouts.core.effects import SendHowdy, Status, Vouch
 from hereabouts.core.howdy import EAGER_FACTOR, Candidate, HowdyCoordinator, slot_fraction
 from hereabouts.core.pulse import TICK_MS, PulseWatch, pulse_every_ms
 from hereabouts.events import (
@@ -145,7 +145,6 @@ class PlazaSim:
         self.event_seq = 0
         self.last_change_ms: int | None = None
         self._slot_now: tuple[str, str, float] | None = None
-        self.vouch_of: dict[bytes, int] = {}
         self.rec = PlazaRecorder(self)
         self.observers: list[Observer] = []
         self.observer_of: dict[int, Observer] = {}
@@ -250,7 +249,6 @@ class PlazaSim:
             self.generation[index] = 1
         for observer in self.observers:
             observer.restore(history, START_MS)
-        self.rec.started(s.nodes)
 
     # --- randomness -------------------------------------------------------------------------
 
@@ -335,7 +333,6 @@ class PlazaSim:
         generation = self.generation[index]
         self._new_coordinator(index)
         self.cadences[index] = NewspaperCadence(self.heartbeat)
-        self.rec.node_started(now, index)
         self.q.at(now + 1, self._connect, (index, generation))
         self.q.at(now + self._news_delay(index, now), self._news, (index, generation))
 
@@ -371,7 +368,6 @@ class PlazaSim:
             observer.pulses.reconnected()
         hey = self._hey_there(index, now)
         self.hey_log[index].append((hey, now))
-        self.rec.announced(now, index, first)
         self._publish(hey, SIZES.hey_there, "hey_there")
         self._welcome(now, index, hey, first)
         if first and self.s.pulses:
@@ -420,7 +416,6 @@ class PlazaSim:
             signed = SignedEvent(id=self._next_id("l", index), event=event, raw=b"")
             self.latest[index] = signed
             self._publish(signed, SIZES.lost, "lost")
-        self.rec.node_stopped(now, index, "crash")
         self.q.at(now + int(self.s.restart_after_s * 1000), self._start, index)
 
     def _leave(self, now: int, index: int) -> None:
@@ -430,7 +425,6 @@ class PlazaSim:
             self.latest[index] = signed
             self._publish(signed, SIZES.chau, "chau")
         self._stop(index)
-        self.rec.node_stopped(now, index, "leave")
         self.q.at(now + int(self.s.restart_after_s * 1000), self._start, index)
 
     def _stop(self, index: int) -> None:
@@ -492,7 +486,6 @@ class PlazaSim:
             self.broker_up = True
         else:
             self.down_member.discard(0)
-        self.rec.outage_over(now, outage)
 
     def _sybil(self, now: int, number: int) -> None:
         s = self.s
@@ -536,11 +529,10 @@ class PlazaSim:
         online = ref.count(Status.ONLINE)
         due = arrivals + self._delays(fractions, online)
         welcome = Welcome.start(signed, newcomer, now, nodes, arrivals, due, fractions)
-        welcome_online = online
         self.rec.welcome_started(signed.id, newcomer, first, now)
         first_due = welcome.next_due()
         if first_due is not None:
-            self.q.at(first_due, self._wake, (welcome, welcome_online))
+            self.q.at(first_due, self._wake, (welcome, online))
 
     def _delays(self, fractions: np.ndarray, online: int) -> np.ndarray:
         """Each slot's delay, as :func:`hereabouts.core.howdy.reply_delay_ms` computes it."""
@@ -677,7 +669,6 @@ class PlazaSim:
         latest = self.latest[index]
         key = did.encode().ljust(SIZES.hey_there)
         more = None if latest is hey else did.encode().ljust(SIZES.newspaper, b"+")
-        self.vouch_of[key] = index
         return Vouch(hey_there=key, latest=more)
 
     def _send_howdy(self, now: int, index: int, welcome: Welcome, reply: SendHowdy) -> None:
@@ -758,10 +749,6 @@ class PlazaSim:
     def _sample(self, now: int, _: None) -> None:
         self.rec.sample(now)
         self.q.at(now + int(self.s.sample_s * 1000), self._sample, None)
-
-    def status_changed(self, change: StatusChanged) -> None:
-        if self.ref.did and change.at_ms:
-            self.last_change_ms = change.at_ms
 
     # --- running ---------------------------------------------------------------------------
 

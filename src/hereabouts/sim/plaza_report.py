@@ -43,6 +43,8 @@ class PlazaRecorder:
 
     def __init__(self, sim: PlazaSim) -> None:
         self.sim = sim
+        self.start_ms = sim.q.now_ms
+        """The run's start on the simulated clock."""
         seconds = int(sim.s.duration_s) + 2
         self.messages = {kind: [0] * seconds for kind in KINDS}
         self.deliveries = [0] * seconds
@@ -76,27 +78,13 @@ class PlazaRecorder:
     # --- told by the simulator -----------------------------------------------------------
 
     def _second(self, now: int) -> int:
-        from hereabouts.sim.plaza import START_MS
-
-        return min(len(self.bytes) - 1, (now - START_MS) // 1000)
+        return min(len(self.bytes) - 1, (now - self.start_ms) // 1000)
 
     def published(self, now: int, kind: str, size: int, fanout: int) -> None:
         second = self._second(now)
         self.messages[kind][second] += 1
         self.deliveries[second] += fanout
         self.bytes[second] += size * fanout
-
-    def started(self, count: int) -> None:
-        pass
-
-    def node_started(self, now: int, index: int) -> None:
-        pass
-
-    def node_stopped(self, now: int, index: int, why: str) -> None:
-        pass
-
-    def announced(self, now: int, index: int, first: bool) -> None:
-        pass
 
     def welcome_started(self, hey_id: str, newcomer: int, first: bool, now: int) -> None:
         if newcomer >= self.sim.honest_cap:
@@ -123,9 +111,6 @@ class PlazaRecorder:
 
     def outage(self, now: int, outage: Outage, cut: int) -> None:
         self.outages.append((now, now + int(outage.for_s * 1000), outage, cut))
-
-    def outage_over(self, now: int, outage: Outage) -> None:
-        pass
 
     def sybil(self, now: int) -> None:
         self.sybils += 1
@@ -159,13 +144,11 @@ class PlazaRecorder:
         """Record the observers' views. Views are shown whether or not the observer is
         connected (a cut-off node still shows what it last knew); "ONLINE everywhere" needs
         every running observer connected and every running node connected and ONLINE."""
-        from hereabouts.sim.plaza import START_MS
-
         sim = self.sim
         viewing = [o for o in sim.observers if sim.running[o.index]]
         honest = sim.honest_cap
         live = int((sim.running[:honest] & sim.connected[:honest]).sum())
-        self.times.append((now - START_MS) / 1000)
+        self.times.append((now - self.start_ms) / 1000)
         self.truth.append(live)
         if not viewing:
             for series in (self.online_mean, self.online_min, self.missing_mean):
