@@ -72,6 +72,7 @@ if TYPE_CHECKING:  # the runtime pieces load only when a node really starts (fas
     from hereabouts.peers.node import Node
     from hereabouts.sites.hub import SiteHub
     from hereabouts.web.app import HealthCheck, RoomCounts
+    from hereabouts.web.http_protocol import Adopter
 
 log = logging.getLogger(__name__)
 
@@ -294,15 +295,17 @@ async def run(config: Config, *, demo_peers: int = 0, sites: bool = True) -> int
         health_parts: dict[str, HealthCheck] = {}
         close_hub: Callable[[], Awaitable[None]] | None = None
         rooms: RoomCounts | None = None
+        upgrades: dict[str, Adopter] = {}
         if sites:
-            from hereabouts.web.site import build_site_routes
+            from hereabouts.web.site import build_site_routes, site_upgrades
 
             hub = await stack.enter_async_context(_site_hub(config, node))
             close_hub = _once(hub.__aexit__, None, None, None)
             stack.push_async_callback(close_hub)  # a no-op after the ordered shutdown
             hub.counters.register(node.registry)
             node.registry.register(hub.collector())
-            routes += build_site_routes(hub)
+            routes += build_site_routes()
+            upgrades = site_upgrades(hub)
             health_parts["sites"] = hub.health
             rooms = hub.counts
         app = create_app(node, extra_routes=routes, health_parts=health_parts, rooms=rooms)
@@ -311,7 +314,14 @@ async def run(config: Config, *, demo_peers: int = 0, sites: bool = True) -> int
         http_counters.register(node.registry)
         try:
             server = await stack.enter_async_context(
-                HttpServer(app, host=host, port=port, limits=limits, counters=http_counters)
+                HttpServer(
+                    app,
+                    host=host,
+                    port=port,
+                    limits=limits,
+                    counters=http_counters,
+                    upgrades=upgrades,
+                )
             )
         except OSError as exc:
             raise ConfigError(

@@ -37,7 +37,7 @@ from hereabouts.sites.hub import SiteHub
 from hereabouts.transports.mqtt import MqttSettings, MqttTransport
 from hereabouts.web.app import create_app
 from hereabouts.web.server import HttpServer
-from hereabouts.web.site import build_site_routes
+from hereabouts.web.site import build_site_routes, site_upgrades
 from tests.browser.support import (
     TIMEOUT_MS,
     PageProblems,
@@ -106,11 +106,13 @@ async def neighbourhood(home: Path, broker_port: int) -> AsyncIterator[Neighbour
         hub.counters.register(node.registry)
         app = create_app(
             node,
-            extra_routes=build_site_routes(hub),
+            extra_routes=build_site_routes(),
             health_parts={"sites": hub.health},
             rooms=hub.counts,
         )
-        server = await stack.enter_async_context(HttpServer(app, port=0))
+        server = await stack.enter_async_context(
+            HttpServer(app, port=0, upgrades=site_upgrades(hub))
+        )
         peers = []
         for number in range(1, DEMO_PEERS + 1):
             peer = Node(

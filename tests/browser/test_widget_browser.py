@@ -29,7 +29,7 @@ from hereabouts.sites.hub import SiteHub
 from hereabouts.transports.memory import MemoryBus
 from hereabouts.web.dashboard import dashboard_routes
 from hereabouts.web.server import HttpServer
-from hereabouts.web.site import build_site_routes
+from hereabouts.web.site import build_site_routes, site_upgrades
 from tests.browser.support import TIMEOUT_MS, chromium, needs_chromium, playwright_api
 
 OUTPUT = Path(__file__).resolve().parents[2] / "test-output" / "browser"
@@ -54,8 +54,8 @@ async def hub_server(
     async with SiteHub(
         transport=bus.transport(name="hub"), config=CONFIG, hub=settings, listen_host="127.0.0.1"
     ) as hub:
-        app = Starlette(routes=[*dashboard_routes(), *build_site_routes(hub)])
-        async with HttpServer(app) as server:
+        app = Starlette(routes=[*dashboard_routes(), *build_site_routes()])
+        async with HttpServer(app, upgrades=site_upgrades(hub)) as server:
             yield hub, server
 
 

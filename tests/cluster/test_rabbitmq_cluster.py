@@ -31,7 +31,7 @@ from hereabouts.sites import room_key
 from hereabouts.sites.hub import SiteHub
 from hereabouts.transports.mqtt import MqttSettings, MqttTransport
 from hereabouts.web.server import HttpServer
-from hereabouts.web.site import SOCKET_PATH, build_site_routes
+from hereabouts.web.site import SOCKET_PATH, build_site_routes, site_upgrades
 from tests.adversarial.plaza import health_of, peers_of
 from tests.adversarial.processes import UpProcess
 from tests.fixtures.rabbitmq import Member, RabbitCluster
@@ -215,7 +215,7 @@ async def test_two_site_hubs_on_different_members_share_one_count(
             )
             assert await hub.transport.wait_connected(10)
             server = await stack.enter_async_context(
-                HttpServer(Starlette(routes=build_site_routes(hub)))
+                HttpServer(Starlette(routes=build_site_routes()), upgrades=site_upgrades(hub))
             )
             hubs.append(hub)
             urls.append(f"ws://127.0.0.1:{server.port}{SOCKET_PATH}")

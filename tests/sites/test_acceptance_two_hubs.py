@@ -30,7 +30,7 @@ from hereabouts.sites import PresenceManager, room_key
 from hereabouts.sites.hub import SiteHub
 from hereabouts.transports.mqtt import MqttSettings, MqttTransport
 from hereabouts.web.server import HttpServer
-from hereabouts.web.site import SOCKET_PATH, build_site_routes
+from hereabouts.web.site import SOCKET_PATH, build_site_routes, site_upgrades
 from tests.fixtures.mosquitto import MosquittoServer
 
 from .support import ACCEPTANCE, CATCH_UP_S, Sampler, SimulatedWidget, WireRecorder, eventually
@@ -72,7 +72,7 @@ async def test_fifty_visitors_over_two_managers_and_two_hubs(
             )
             assert await hub.transport.wait_connected(10)
             server = await stack.enter_async_context(
-                HttpServer(Starlette(routes=build_site_routes(hub)))
+                HttpServer(Starlette(routes=build_site_routes()), upgrades=site_upgrades(hub))
             )
             hubs.append(hub)
             urls.append(f"ws://127.0.0.1:{server.port}{SOCKET_PATH}")

@@ -28,7 +28,7 @@ from hereabouts.sites.hub import SiteHub
 from hereabouts.transports.memory import MemoryBus
 from hereabouts.transports.topics import site_topic
 from hereabouts.web.server import HttpServer
-from hereabouts.web.site import build_site_routes
+from hereabouts.web.site import build_site_routes, site_upgrades
 from tests.sites.support import (
     WireRecorder,
     browser_sealed,
@@ -116,8 +116,8 @@ async def rig(hub: HubConfig | None = None) -> AsyncIterator[Rig]:
     async with SiteHub(
         transport=bus.transport(name="hub"), config=CONFIG, hub=settings, listen_host="127.0.0.1"
     ) as hub:
-        app = Starlette(routes=build_site_routes(hub))
-        async with HttpServer(app) as server:
+        app = Starlette(routes=build_site_routes())
+        async with HttpServer(app, upgrades=site_upgrades(hub)) as server:
             yield Rig(bus=bus, hub=hub, server=server)
 
 
@@ -186,7 +186,7 @@ async def test_k_floor_applies_to_pushed_counts() -> None:
     )
     async with (
         SiteHub(transport=bus.transport(), config=config, listen_host="127.0.0.1") as hub,
-        HttpServer(Starlette(routes=build_site_routes(hub))) as server,
+        HttpServer(Starlette(routes=build_site_routes()), upgrades=site_upgrades(hub)) as server,
     ):
         r = Rig(bus=bus, hub=hub, server=server)
         async with r.browser() as a:
@@ -313,7 +313,6 @@ async def test_no_did_or_origin_in_frames_or_logs(caplog: pytest.LogCaptureFixtu
     assert "did:key" not in seen
     assert all(key.did not in seen for key in keys)
     assert "hub-test.example" not in seen
-
 
 
 async def test_a_hub_forcing_ghost_mode_publishes_nobody(tmp_path: Path) -> None:

@@ -28,7 +28,7 @@ from hereabouts.sites import room_key
 from hereabouts.sites.hub import SiteHub
 from hereabouts.transports.memory import MemoryBus
 from hereabouts.web.server import HttpServer
-from hereabouts.web.site import build_site_routes
+from hereabouts.web.site import build_site_routes, site_upgrades
 from tests.sites.support import browser_sealed, event_frame, eventually, watch_frame
 
 CONFIG = SitesConfig(
@@ -121,12 +121,15 @@ async def rig(
     settings: HubConfig | None = None, *, listen_host: str = "127.0.0.1"
 ) -> AsyncIterator[Rig]:
     bus = MemoryBus()
-    async with SiteHub(
-        transport=bus.transport(name="hub"),
-        config=CONFIG,
-        hub=settings if settings is not None else HubConfig(),
-        listen_host=listen_host,
-    ) as hub, HttpServer(Starlette(routes=build_site_routes(hub))) as server:
+    async with (
+        SiteHub(
+            transport=bus.transport(name="hub"),
+            config=CONFIG,
+            hub=settings if settings is not None else HubConfig(),
+            listen_host=listen_host,
+        ) as hub,
+        HttpServer(Starlette(routes=build_site_routes()), upgrades=site_upgrades(hub)) as server,
+    ):
         yield Rig(hub=hub, server=server)
 
 

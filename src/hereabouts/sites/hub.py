@@ -71,14 +71,13 @@ from hereabouts.sites.hub_protocol import (
     GhostForced,
     HubFull,
     RoomNotWatched,
-    Submit,
     TooManyRooms,
+    Watch,
     WatchedRoom,
     decode_frame,
     sealed_bytes,
 )
 from hereabouts.sites.manager import (
-    HEARTBEAT_QOS,
     LEAVE_QOS,
     open_site_event,
     verified_ids,
@@ -142,8 +141,16 @@ class HubClient:
     """Error replies waiting at most; past it a flooding client just loses some replies."""
 
     def __init__(
-        self, ident: str, *, origin: str, address: str, challenge: bytes = b""
+        self,
+        ident: str,
+        *,
+        origin: str,
+        address: str,
+        challenge: bytes = b"",
+        wake: Callable[[], None] | None = None,
     ) -> None:
+        """``wake`` is called whenever something is waiting to be sent (:meth:`take` it);
+        without it, :meth:`outgoing` waits for it."""
         self.ident = ident
         self.origin = origin
         """The normalised origin whose rooms this connection may watch and count in."""
@@ -156,6 +163,7 @@ class HubClient:
         self._counts: dict[str, RoomCount] = {}
         self._errors: list[str] = []
         self._ready = asyncio.Event()
+        self._wake = wake if wake is not None else self._ready.set
         self._closed = False
 
     def __repr__(self) -> str:
@@ -163,34 +171,43 @@ class HubClient:
 
     def push(self, room_key: str, count: RoomCount) -> None:
         self._counts[room_key] = count
-        self._ready.set()
+        self._wake()
 
     def refuse(self, reason: str) -> bool:
         """Queue an error reply; True when the client has used up its strikes."""
         self.strikes += 1
         if len(self._errors) < self.MAX_ERRORS:
             self._errors.append(reason)
-        self._ready.set()
+        self._wake()
         return self.strikes > MAX_STRIKES
 
     def close(self) -> None:
         self._closed = True
-        self._ready.set()
+        self._wake()
+
+    @property
+    def closed(self) -> bool:
+        """True once the hub has closed this client (it shuts down)."""
+        return self._closed
+
+    def take(self) -> list[dict[str, object]]:
+        """The frames waiting (errors first, then one ``counts`` frame), now removed."""
+        frames: list[dict[str, object]] = [
+            {"type": "error", "reason": reason} for reason in self._errors
+        ]
+        if self._counts:
+            rooms = {key: count.as_dict() for key, count in self._counts.items()}
+            frames.append({"type": "counts", "rooms": rooms})
+        self._errors, self._counts = [], {}
+        return frames
 
     async def outgoing(self) -> list[dict[str, object]] | None:
-        """The next frames to send (errors first, then counts); None once closed."""
+        """The next frames to send; None once closed (for a client without ``wake``)."""
         while True:
             if self._closed:
                 return None
             if self._errors or self._counts:
-                frames: list[dict[str, object]] = [
-                    {"type": "error", "reason": reason} for reason in self._errors
-                ]
-                if self._counts:
-                    rooms = {key: count.as_dict() for key, count in self._counts.items()}
-                    frames.append({"type": "counts", "rooms": rooms})
-                self._errors, self._counts = [], {}
-                return frames
+                return self.take()
             self._ready.clear()
             await self._ready.wait()
 
@@ -358,7 +375,12 @@ class SiteHub:
     # --- connections -----------------------------------------------------------------------
 
     def open_client(
-        self, origin: str | None, host: str | None, *, served_as: str | None = None
+        self,
+        origin: str | None,
+        host: str | None,
+        *,
+        served_as: str | None = None,
+        wake: Callable[[], None] | None = None,
     ) -> HubClient:
         """A new connection from the page origin ``origin`` (the handshake's ``Origin``
         header) and the client address ``host``, made to the hub under the name
@@ -367,7 +389,7 @@ class SiteHub:
         :class:`~hereabouts.sites.origins.OriginMissing`, ``OriginInvalid``,
         ``OriginNotAllowed``, :class:`HubFull`, :class:`~hereabouts.core.admission.AddressBusy`.
         Refusals are counted as ``site_hub_connections{state="refused"}`` and by reason in
-        ``site_hub_rejects``."""
+        ``site_hub_rejects``. ``wake`` is the client's (see :class:`HubClient`)."""
         try:
             counting = self.origins.counting_origin(origin, host=served_as)
             if not self.running or len(self._clients) >= self.max_connections:
@@ -381,7 +403,7 @@ class SiteHub:
             raise
         challenge = secrets.token_bytes(POW_CHALLENGE_BYTES) if self.pow_bits else b""
         client = HubClient(
-            str(next(self._ids)), origin=counting, address=address, challenge=challenge
+            str(next(self._ids)), origin=counting, address=address, challenge=challenge, wake=wake
         )
         self._clients.add(client)
         self.counters.add("site_hub_connections", "opened")
@@ -407,13 +429,32 @@ class SiteHub:
 
         Refusals are counted by reason and answered with an error frame.
         """
+        outcome = self.receive_now(client, data)
+        if isinstance(outcome, Watch):
+            return await self.receive_watch(client, outcome)
+        return outcome
+
+    def receive_now(self, client: HubClient, data: bytes) -> bool | Watch:
+        """Handle one client frame without yielding to the event loop, as far as it can be:
+        an event is verified, counted and republished now, and the result is whether to
+        keep the client (as :meth:`receive`). A ``watch`` may need to subscribe, which
+        waits for the broker: it comes back decoded, to be passed to
+        :meth:`receive_watch`, and the frames after it must wait for that."""
         try:
             frame = decode_frame(data)
-            self.counters.add("site_hub_frames", "event" if isinstance(frame, Submit) else "watch")
-            if isinstance(frame, Submit):
-                await self.submit(client, sealed_bytes(frame), pow=frame.pow)
-            else:
-                await self.watch(client, frame.rooms)
+            if isinstance(frame, Watch):
+                self.counters.add("site_hub_frames", "watch")
+                return frame
+            self.counters.add("site_hub_frames", "event")
+            self.submit_now(client, sealed_bytes(frame), pow=frame.pow)
+        except RemoteError as exc:
+            return self.reject(client, exc.reason)
+        return True
+
+    async def receive_watch(self, client: HubClient, frame: Watch) -> bool:
+        """A ``watch`` from :meth:`receive_now`; False when the client should be closed."""
+        try:
+            await self.watch(client, frame.rooms)
         except RemoteError as exc:
             return self.reject(client, exc.reason)
         return True
@@ -515,6 +556,10 @@ class SiteHub:
     # --- events from browsers --------------------------------------------------------------
 
     async def submit(self, client: HubClient, sealed: bytes, *, pow: str | None = None) -> None:
+        """:meth:`submit_now`, for callers in a coroutine."""
+        self.submit_now(client, sealed, pow=pow)
+
+    def submit_now(self, client: HubClient, sealed: bytes, *, pow: str | None = None) -> None:
         """A browser-signed event: verify, count, republish; or raise the reason it is not.
 
         The connection's and the address's event budgets are spent before the signature is
@@ -550,12 +595,11 @@ class SiteHub:
         kind = "heartbeat" if heartbeat else "leave"
         self.counters.add("site_events_in", kind)
         if heartbeat:
-            # QoS 0 goes out without waiting for anyone (a task per heartbeat cost more
-            # than the publish); a slow transport slows this connection, not the others.
-            await self._republish(event.room_key, opened.raw, heartbeat=True)
+            # QoS 0 goes out with this loop turn's other writes, without waiting for anyone.
+            self._republish_heartbeat(event.room_key, opened.raw)
         else:  # QoS 1 waits for the broker's acknowledgement: not on the reading path
             self._republishing.spawn(
-                self._republish(event.room_key, opened.raw, heartbeat=False),
+                self._republish_leave(event.room_key, opened.raw),
                 name=f"site-hub-republish-{_short(event.room_key)}",
             )
 
@@ -568,15 +612,25 @@ class SiteHub:
             if not pow_ok(client.challenge, event.did, pow, self.pow_bits):
                 raise PowInvalid("the proof of work does not have the zero bits asked for")
 
-    async def _republish(self, room_key: str, payload: bytes, *, heartbeat: bool) -> None:
-        qos = HEARTBEAT_QOS if heartbeat else LEAVE_QOS
+    def _republish_heartbeat(self, room_key: str, payload: bytes) -> None:
         try:
-            await self._transport.publish(site_topic(room_key), payload, qos=qos)
+            self._transport.publish_at_most_once(site_topic(room_key), payload)
         except NotConnected as exc:
-            self.counters.add("site_publish_failures", exc.reason)
-            log.debug("browser event for room %s not republished: %s", _short(room_key), exc.reason)
+            self._not_republished(room_key, exc)
             return
-        self.counters.add("site_hub_republished", "heartbeat" if heartbeat else "leave")
+        self.counters.add("site_hub_republished", "heartbeat")
+
+    async def _republish_leave(self, room_key: str, payload: bytes) -> None:
+        try:
+            await self._transport.publish(site_topic(room_key), payload, qos=LEAVE_QOS)
+        except NotConnected as exc:
+            self._not_republished(room_key, exc)
+            return
+        self.counters.add("site_hub_republished", "leave")
+
+    def _not_republished(self, room_key: str, exc: NotConnected) -> None:
+        self.counters.add("site_publish_failures", exc.reason)
+        log.debug("browser event for room %s not republished: %s", _short(room_key), exc.reason)
 
     # --- events from the plaza -------------------------------------------------------------
 

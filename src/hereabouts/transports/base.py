@@ -283,6 +283,20 @@ class Transport(ABC):
         await self._publish(topic, bytes(payload), qos=qos, retain=retain)
         self.counters.messages_out += 1
 
+    def publish_at_most_once(self, topic: str, payload: bytes) -> None:
+        """Publish ``payload`` on ``topic`` at QoS 0, now, without waiting for anything.
+
+        For a caller that must not yield to the event loop between deciding and sending (a
+        hub handling a socket's frames in one go): the same checks as :meth:`publish`,
+        the same ``NotConnected`` when the plaza is away, and the packet leaves with this
+        loop turn's other QoS 0 writes."""
+        validate_topic(topic)
+        self._check_size(payload)
+        if self._closed:
+            raise TransportClosed("transport is closed")
+        self._publish_now(topic, bytes(payload))
+        self.counters.messages_out += 1
+
     async def subscribe(
         self, topic_filter: str, *, qos: int = DEFAULT_QOS, no_local: bool = False
     ) -> None:
@@ -376,6 +390,10 @@ class Transport(ABC):
 
     @abstractmethod
     async def _publish(self, topic: str, payload: bytes, *, qos: int, retain: bool) -> None: ...
+
+    @abstractmethod
+    def _publish_now(self, topic: str, payload: bytes) -> None:
+        """QoS 0, not retained, synchronously (see :meth:`publish_at_most_once`)."""
 
     @abstractmethod
     async def _subscribe(self, topic_filter: str, subscription: Subscription) -> None: ...

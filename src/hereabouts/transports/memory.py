@@ -132,6 +132,11 @@ class MemoryTransport(Transport):
             raise NotConnected(f"{self.name} is not attached to the bus")
         self._bus._route(topic, payload, retain=retain, sender=self)
 
+    def _publish_now(self, topic: str, payload: bytes) -> None:
+        if not self.state.connected:
+            raise NotConnected(f"{self.name} is not attached to the bus")
+        self._bus._route(topic, payload, retain=False, sender=self)
+
     async def _subscribe(self, topic_filter: str, subscription: Subscription) -> None:
         is_new = topic_filter not in self._filters
         self._filters[topic_filter] = subscription

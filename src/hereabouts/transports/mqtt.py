@@ -478,6 +478,12 @@ class MqttTransport(Transport):
         except MqttError as exc:
             raise NotConnected(f"publish to {self.state.endpoint} failed: {exc}") from exc
 
+    def _publish_now(self, topic: str, payload: bytes) -> None:
+        client = self._client
+        if client is None or not self.state.connected:
+            raise NotConnected(f"not connected to {self.state.endpoint}: {self.state.last_error}")
+        self._publish_at_most_once(client, topic, payload, retain=False)
+
     def _publish_at_most_once(
         self, client: aiomqtt.Client, topic: str, payload: bytes, *, retain: bool
     ) -> None:

@@ -24,13 +24,16 @@ row changes: dribbling bytes does not reset it. When it expires the connection i
 ``http_timed_out{reason}``. The keep-alive row is uvicorn's own clock, counted here.
 
 WebSockets are handed over to :mod:`hereabouts.web.websocket`'s protocol after the
-upgrade request, which has its own ping time-outs.
+upgrade request, which has its own ping time-outs; an upgrade to a path listed in
+``upgrades`` (the site hub's socket) is handed to that path's :data:`Adopter` instead,
+with the request's bytes and the client's address (:mod:`hereabouts.web.forwarded`).
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Final
+from collections.abc import Callable, Mapping
+from typing import Any, Final, TypeAlias
 
 import h11
 from uvicorn.config import Config
@@ -39,6 +42,10 @@ from uvicorn.server import ServerState
 
 from hereabouts.config import HttpLimits
 from hereabouts.metrics import Counters
+from hereabouts.web.forwarded import TrustedProxies
+
+Adopter: TypeAlias = Callable[[asyncio.Transport, bytes, "str | None"], None]
+"""Takes over an upgraded connection: ``adopt(transport, request_bytes, client_host)``."""
 
 TIMED_OUT: Final = "http_timed_out"
 """Counter of connections closed by a time-out, by reason."""
@@ -70,8 +77,12 @@ class TimedH11Protocol(H11Protocol):
         *,
         limits: HttpLimits,
         counters: Counters,
+        upgrades: Mapping[str, Adopter] | None = None,
+        proxies: TrustedProxies | None = None,
     ) -> None:
         super().__init__(config, server_state, app_state, _loop)
+        self._upgrades = upgrades or {}
+        self._proxies = proxies if proxies is not None else TrustedProxies(limits.trusted_proxies)
         # uvicorn's keep-alive clock, which takes whole seconds in its own config.
         self.timeout_keep_alive = limits.keep_alive_timeout_s  # type: ignore[assignment]
         self._limits = limits
@@ -96,6 +107,25 @@ class TimedH11Protocol(H11Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._stop_clock()
         super().connection_lost(exc)
+
+    def handle_websocket_upgrade(self, event: h11.Request) -> None:
+        path = event.target.partition(b"?")[0].decode("latin-1")
+        adopt = self._upgrades.get(path)
+        if adopt is None:
+            super().handle_websocket_upgrade(event)
+            return
+        self.connections.discard(self)  # uvicorn's shutdown no longer closes it: its owner does
+        self._stop_clock()
+        if self.timeout_keep_alive_task is not None:
+            self.timeout_keep_alive_task.cancel()
+            self.timeout_keep_alive_task = None
+        lines = [event.method, b" ", event.target, b" HTTP/1.1\r\n"]
+        for name, value in self.headers:
+            lines += [name, b": ", value, b"\r\n"]
+        lines.append(b"\r\n")
+        peer = self.client[0] if self.client else None
+        forwarded = [value for name, value in self.headers if name == b"x-forwarded-for"]
+        adopt(self.transport, b"".join(lines), self._proxies.client(peer, forwarded))
 
     def timeout_keep_alive_handler(self) -> None:
         if not self.transport.is_closing():

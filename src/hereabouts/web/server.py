@@ -35,7 +35,7 @@ import functools
 import math
 import socket
 from asyncio.selector_events import BaseSelectorEventLoop
-from collections.abc import Generator, Iterator
+from collections.abc import Generator, Iterator, Mapping
 from types import TracebackType
 from typing import Final
 
@@ -47,7 +47,8 @@ from starlette.types import ASGIApp
 from hereabouts.config import HttpLimits
 from hereabouts.metrics import Counters
 from hereabouts.web.admission import ConnectionGate, GatedListener, open_files_limit
-from hereabouts.web.http_protocol import TimedH11Protocol, describe_counters
+from hereabouts.web.forwarded import TrustedProxies
+from hereabouts.web.http_protocol import Adopter, TimedH11Protocol, describe_counters
 from hereabouts.web.stream import EventStreams
 from hereabouts.web.websocket import ReadAheadWebSocketProtocol
 
@@ -95,12 +96,15 @@ class HttpServer:
         ws_max_size: int = DEFAULT_WS_MAX_SIZE,
         limits: HttpLimits | None = None,
         counters: Counters | None = None,
+        upgrades: Mapping[str, Adopter] | None = None,
     ) -> None:
         """``host`` defaults to loopback: exposing a node beyond the machine is a decision
         the operator makes. ``port=0`` picks a free port; read it back from :attr:`port`.
         ``limits`` bound connections (default :class:`~hereabouts.config.HttpLimits`, the
         cap derived from this process's open-files limit when the server starts);
-        refusals and time-outs are counted in ``counters`` (a fresh set by default)."""
+        refusals and time-outs are counted in ``counters`` (a fresh set by default).
+        ``upgrades`` maps paths to what takes over a WebSocket upgrade there, past ASGI
+        (:func:`hereabouts.web.site.site_upgrades` for the site hub's socket)."""
         self.app = app
         self.host = host
         self._requested_port = port
@@ -110,6 +114,7 @@ class HttpServer:
         self._ws_max_size = ws_max_size
         self.limits = limits if limits is not None else HttpLimits()
         self.counters = counters if counters is not None else Counters()
+        self.upgrades = dict(upgrades or {})
         describe_counters(self.counters)
         self._gate: ConnectionGate | None = None
         self._server: _Server | None = None
@@ -169,7 +174,11 @@ class HttpServer:
             ws=ReadAheadWebSocketProtocol,
             # A callable, not a class: uvicorn only calls it, once per connection.
             http=functools.partial(  # type: ignore[arg-type]
-                TimedH11Protocol, limits=self.limits, counters=self.counters
+                TimedH11Protocol,
+                limits=self.limits,
+                counters=self.counters,
+                upgrades=self.upgrades,
+                proxies=TrustedProxies(self.limits.trusted_proxies),
             ),
             lifespan="auto",
             # The client's address is the TCP peer's unless a listed proxy forwards it.
