@@ -26,6 +26,7 @@ from hereabouts.events import check_name
 HOME_ENV = "HEREABOUTS_HOME"
 DEFAULT_HOME = Path("~/.hereabouts")
 
+
 def resolve_home(explicit: str | os.PathLike[str] | None = None) -> Path:
     """The home directory: ``--home``, else ``$HEREABOUTS_HOME``, else ``~/.hereabouts``.
 
@@ -704,9 +705,16 @@ class HubConfig:
     """The browser hub that ``hereabouts up`` serves on ``/v1/site``: limits and flags."""
 
     max_connections: int = 1000
-    """``PRESENCE_HUB_MAX_CONNECTIONS``: browser connections one hub holds. Each costs a few
-    KiB and two tasks; past this, new ones are closed with 1013 (try again later) rather
-    than slowing everyone down."""
+    """``PRESENCE_HUB_MAX_CONNECTIONS``: browser connections one hub holds (all its workers
+    together, each holding an equal share). Each costs a few KiB; past this, new ones are
+    closed with 1013 (try again later) rather than slowing everyone down."""
+
+    workers: int = 1
+    """``PRESENCE_HUB_WORKERS`` (``hereabouts up --workers N``): processes serving browsers.
+    1 runs the hub inside the node's process. More start that many hub processes, each on
+    its own plaza connection and core, and the node's HTTP server hands each browser
+    connection to the one its address belongs to (:mod:`hereabouts.sites.workers`). One
+    process verifies about 8,000 heartbeats a second; one per core is the useful most."""
 
     max_rooms: int = 10_000
     """``PRESENCE_HUB_MAX_ROOMS``: distinct rooms one hub counts (and subscribes to) over
@@ -779,6 +787,8 @@ class HubConfig:
 
     def __post_init__(self) -> None:
         _positive("max_connections", self.max_connections)
+        if not 1 <= self.workers <= self.MAX_WORKERS:
+            raise ConfigError(f"workers must be 1-{self.MAX_WORKERS}, got {self.workers!r}")
         _positive("max_rooms", self.max_rooms)
         _positive("probe_interval_s", self.probe_interval_s)
         _positive("max_connections_per_address", self.max_connections_per_address)
@@ -795,6 +805,9 @@ class HubConfig:
 
     MAX_POW_BITS = 20
     """Past 20 bits (a million hashes on average) a phone would work for seconds."""
+
+    MAX_WORKERS = 64
+    """Most hub worker processes: past one per core they only add plaza connections."""
 
     @staticmethod
     def _origins(env: Mapping[str, str], name: str) -> tuple[str, ...] | None:
@@ -826,6 +839,7 @@ class HubConfig:
                 source, "PRESENCE_HUB_MAX_CONNECTIONS", default.max_connections
             ),
             "max_rooms": _env_int(source, "PRESENCE_HUB_MAX_ROOMS", default.max_rooms),
+            "workers": _env_int(source, "PRESENCE_HUB_WORKERS", default.workers),
             "ghost_mode_hard_off": _env_bool(
                 source, PRESENCE_GHOST_MODE_HARD_OFF_ENV, default.ghost_mode_hard_off
             ),

@@ -12,7 +12,7 @@ are short stable slugs (event kinds, rejection reasons) — never DIDs, names or
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Final
 
 from prometheus_client.core import CounterMetricFamily, Metric
@@ -78,6 +78,17 @@ class Counters:
 
     def by_label(self, name: str) -> dict[str, int]:
         return {value: n for (metric, value), n in self._counts.items() if metric == name}
+
+    def snapshot(self) -> list[tuple[str, str, int]]:
+        """Every counter as (name, label value, value), to send elsewhere."""
+        return [(name, value, n) for (name, value), n in self._counts.items()]
+
+    def replace(self, values: Iterable[tuple[str, str, int]]) -> None:
+        """Make the counters exactly ``values`` (a sum of snapshots, say); help texts stay."""
+        counts: dict[tuple[str, str], int] = Counter()
+        for name, value, n in values:
+            counts[(name, value)] += n
+        self._counts = counts
 
     def collector(self) -> Collector:
         return _CountersCollector(self)

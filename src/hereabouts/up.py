@@ -71,6 +71,7 @@ if TYPE_CHECKING:  # the runtime pieces load only when a node really starts (fas
     from hereabouts.identity import Identity
     from hereabouts.peers.node import Node
     from hereabouts.sites.hub import SiteHub
+    from hereabouts.sites.workers import HubWorkers
     from hereabouts.web.app import HealthCheck, RoomCounts
     from hereabouts.web.http_protocol import Adopter
 
@@ -121,6 +122,15 @@ def _port(text: str) -> int:
     """An argparse type: a TCP port to connect to or bind, 1-65535."""
     if not text.strip().isdigit() or not 1 <= int(text) <= 65535:
         raise argparse.ArgumentTypeError(f"{text!r} is not a port (1-65535)")
+    return int(text)
+
+
+def _workers(text: str) -> int:
+    """An argparse type: hub worker processes, 1-:attr:`HubConfig.MAX_WORKERS`."""
+    if not text.strip().isdigit() or not 1 <= int(text) <= HubConfig.MAX_WORKERS:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: give a number of processes, 1-{HubConfig.MAX_WORKERS}"
+        )
     return int(text)
 
 
@@ -187,6 +197,8 @@ def config_from_args(args: argparse.Namespace) -> Config:
     hub = HubConfig.from_env()
     if getattr(args, "ghost_hard_off", False):
         hub = dataclasses.replace(hub, ghost_mode_hard_off=True)
+    if getattr(args, "workers", None) is not None:
+        hub = dataclasses.replace(hub, workers=args.workers)
     # HEREABOUTS_RELAY_* variables tune the relay (quotas, bounds; see RelayConfig), and
     # HEREABOUTS_HTTP_* the HTTP edge (see HttpLimits).
     return base.replace(
@@ -244,15 +256,27 @@ def _republisher(config: Config, identity: Identity) -> Republisher | None:
     )
 
 
-def _site_hub(config: Config, node: Node) -> SiteHub:
-    """A hub on its own connection to the node's plaza: a transport has one reader, and the
-    node's reads only peer topics."""
+def _site_hub(config: Config, node: Node) -> SiteHub | HubWorkers:
+    """A hub on its own connection to the node's plaza (a transport has one reader, and the
+    node's reads only peer topics); with ``workers`` > 1, that many hub processes."""
     from hereabouts.sites.hub import SiteHub
     from hereabouts.transports.mqtt import MqttTransport
 
     plaza = node.transport
     if not isinstance(plaza, MqttTransport):
         raise ConfigError("the site hub needs an MQTT plaza")
+    if config.hub.workers > 1:
+        from hereabouts.sites.workers import HubWorkers
+
+        return HubWorkers(
+            config.hub.workers,
+            node_name=node.name,
+            mqtt=plaza.settings,
+            sites=config.sites,
+            hub=config.hub,
+            wire=config.wire,
+            listen_host=config.node.http_host,
+        )
     # quiet: the node's own connection already reports this broker's outages, once each.
     transport = MqttTransport(node_name=f"{node.name}-sites", settings=plaza.settings, quiet=True)
     return SiteHub(
@@ -299,7 +323,8 @@ async def run(config: Config, *, demo_peers: int = 0, sites: bool = True) -> int
         if sites:
             from hereabouts.web.site import build_site_routes, site_upgrades
 
-            hub = await stack.enter_async_context(_site_hub(config, node))
+            hub = _site_hub(config, node)
+            await stack.enter_async_context(hub)
             close_hub = _once(hub.__aexit__, None, None, None)
             stack.push_async_callback(close_hub)  # a no-op after the ordered shutdown
             hub.counters.register(node.registry)
@@ -365,6 +390,8 @@ async def run(config: Config, *, demo_peers: int = 0, sites: bool = True) -> int
         say(f"hereabouts: dashboard {server.url}/")
         if sites:
             say(f"hereabouts: site presence demo {server.url}/demo/site")
+            if config.hub.workers > 1:
+                say(f"hereabouts: site hub in {config.hub.workers} worker processes")
         if node.has_plaza and not node.transport.state.connected:
             tasks.append(asyncio.create_task(_wait_for_broker(node), name="broker-wait"))
         await stop.wait()
@@ -588,6 +615,14 @@ def register(
         help="force ghost mode for every visitor of this hub: counts are shown, nobody is "
         "published (flag presence_ghost_mode_hard_off; also "
         "HEREABOUTS_PRESENCE_GHOST_MODE_HARD_OFF=1)",
+    )
+    up.add_argument(
+        "--workers",
+        type=_workers,
+        default=None,
+        metavar="N",
+        help="site hub processes serving browsers (default 1: inside this process; "
+        "also PRESENCE_HUB_WORKERS); one per core spreads the signature checks",
     )
     up.add_argument(
         "--mesh",

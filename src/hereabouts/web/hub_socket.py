@@ -59,6 +59,11 @@ from hereabouts.sites.hub_protocol import (
 
 log = logging.getLogger(__name__)
 
+_wire_log = logging.getLogger(f"{__name__}.wire")
+"""websockets' own logger for our connections: it says "connection open" at INFO for
+every browser, which is the counters' job; it keeps its warnings."""
+_wire_log.setLevel(logging.WARNING)
+
 KEEPALIVE_S: Final = 20.0
 """A connection silent this long is pinged, and dropped if it stays silent as long again
 (uvicorn's default ping interval and time-out, which the hub used before). A widget sends
@@ -153,7 +158,7 @@ class HubSocket(asyncio.Protocol):
         self._sockets = sockets
         self._hub = sockets.hub
         self._client_host = client_host
-        self._ws = ServerProtocol(max_size=MAX_FRAME_BYTES)
+        self._ws = ServerProtocol(max_size=MAX_FRAME_BYTES, logger=_wire_log)
         self._transport: asyncio.Transport | None = None
         self._client: HubClient | None = None
         self._fragments: list[bytes] = []

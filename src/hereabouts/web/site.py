@@ -20,6 +20,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from hereabouts.sites.hub import SiteHub
+from hereabouts.sites.workers import HubWorkers
 from hereabouts.web.dashboard import STATIC_HEADERS, read_static, serve_static
 from hereabouts.web.http_protocol import Adopter
 from hereabouts.web.hub_socket import HubSockets
@@ -32,9 +33,12 @@ _JS = "text/javascript; charset=utf-8"
 _WIDGET_HEADERS = {**STATIC_HEADERS, "Access-Control-Allow-Origin": "*"}
 
 
-def site_upgrades(hub: SiteHub) -> dict[str, Adopter]:
+def site_upgrades(hub: SiteHub | HubWorkers) -> dict[str, Adopter]:
     """The hub's socket, for :class:`~hereabouts.web.server.HttpServer`'s ``upgrades``:
-    connections upgraded at ``/v1/site`` go to :mod:`hereabouts.web.hub_socket`."""
+    connections upgraded at ``/v1/site`` go to :mod:`hereabouts.web.hub_socket` in this
+    process, or to the hub's worker processes (:mod:`hereabouts.sites.workers`)."""
+    if isinstance(hub, HubWorkers):
+        return {SOCKET_PATH: hub.adopt}
     return {SOCKET_PATH: HubSockets(hub).adopt}
 
 
