@@ -88,6 +88,8 @@ from site_hub_support import (
     LoadProcess,
     Metrics,
     SinkProcess,
+    balanced_sources,
+    bare_verify_us,
     by_label,
     cpu_seconds,
     delta,
@@ -125,6 +127,25 @@ class Baseline:
 
 
 @dataclasses.dataclass
+class BoundaryWindow:
+    """The :data:`BOUNDARY_WATCH_S` after an epoch boundary, while a step's load runs: every
+    visitor's first heartbeat of the new epoch falls in it (rates per second, CPU in
+    cores, latencies in seconds)."""
+
+    seconds: float = 0.0
+    sent_per_s: float = 0.0
+    peak_per_s: float = 0.0
+    verified_per_s: float = 0.0
+    hub_cores: float = 0.0
+    hub_us_per_heartbeat: float = 0.0
+    latencies: list[float] = dataclasses.field(default_factory=list)
+    misses: int = 0
+
+    def latency(self, q: float) -> float:
+        return percentile(self.latencies, q)
+
+
+@dataclasses.dataclass
 class Step:
     """One step of load on the hub and what its steady window showed (rates per second,
     CPU in cores, memory in bytes, latencies in seconds)."""
@@ -149,8 +170,11 @@ class Step:
     latencies: list[float] = dataclasses.field(default_factory=list)
     misses: int = 0
     hub_cores: float = 0.0
+    hub_us_per_heartbeat: float = 0.0
+    """The hub's CPU (its process and its workers) ÷ heartbeats verified in the window."""
     load_cores: float = 0.0
     broker_cores: float = 0.0
+    boundary: BoundaryWindow | None = None
     rss: int = 0
     hwm: int = 0
     rss_growth: int = 0
@@ -172,6 +196,10 @@ class Figures:
     rooms_per_connection: int
     room_size: int
     compressed: bool = False
+    workers: int = 1
+    sources: int = 1
+    verify_us: list[float] = dataclasses.field(default_factory=list)
+    """Bare libsodium checks, µs of CPU each, measured at the start and at the end."""
     baseline: Baseline | None = None
     rss_idle: int = 0
     steps: list[Step] = dataclasses.field(default_factory=list)
@@ -240,9 +268,7 @@ async def clear_of_boundaries(args: argparse.Namespace, config: SitesConfig) -> 
     burst after a boundary is over (``--after-boundary``, at least the settle window, one
     interval and ``--settle``)."""
     margin_s = 2.0
-    after_s = max(
-        args.after_boundary, config.settle_s + config.heartbeat_interval_s + args.settle
-    )
+    after_s = max(args.after_boundary, config.settle_s + config.heartbeat_interval_s + args.settle)
     while True:
         now = time.time()
         epoch_start = math.floor(now / config.did_duration_s) * config.did_duration_s
@@ -292,6 +318,148 @@ def window_rates(step: Step, metrics: tuple[Metrics, Metrics], stats: tuple[Any,
     step.load_backlog_bytes = stats1["backlog_bytes"]
 
 
+@dataclasses.dataclass
+class Sampled:
+    """Both ends of a measured window: the hub's metrics, the load's stats, CPU seconds of
+    (hub processes summed, load, broker), wall and monotonic times."""
+
+    metrics: tuple[Metrics, Metrics]
+    stats: tuple[Any, Any]
+    cores: tuple[float, float, float]
+    walls: tuple[float, float]
+    seconds: float
+    probe: list[list[Any]]
+
+    def latencies(self) -> tuple[list[float], int]:
+        wall0, wall1 = self.walls
+        inside = [s for s in self.probe if wall0 <= s[1] <= wall1]
+        values = [PROBE_TIMEOUT_S if s[2] is None else s[2] for s in inside]
+        return values, sum(1 for s in inside if s[2] is None)
+
+
+async def sample_window(
+    seconds: float, hub: HubProcess, load: LoadProcess, broker: Mosquitto
+) -> Sampled:
+    """Measure ``seconds`` from now (raises httpx.HTTPError when the hub does not answer)."""
+    hub_pids = await hub.pids()
+
+    def cpu() -> tuple[float, float, float]:
+        return (
+            sum(cpu_seconds(pid) for pid in hub_pids),
+            cpu_seconds(load.pid),
+            cpu_seconds(broker.process.pid),
+        )
+
+    metrics0, stats0 = await hub.metrics(), await load.call("stats")
+    cpu0, wall0, mono0 = cpu(), time.time(), time.monotonic()
+    await asyncio.sleep(seconds)
+    metrics1, stats1 = await hub.metrics(), await load.call("stats")
+    cpu1, wall1, elapsed = cpu(), time.time(), time.monotonic() - mono0
+    probe = (await load.call("probe_take"))["samples"]
+    cores = tuple((b - a) / elapsed for a, b in zip(cpu0, cpu1, strict=True))
+    return Sampled(
+        metrics=(metrics0, metrics1),
+        stats=(stats0, stats1),
+        cores=cores,  # type: ignore[arg-type]
+        walls=(wall0, wall1),
+        seconds=elapsed,
+        probe=probe,
+    )
+
+
+def per_heartbeat_us(cores: float, verified_per_s: float) -> float:
+    return cores * 1e6 / verified_per_s if verified_per_s else float("nan")
+
+
+async def measure_steady(
+    step: Step,
+    args: argparse.Namespace,
+    hub: HubProcess,
+    load: LoadProcess,
+    broker: Mosquitto,
+    figures: Figures,
+    samples: list[list[Any]],
+) -> None:
+    config = cadence()
+    if args.boundaries == "avoid":
+        await clear_of_boundaries(args, config)
+    hub.check()
+    samples += (await load.call("probe_take"))["samples"]
+    log(f"  measuring {args.duration:g} s")
+    try:
+        window = await sample_window(args.duration, hub, load, broker)
+    except httpx.HTTPError as exc:
+        step.unresponsive = True
+        step.rss, step.hwm = rss_bytes(hub.pid)
+        step.rss_growth = step.rss - figures.rss_idle
+        log(f"  ! the hub's /metrics did not answer ({type(exc).__name__}): it is overloaded")
+        return
+    samples += window.probe
+    step.seconds = window.seconds
+    step.crossed_boundary = boundary_in(*window.walls, config.did_duration_s)
+    step.hub_cores, step.load_cores, step.broker_cores = window.cores
+    step.latencies, step.misses = window.latencies()
+    window_rates(step, window.metrics, window.stats)
+    step.hub_us_per_heartbeat = per_heartbeat_us(step.hub_cores, step.verified_per_s)
+    figures.compressed = window.stats[1]["compressed"]
+    step.rss, step.hwm = rss_bytes(hub.pid)
+    step.rss_growth = step.rss - figures.rss_idle
+    log(
+        f"  offered {step.offered_per_s:,.0f}/s, sent {step.sent_per_s:,.0f}/s, verified "
+        f"{step.verified_per_s:,.0f}/s; count latency p95 {step.latency(95) * 1000:,.0f} ms "
+        f"(n={len(step.latencies)}, misses {step.misses}); hub {step.hub_cores:.2f} cores "
+        f"({step.hub_us_per_heartbeat:,.0f} µs a heartbeat), RSS {step.rss / 2**20:,.0f} MiB; "
+        f"rejects {step.hub_rejects or 'none'}"
+    )
+
+
+async def measure_boundary(
+    step: Step,
+    hub: HubProcess,
+    load: LoadProcess,
+    broker: Mosquitto,
+    samples: list[list[Any]],
+) -> None:
+    """Wait for the next epoch boundary and measure the :data:`BOUNDARY_WATCH_S` after it."""
+    config = cadence()
+    now = time.time()
+    boundary = (math.floor(now / config.did_duration_s) + 1) * config.did_duration_s
+    log(f"  waiting {boundary - now:.0f} s for the next epoch boundary")
+    await asyncio.sleep(max(0.0, boundary - now - 0.2))
+    samples += (await load.call("probe_take"))["samples"]
+    log(f"  measuring the {BOUNDARY_WATCH_S:g} s after the boundary")
+    try:
+        window = await sample_window(BOUNDARY_WATCH_S, hub, load, broker)
+    except httpx.HTTPError as exc:
+        log(f"  ! the hub's /metrics did not answer ({type(exc).__name__}) after the boundary")
+        return
+    samples += window.probe
+    events = delta(
+        by_label(window.metrics[1], "hereabouts_site_events_in_total"),
+        by_label(window.metrics[0], "hereabouts_site_events_in_total"),
+    )
+    stats0, stats1 = window.stats
+    sent = stats1["sent"].get("heartbeat", 0) - stats0["sent"].get("heartbeat", 0)
+    verified = events.get("heartbeat", 0.0) / window.seconds
+    latencies, misses = window.latencies()
+    step.boundary = BoundaryWindow(
+        seconds=window.seconds,
+        sent_per_s=sent / (stats1["monotonic"] - stats0["monotonic"]),
+        peak_per_s=stats1["peak_per_s"],
+        verified_per_s=verified,
+        hub_cores=window.cores[0],
+        hub_us_per_heartbeat=per_heartbeat_us(window.cores[0], verified),
+        latencies=latencies,
+        misses=misses,
+    )
+    b = step.boundary
+    log(
+        f"  after the boundary: sent {b.sent_per_s:,.0f}/s (peak {b.peak_per_s:,.0f}), "
+        f"verified {b.verified_per_s:,.0f}/s; count latency p95 {b.latency(95) * 1000:,.0f} ms "
+        f"(n={len(b.latencies)}, misses {b.misses}); hub {b.hub_cores:.2f} cores"
+    )
+
+
 async def measure_step(
     target: int,
     args: argparse.Namespace,
@@ -321,45 +489,20 @@ async def measure_step(
     await load.call("start")
     await wait_first_beats(load, step.participants, 6 * config.heartbeat_interval_s)
     await asyncio.sleep(args.settle)
-    if args.boundaries == "avoid":
-        await clear_of_boundaries(args, config)
-    hub.check()
-    samples += (await load.call("probe_take"))["samples"]
-    log(f"  measuring {args.duration:g} s")
-    pids = (hub.pid, load.pid, broker.process.pid)
-    try:
-        metrics0, stats0 = await hub.metrics(), await load.call("stats")
-        cpu0, wall0, mono0 = [cpu_seconds(p) for p in pids], time.time(), time.monotonic()
-        await asyncio.sleep(args.duration)
-        metrics1, stats1 = await hub.metrics(), await load.call("stats")
-    except httpx.HTTPError as exc:
-        step.unresponsive = True
-        step.rss, step.hwm = rss_bytes(hub.pid)
-        step.rss_growth = step.rss - figures.rss_idle
-        log(f"  ! the hub's /metrics did not answer ({type(exc).__name__}): it is overloaded")
+    if not args.boundary_windows:
+        await measure_steady(step, args, hub, load, broker, figures, samples)
         return step
-    cpu1, wall1, elapsed = [cpu_seconds(p) for p in pids], time.time(), time.monotonic() - mono0
-    probe = (await load.call("probe_take"))["samples"]
-    samples += probe
-    step.seconds = elapsed
-    step.crossed_boundary = boundary_in(wall0, wall1, config.did_duration_s)
-    step.hub_cores, step.load_cores, step.broker_cores = (
-        (b - a) / elapsed for a, b in zip(cpu0, cpu1, strict=True)
-    )
-    step.latencies = [
-        PROBE_TIMEOUT_S if s[2] is None else s[2] for s in probe if wall0 <= s[1] <= wall1
-    ]
-    step.misses = sum(1 for s in probe if s[2] is None and wall0 <= s[1] <= wall1)
-    window_rates(step, (metrics0, metrics1), (stats0, stats1))
-    figures.compressed = stats1["compressed"]
-    step.rss, step.hwm = rss_bytes(hub.pid)
-    step.rss_growth = step.rss - figures.rss_idle
-    log(
-        f"  offered {step.offered_per_s:,.0f}/s, sent {step.sent_per_s:,.0f}/s, verified "
-        f"{step.verified_per_s:,.0f}/s; count latency p95 {step.latency(95) * 1000:,.0f} ms "
-        f"(n={len(step.latencies)}, misses {step.misses}); hub {step.hub_cores:.2f} cores, "
-        f"RSS {step.rss / 2**20:,.0f} MiB; rejects {step.hub_rejects or 'none'}"
-    )
+    # Whichever comes first: a steady window that fits before the next boundary, or the
+    # boundary (then the steady window after its burst).
+    now = time.time()
+    next_boundary = (math.floor(now / config.did_duration_s) + 1) * config.did_duration_s
+    if now + args.duration + 5.0 < next_boundary:
+        await measure_steady(step, args, hub, load, broker, figures, samples)
+        if not step.unresponsive:
+            await measure_boundary(step, hub, load, broker, samples)
+    else:
+        await measure_boundary(step, hub, load, broker, samples)
+        await measure_steady(step, args, hub, load, broker, figures, samples)
     return step
 
 
@@ -405,7 +548,10 @@ async def measure_hub(
     step_walls: list[float] = []
     started_wall = time.time()
     try:
-        log(f"hub: starting hereabouts up (at most {args.max_connections:,} connections)")
+        log(
+            f"hub: starting hereabouts up --workers {args.workers} (at most "
+            f"{args.max_connections:,} connections, from {args.sources} addresses)"
+        )
         await hub.start(
             broker.url,
             workdir,
@@ -417,6 +563,7 @@ async def measure_hub(
                 "PRESENCE_HUB_JOINS_PER_ADDRESS": str(UNBUDGETED),
                 # HTTP's own cap (4,096 by default) must not turn browsers away before the hub.
                 "HEREABOUTS_HTTP_MAX_CONNECTIONS": str(args.max_connections + 100),
+                "PRESENCE_HUB_WORKERS": str(args.workers),
             },
         )
         await asyncio.sleep(2.0)
@@ -426,6 +573,7 @@ async def measure_hub(
             interval_s=config.heartbeat_interval_s,
             epoch_s=config.did_duration_s,
             spread_s=config.rotation_spread_s,
+            sources=balanced_sources(args.sources, args.workers),
         )
         probe = await load.call("probe_start")
         if "error" in probe:
@@ -438,7 +586,7 @@ async def measure_hub(
             overloaded = (
                 step.unresponsive
                 or step.verified_per_s < SATURATED * step.offered_per_s
-                or step.hub_cores >= SATURATED_CORES
+                or step.hub_cores >= SATURATED_CORES * args.workers
                 or not step.latency(95) <= SATURATED_P95_S
             )
             if overloaded and not args.keep_going and number + 1 < len(targets):
@@ -465,11 +613,15 @@ async def run_all(args: argparse.Namespace, figures: Figures) -> None:
         broker = Mosquitto(workdir)
         try:
             await broker.wait_listening()
+            figures.verify_us.append(bare_verify_us())
+            log(f"bare signature check: {figures.verify_us[-1]:.1f} µs of CPU")
             if args.baseline_duration > 0:
                 await measure_baseline(args, workdir, figures)
             await measure_hub(args, workdir, broker, figures)
         finally:
             broker.stop()
+            figures.verify_us.append(bare_verify_us())
+            log(f"bare signature check at the end: {figures.verify_us[-1]:.1f} µs of CPU")
 
 
 # --- report ---------------------------------------------------------------------------------
@@ -485,6 +637,15 @@ def summary(figures: Figures) -> dict[str, Any]:
             "max": max(s.latencies, default=float("nan")),
             "n": len(s.latencies),
         }
+        if s.boundary is not None:
+            data["boundary"]["count_latency_s"] = {
+                "p50": s.boundary.latency(50),
+                "p95": s.boundary.latency(95),
+                "max": max(s.boundary.latencies, default=float("nan")),
+                "n": len(s.boundary.latencies),
+            }
+            data["boundary"].pop("latencies")
+        data["hub_per_heartbeat_to_verify"] = s.hub_us_per_heartbeat / verify_us(figures)
         data["rss_growth_per_participant"] = s.rss_growth / max(1, s.participants)
         data["rss_growth_per_connection"] = s.rss_growth / max(1, s.connections)
         if figures.baseline is not None and figures.baseline.frames_per_s:
@@ -498,7 +659,10 @@ def summary(figures: Figures) -> dict[str, Any]:
             "rooms_per_connection": figures.rooms_per_connection,
             "room_size": figures.room_size,
             "permessage_deflate": figures.compressed,
+            "workers": figures.workers,
+            "source_addresses": figures.sources,
         },
+        "bare_verify_us": figures.verify_us,
         "targets": {"verified_per_s": TARGET_RATE, "count_latency_p95_s": TARGET_P95_S},
         "baseline": dataclasses.asdict(figures.baseline) if figures.baseline else None,
         "hub_rss_idle": figures.rss_idle,
@@ -506,6 +670,11 @@ def summary(figures: Figures) -> dict[str, Any]:
         "boundaries": figures.boundaries,
         "notes": figures.notes,
     }
+
+
+def verify_us(figures: Figures) -> float:
+    """The bare check's cost for this run: the mean of its measurements."""
+    return sum(figures.verify_us) / len(figures.verify_us) if figures.verify_us else float("nan")
 
 
 def _finite(value: Any) -> Any:
@@ -543,7 +712,12 @@ def report(figures: Figures) -> None:
             f"(sink {base.sink_cores:.2f} cores, load {base.load_cores:.2f}); stack memory "
             f"{base.rss_growth_per_connection / 1024:,.1f} KiB per connection"
         )
-    print(f"hub RSS before the load: {figures.rss_idle / 2**20:,.0f} MiB\n")
+    print(f"hub RSS before the load: {figures.rss_idle / 2**20:,.0f} MiB")
+    checks = ", ".join(f"{v:.1f}" for v in figures.verify_us)
+    print(
+        f"hub: --workers {figures.workers}, load from {figures.sources} source addresses; "
+        f"bare libsodium check {verify_us(figures):.1f} µs of CPU (measured {checks})\n"
+    )
     header = (
         f"{'participants':>12} {'conns':>6} {'offered/s':>9} {'sent/s':>8} {'peak/s':>7} "
         f"{'verified/s':>10} {'÷offered':>8} {'÷sink':>6} {'hub cores':>9} "
@@ -562,6 +736,25 @@ def report(figures: Figures) -> None:
             f"{s.verified_per_s / max(1e-9, s.offered_per_s):>8.2f} {ratio} "
             f"{s.hub_cores:>9.2f} {s.load_cores:>5.2f} {s.broker_cores:>6.2f}"
         )
+    print(
+        f"\n{'participants':>12} {'window':>9} {'sent/s':>8} {'peak/s':>7} {'verified/s':>10} "
+        f"{'hub cores':>9} {'µs/heartbeat':>12} {'÷verify':>7} {'count p50':>10} {'p95':>10} "
+        f"{'max':>10} {'n':>5} {'miss':>4}"
+    )
+    base_us = verify_us(figures)
+    for s in figures.steps:
+        windows: list[tuple[str, Any]] = [("steady", s)]
+        if s.boundary is not None:
+            windows.append(("boundary", s.boundary))
+        for name, w in windows:
+            print(
+                f"{s.participants:>12,} {name:>9} {w.sent_per_s:>8,.0f} {w.peak_per_s:>7,.0f} "
+                f"{w.verified_per_s:>10,.0f} {w.hub_cores:>9.2f} "
+                f"{w.hub_us_per_heartbeat:>12,.0f} {w.hub_us_per_heartbeat / base_us:>7.2f} "
+                f"{_ms(w.latency(50)):>10} {_ms(w.latency(95)):>10} "
+                f"{_ms(max(w.latencies, default=float('nan'))):>10} {len(w.latencies):>5} "
+                f"{w.misses:>4}"
+            )
     print(
         f"\n{'participants':>12} {'count p50':>10} {'p95':>10} {'max':>10} {'n':>5} "
         f"{'miss':>4} {'hub RSS':>9} {'Δ/participant':>13} {'Δ/conn':>9}"
@@ -672,6 +865,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--keep-going", action="store_true", help="run every step even after the hub fell behind"
     )
+    parser.add_argument(
+        "--workers", type=int, default=1, help="hereabouts up --workers for the hub (1)"
+    )
+    parser.add_argument(
+        "--sources",
+        type=int,
+        default=16,
+        help="source addresses the load connects from, as many per hub worker (16)",
+    )
+    parser.add_argument(
+        "--boundary-windows",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also measure the 30 s after an epoch boundary at every step (waits for one)",
+    )
     parser.add_argument("--timeout", type=float, default=1800.0, help="whole run, s (1800)")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args(argv)
@@ -681,6 +889,8 @@ def main(argv: list[str] | None = None) -> int:
 
     config = cadence()
     figures = Figures(
+        workers=args.workers,
+        sources=args.sources,
         interval_s=config.heartbeat_interval_s,
         epoch_s=config.did_duration_s,
         rooms_per_connection=args.rooms_per_connection,

@@ -154,8 +154,7 @@ class Connection(asyncio.Protocol):
                     self.send(
                         b'{"type":"watch","rooms":[%s]}'
                         % b",".join(
-                            b'{"name":"%s","key":"%s"}' % (names[room], room)
-                            for room in self.rooms
+                            b'{"name":"%s","key":"%s"}' % (names[room], room) for room in self.rooms
                         )
                     )
         self.flush()
@@ -238,6 +237,8 @@ class Load:
         self.interval_ms: int = args.interval_ms
         self.duration_ms: int = args.duration_ms
         self.spread_ms: int = args.spread_ms
+        self.sources: list[str] = args.sources.split(",")
+        self.opened = 0  # connections opened so far (which source is next)
         self.connections: list[Connection] = []
         self.participants: list[Participant] = []
         self.scheduled = 0  # participants[:scheduled] have heartbeats on the heap
@@ -272,8 +273,12 @@ class Load:
     async def open_connection(self, rooms: list[bytes]) -> tuple[Connection, str]:
         loop = asyncio.get_running_loop()
         connection = Connection(self, self.url, rooms=rooms)
+        source = self.sources[self.opened % len(self.sources)]
+        self.opened += 1
         try:
-            await loop.create_connection(lambda: connection, self.host, self.port)
+            await loop.create_connection(
+                lambda: connection, self.host, self.port, local_addr=(source, 0)
+            )
             outcome = await asyncio.wait_for(asyncio.shield(connection.ready), 60.0)
         except (OSError, TimeoutError) as exc:
             connection.close()
@@ -553,6 +558,11 @@ def main() -> int:
     parser.add_argument("--interval-ms", type=int, default=10_000)
     parser.add_argument("--duration-ms", type=int, default=300_000)
     parser.add_argument("--spread-ms", type=int, default=1_000)
+    parser.add_argument(
+        "--sources",
+        default="127.0.0.1",
+        help="source addresses of the connections, comma-separated, used in turn",
+    )
     args = parser.parse_args()
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve(args))

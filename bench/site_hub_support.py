@@ -206,6 +206,47 @@ class HubProcess(HttpChild):
         )
         await self.wait_ready()
 
+    async def pids(self) -> list[int]:
+        """This process and its hub workers (from ``/healthz``), whose CPU is the hub's."""
+        async with httpx.AsyncClient(timeout=10.0) as client:
+            health = (await client.get(f"http://127.0.0.1:{self.port}/healthz")).json()
+        workers = health.get("sites", {}).get("workers", [])
+        return [self.pid] + [w["pid"] for w in workers if w.get("pid")]
+
+
+def balanced_sources(count: int, workers: int) -> list[str]:
+    """``count`` loopback source addresses, as many for each hub worker as for any other
+    (the hub sends every connection of one address to the same worker)."""
+    from hereabouts.sites.workers import worker_of
+
+    per_worker: list[list[str]] = [[] for _ in range(workers)]
+    want = -(-count // workers)
+    for last in range(1, 255 * 255):
+        host = f"127.0.{last // 255}.{last % 255 + 1}"
+        bucket = per_worker[worker_of(host, workers)]
+        if len(bucket) < want:
+            bucket.append(host)
+        if all(len(b) >= want for b in per_worker):
+            break
+    return [host for group in zip(*per_worker, strict=True) for host in group][:count]
+
+
+def bare_verify_us(checks: int = 20_000) -> float:
+    """CPU microseconds of one libsodium Ed25519 check (``crypto_sign_open``, the call the
+    hub makes) on site-heartbeat-sized messages, in this process, now: the cost the hub's
+    CPU per heartbeat is compared with."""
+    import nacl.bindings
+    import nacl.signing
+
+    keys = [nacl.signing.SigningKey.generate() for _ in range(64)]
+    body = b'{"kind":"site_heartbeat","did":"did:key:z6Mk' + b"x" * 44 + b'","epoch":1}' * 2
+    signed = [(bytes(k.sign(body)), bytes(k.verify_key)) for k in keys]
+    started = time.process_time()
+    for number in range(checks):
+        message, key = signed[number % len(signed)]
+        nacl.bindings.crypto_sign_open(message, key)
+    return (time.process_time() - started) / checks * 1e6
+
 
 class SinkProcess(HttpChild):
     async def start(self) -> None:
@@ -223,6 +264,7 @@ class LoadProcess(Child):
         interval_s: float,
         epoch_s: float,
         spread_s: float,
+        sources: list[str] | None = None,
     ) -> None:
         argv = [
             sys.executable,
@@ -235,6 +277,8 @@ class LoadProcess(Child):
             str(round(epoch_s * 1000)),
             "--spread-ms",
             str(max(1, round(spread_s * 1000))),
+            "--sources",
+            ",".join(sources or ["127.0.0.1"]),
         ]
         await self.spawn(argv, pipes=True)
 

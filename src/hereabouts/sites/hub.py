@@ -226,6 +226,7 @@ class SiteHub:
         counters: Counters | None = None,
         clock: Callable[[], float] = time.time,
         listen_host: str | None = None,
+        on_verified: Callable[[str], None] | None = None,
     ) -> None:
         """``config`` is the visitors' cadence (default :meth:`SitesConfig.from_env`);
         ``hub`` the hub's limits and flags (default :meth:`HubConfig.from_env`); ``clock``
@@ -233,7 +234,8 @@ class SiteHub:
         and ``site_hub_*`` counters (a new set by default); ``listen_host`` is where the
         HTTP server serving the hub listens: with no ``allowed_origins`` configured, any
         origin may connect when that is loopback, none otherwise (None counts as not
-        loopback)."""
+        loopback); ``on_verified`` is told the id of every browser event whose signature
+        this hub checked (hub workers tell their siblings, :mod:`~.worker_peers`)."""
         self.config = config if config is not None else SitesConfig.from_env()
         self.settings = hub if hub is not None else HubConfig.from_env()
         self._transport = transport
@@ -274,6 +276,7 @@ class SiteHub:
         self._background = BackgroundTasks()  # the plaza reader, the ticker, the probe
         self._republishing = BackgroundTasks()  # browser events on their way to the plaza
         self._running = False
+        self._on_verified = on_verified
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -576,6 +579,8 @@ class SiteHub:
             SITE_EVENTS, sealed, now_ms=now, limits=self._limits, known=verified_ids.__contains__
         )
         verified_ids.add(opened.id)
+        if self._on_verified is not None:
+            self._on_verified(opened.id)
         event = opened.event
         if event.room_key not in client.watched:
             raise RoomNotWatched("watch a room before sending its events")

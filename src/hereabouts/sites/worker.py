@@ -24,6 +24,7 @@ import sys
 
 import msgspec
 
+from hereabouts.metrics import Counters
 from hereabouts.sites.counts import RoomCount
 from hereabouts.sites.hub import SiteHub
 from hereabouts.sites.worker_channel import (
@@ -36,6 +37,7 @@ from hereabouts.sites.worker_channel import (
     receive,
     send,
 )
+from hereabouts.sites.worker_peers import SiblingHints
 from hereabouts.transports.mqtt import MqttTransport
 from hereabouts.web.hub_socket import HubSockets
 
@@ -56,12 +58,16 @@ async def serve(channel: socket.socket) -> None:
     transport = MqttTransport(
         node_name=f"{settings.node_name}-sites-{settings.index}", settings=settings.mqtt, quiet=True
     )
+    counters = Counters()
+    hints = SiblingHints(counters)
     hub = SiteHub(
         transport=transport,
         config=settings.sites,
         hub=settings.hub,
         wire_limits=settings.wire,
         listen_host=settings.listen_host,
+        on_verified=hints.verified,
+        counters=counters,
     )
     async with hub:
         sockets = HubSockets(hub)
@@ -80,7 +86,7 @@ async def serve(channel: socket.socket) -> None:
                     loop.remove_reader(channel)
                     return
                 data, fds = message
-                _take(data, fds, sockets, adopting)
+                _take(data, fds, sockets, hints, adopting)
 
         loop.add_reader(channel, on_message)
         send(channel, encode("ready", os.getpid()))
@@ -90,19 +96,29 @@ async def serve(channel: socket.socket) -> None:
         with contextlib.suppress(OSError):
             loop.remove_reader(channel)
         sockets.close_all()
+        hints.close()
         for task in adopting:
             task.cancel()
 
 
 def _take(
-    data: bytes, fds: list[int], sockets: HubSockets, adopting: set[asyncio.Task[None]]
+    data: bytes,
+    fds: list[int],
+    sockets: HubSockets,
+    hints: SiblingHints,
+    adopting: set[asyncio.Task[None]],
 ) -> None:
-    """A connection handed over: adopt it. Anything else is a parent bug, logged."""
+    """A connection handed over: adopt it; a sibling's socket: link it. Anything else is a
+    parent bug, logged."""
     try:
-        kind, client_host, request = decode(data)
+        message = decode(data)
+        if message[0] == "peer" and len(fds) == 1:
+            hints.link(int(message[1]), socket.socket(fileno=fds[0]))
+            return
+        kind, client_host, request = message
         if kind != "connection" or len(fds) != 1:
             raise ValueError(f"unexpected {kind!r} with {len(fds)} descriptors")
-    except (ValueError, msgspec.DecodeError) as exc:
+    except (ValueError, TypeError, msgspec.DecodeError) as exc:
         for fd in fds:
             os.close(fd)
         log.warning("ignored a message from the parent: %s", exc)

@@ -199,9 +199,29 @@ class HubWorkers:
                 f"site hub worker {worker.index} did not start"
                 + (f" (exit code {code})" if code is not None else " in time")
             )
+        self._link_siblings(worker)
         supervisor = asyncio.create_task(self._supervise(worker), name=f"hub-worker-{worker.index}")
         self._supervisors.add(supervisor)
         supervisor.add_done_callback(self._supervisors.discard)
+
+    def _link_siblings(self, worker: _Worker) -> None:
+        """A socket pair between ``worker`` and every other worker alive, for the ids of
+        the signatures each has checked (:mod:`~.worker_peers`)."""
+        for other in self._workers:
+            if other is worker or not other.alive or other.channel is None:
+                continue
+            assert worker.channel is not None
+            ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+            try:
+                send(worker.channel, encode("peer", other.index), ours.fileno())
+                send(other.channel, encode("peer", worker.index), theirs.fileno())
+            except OSError as exc:  # a busy channel: these two check signatures themselves
+                log.warning(
+                    "site hub workers %d and %d not linked: %s", worker.index, other.index, exc
+                )
+            finally:
+                ours.close()
+                theirs.close()
 
     async def _supervise(self, worker: _Worker) -> None:
         """Wait for the worker to exit; unless we are stopping, start it again."""
@@ -285,7 +305,7 @@ class HubWorkers:
 
     def _worker_for(self, client_host: str | None) -> _Worker | None:
         """The worker of this address, or the next one alive after it."""
-        start = zlib.crc32(address_key(client_host).encode()) % len(self._workers)
+        start = worker_of(client_host, len(self._workers))
         for step in range(len(self._workers)):
             worker = self._workers[(start + step) % len(self._workers)]
             if worker.alive:
@@ -380,6 +400,13 @@ class HubWorkers:
     @property
     def pids(self) -> list[int]:
         return [w.process.pid for w in self._workers if w.process is not None]
+
+
+def worker_of(client_host: str | None, workers: int) -> int:
+    """The worker (0 to ``workers - 1``) whose budgets a client address is kept in: the
+    same for every connection of one address (an IPv6 /64 counts as one), spread evenly
+    over many addresses, and the same after a restart."""
+    return zlib.crc32(address_key(client_host).encode()) % workers
 
 
 def _chain(
