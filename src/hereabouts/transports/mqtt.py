@@ -802,8 +802,20 @@ class MqttTransport(Transport):
             raise SubscriptionRefused(f"subscription to {missing} failed")
 
     async def _pump(self, client: aiomqtt.Client) -> None:
-        async for message in client.messages:
-            self._deliver(message.topic.value, _as_bytes(message.payload), retain=message.retain)
+        # aiomqtt's iterator makes a task and waits on it for every message: three loop
+        # turns each. What else is already queued is taken at once (aiomqtt's ``_queue``,
+        # which its iterator reads), so a busy loop does not fall behind the broker.
+        waiting = client._queue
+        async for first in client.messages:
+            message = first
+            while True:
+                self._deliver(
+                    message.topic.value, _as_bytes(message.payload), retain=message.retain
+                )
+                try:
+                    message = waiting.get_nowait()
+                except asyncio.QueueEmpty:
+                    break
 
     async def _send_subscribe(
         self, client: aiomqtt.Client, topic_filter: str, subscription: Subscription
