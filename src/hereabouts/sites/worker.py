@@ -39,9 +39,14 @@ from hereabouts.sites.worker_channel import (
 )
 from hereabouts.sites.worker_peers import SiblingHints
 from hereabouts.transports.mqtt import MqttTransport
+from hereabouts.web.admission import raise_open_files_limit
 from hereabouts.web.hub_socket import HubSockets
 
 log = logging.getLogger("hereabouts.sites.worker")
+
+FD_RESERVE = 64
+"""Descriptors a worker keeps beyond its browsers: its plaza connection, the channel, its
+siblings' sockets, the event loop's own."""
 
 
 async def serve(channel: socket.socket) -> None:
@@ -52,6 +57,8 @@ async def serve(channel: socket.socket) -> None:
         level=settings.log_level,
         format=f"%(asctime)s %(levelname)s %(name)s [hub worker {settings.index}]: %(message)s",
     )
+    # Browser sockets arrive as descriptors: room for this worker's share of them.
+    raise_open_files_limit(settings.hub.max_connections + FD_RESERVE)
     stop = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     signal.signal(signal.SIGINT, signal.SIG_IGN)

@@ -35,7 +35,7 @@ import contextlib
 import logging
 import socket
 from collections import deque
-from typing import Final
+from typing import Final, cast
 
 from websockets.exceptions import PayloadTooBig
 from websockets.frames import Frame, Opcode
@@ -175,8 +175,8 @@ class HubSocket(asyncio.Protocol):
     # --- asyncio's protocol ----------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        # A stream transport (uvloop's is not an asyncio.Transport subclass, but is one).
+        self._transport = cast(asyncio.Transport, transport)
         self._heard_at = asyncio.get_running_loop().time()
         self._sockets._opened(self)
 
