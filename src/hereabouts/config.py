@@ -569,6 +569,13 @@ def _env_seconds(env: Mapping[str, str], name: str, default: float) -> float:
     return _env_number(env, name, default, what="a number of seconds")
 
 
+def _env_optional_seconds(env: Mapping[str, str], name: str) -> float | None:
+    """A number of seconds, or None when the variable is unset or empty."""
+    if not env.get(name, "").strip():
+        return None
+    return _env_seconds(env, name, 0.0)
+
+
 def _env_int(env: Mapping[str, str], name: str, default: int) -> int:
     raw = env.get(name, "").strip()
     if not raw:
@@ -622,10 +629,26 @@ class SitesConfig:
     """``PRESENCE_MIN_COUNT``: k-anonymity floor. Counts below it leave the process only as
     "fewer than k". 0 or 1 disables the floor."""
 
-    rotation_spread_s: float = 1.0
-    """``PRESENCE_ROTATION_SPREAD``: after an epoch boundary each visitor sends its first new
-    heartbeat after a uniform random delay in ``[0, this)``. The order of new DIDs then says
-    nothing about the order of old ones, and the new heartbeat phase is fresh."""
+    rotation_spread_s: float = None  # type: ignore[assignment]  # None: derived, see below
+    """``PRESENCE_ROTATION_SPREAD``: after an epoch boundary each visitor sends its first
+    heartbeat of the new epoch, with its new key, at a uniform random instant within this
+    of the boundary. The order of new DIDs then says nothing about the order of old ones.
+
+    Default (unset): one heartbeat interval. The first heartbeat of the new epoch then
+    simply takes the place of the regular one each visitor would have sent anyway, and a
+    hub receives the steady rate straight through every boundary; a spread of ``J`` brings
+    all N visitors' first heartbeats within ``J``, ``H / J`` times the steady rate (ten
+    times at 1 s). It follows ``heartbeat_interval_s`` when only that is changed. Where the
+    stale timeout or the epoch leave no room for a whole interval, it is the widest spread
+    they admit, ``min(H, S - H - 2 x skew, D/2 - skew)`` (the rules below), and the boundary
+    brings ``H / J`` times the steady rate again: raise the stale timeout to
+    ``2 x (H + skew)`` to keep it level.
+
+    The trade-off is the settle window, ``this + max_clock_skew_s`` (13 s by default):
+    counters show ``max(live(e), live(e-1))`` that long after each boundary, and in it an
+    arrival or a departure may be shown late, until the window closes (see
+    :mod:`hereabouts.core.sites`). Set explicitly, it must be positive, at most
+    ``heartbeat_interval_s``, and fit the settle rules, or the config is refused."""
 
     max_clock_skew_s: float = 3.0
     """``PRESENCE_MAX_CLOCK_SKEW``: clock disagreement (plus delivery latency) between
@@ -642,6 +665,15 @@ class SitesConfig:
         """After a boundary, how long the previous epoch's count still stands in."""
         return self.rotation_spread_s + self.max_clock_skew_s
 
+    def widest_spread_s(self) -> float:
+        """The widest rotation spread these timings admit, up to one heartbeat interval
+        (the default spread; it may be zero or less, which no spread fits)."""
+        return min(
+            self.heartbeat_interval_s,
+            self.stale_timeout_s - self.heartbeat_interval_s - 2 * self.max_clock_skew_s,
+            self.did_duration_s / 2 - self.max_clock_skew_s,
+        )
+
     def __post_init__(self) -> None:
         _positive("did_duration_s", self.did_duration_s)
         _positive("heartbeat_interval_s", self.heartbeat_interval_s)
@@ -649,24 +681,66 @@ class SitesConfig:
         _positive("max_room_participants", self.max_room_participants)
         if self.min_count < 0:
             raise ConfigError("min_count must not be negative")
-        if self.rotation_spread_s < 0 or self.max_clock_skew_s < 0:
-            raise ConfigError("rotation_spread_s and max_clock_skew_s must not be negative")
+        if self.max_clock_skew_s < 0:
+            raise ConfigError("max_clock_skew_s must not be negative")
         if self.stale_timeout_s <= self.heartbeat_interval_s:
             raise ConfigError("stale_timeout_s must exceed heartbeat_interval_s")
-        if self.rotation_spread_s > self.heartbeat_interval_s:
-            raise ConfigError("rotation_spread_s must not exceed heartbeat_interval_s")
+        if self.heartbeat_interval_s > self.did_duration_s:
+            raise ConfigError("heartbeat_interval_s must not exceed did_duration_s")
+        if self.rotation_spread_s is None:
+            self._derive_spread()
+        else:
+            self._check_spread()
+
+    def _derive_spread(self) -> None:
+        widest = self.widest_spread_s()
+        if not widest > 0:
+            h, k = self.heartbeat_interval_s, self.max_clock_skew_s
+            needs = []
+            if self.stale_timeout_s <= h + 2 * k:
+                needs.append(
+                    f"stale_timeout_s ({self.stale_timeout_s:g} s) must exceed "
+                    f"heartbeat_interval_s + 2 x max_clock_skew_s ({h:g} s + 2 x {k:g} s)"
+                )
+            if self.did_duration_s <= 2 * k:
+                needs.append(
+                    f"did_duration_s ({self.did_duration_s:g} s) must exceed "
+                    f"2 x max_clock_skew_s (2 x {k:g} s)"
+                )
+            raise ConfigError("no rotation spread fits these timings: " + "; ".join(needs))
+        object.__setattr__(self, "rotation_spread_s", widest)
+
+    def _check_spread(self) -> None:
+        """The rules an explicit ``rotation_spread_s`` must keep (the derived one keeps
+        them by construction)."""
+        spread = self.rotation_spread_s
+        given = f"rotation_spread_s (PRESENCE_ROTATION_SPREAD) is {spread:g} s"
+        if not spread > 0:
+            raise ConfigError(
+                f"{given}: it must be positive (with no spread every visitor heartbeats at "
+                "the same instants all epoch); leave it unset for one heartbeat interval"
+            )
+        if spread > self.heartbeat_interval_s:
+            raise ConfigError(
+                f"{given}: it must not exceed heartbeat_interval_s "
+                f"(PRESENCE_HEARTBEAT_INTERVAL, {self.heartbeat_interval_s:g} s); leave it "
+                "unset to follow the interval"
+            )
         # Old DIDs must still be fresh when the settle window ends, even those of visitors
         # whose clocks run ahead and stopped early, or the fallback count would sag; and the
         # window must close well inside the epoch it opens.
         if self.settle_s + self.max_clock_skew_s > self.stale_timeout_s - self.heartbeat_interval_s:
             raise ConfigError(
-                "rotation_spread_s + 2 x max_clock_skew_s must not exceed "
-                "stale_timeout_s - heartbeat_interval_s"
+                f"{given}: rotation_spread_s + 2 x max_clock_skew_s must not exceed "
+                f"stale_timeout_s - heartbeat_interval_s ({self.stale_timeout_s:g} s - "
+                f"{self.heartbeat_interval_s:g} s), or old DIDs go stale inside the settle "
+                f"window; the widest that fits is {max(0.0, self.widest_spread_s()):g} s"
             )
-        if self.settle_s >= self.did_duration_s / 2:
-            raise ConfigError("the settle window must be shorter than half an epoch")
-        if self.heartbeat_interval_s > self.did_duration_s:
-            raise ConfigError("heartbeat_interval_s must not exceed did_duration_s")
+        if self.settle_s > self.did_duration_s / 2:
+            raise ConfigError(
+                f"{given}: the settle window (rotation_spread_s + max_clock_skew_s) must not "
+                f"exceed half an epoch ({self.did_duration_s / 2:g} s)"
+            )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> SitesConfig:
@@ -685,9 +759,8 @@ class SitesConfig:
                 source, "PRESENCE_GHOST_MODE_DEFAULT", default.ghost_mode_default
             ),
             "min_count": _env_int(source, "PRESENCE_MIN_COUNT", default.min_count),
-            "rotation_spread_s": _env_seconds(
-                source, "PRESENCE_ROTATION_SPREAD", default.rotation_spread_s
-            ),
+            # Unset: derived from the others (one heartbeat interval, if they admit it).
+            "rotation_spread_s": _env_optional_seconds(source, "PRESENCE_ROTATION_SPREAD"),
             "max_clock_skew_s": _env_seconds(
                 source, "PRESENCE_MAX_CLOCK_SKEW", default.max_clock_skew_s
             ),

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import random
 import statistics
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -24,6 +25,7 @@ from starlette.routing import Route
 
 from hereabouts.config import HubConfig, SitesConfig
 from hereabouts.core.admission import POW_TAG, leading_zero_bits
+from hereabouts.core.rotation import HeartbeatPlan
 from hereabouts.sites import room_key
 from hereabouts.sites.hub import SiteHub
 from hereabouts.transports.memory import MemoryBus
@@ -265,6 +267,71 @@ async def test_a_page_of_another_origin_cannot_count_in_the_hubs_site() -> None:
         assert hub.counters.get("site_hub_rejects", "origin_not_allowed") == 1
         assert hub.connections == 0
         await context.close()
+
+
+async def test_the_widget_keeps_the_schedule_of_core_rotation_draw_for_draw() -> None:
+    """The widget's nextHeartbeat and HeartbeatPlan.next_after, fed the same draws, give
+    the same times and take the same number of draws: around boundaries, inside and past
+    the spread, for the default spread of one interval and for shorter ones."""
+    rng = random.Random(11)
+    cases = []
+    for interval, duration, spread in (
+        (10_000, 300_000, 10_000),
+        (10_000, 300_000, 1_000),
+        (1_000, 60_000, 200),
+        (5_000, 20_000, 4_000),
+    ):
+        base = 5_666_667 * duration
+        offsets = [0, 1, spread - 1, spread, spread + 1, interval - 1, interval]
+        offsets += [duration - interval - 1, duration - interval, duration - 1]
+        offsets += [rng.randrange(duration) for _ in range(40)]
+        for offset in offsets:
+            draws = [rng.random() for _ in range(2)]
+            cases.append((base + offset, interval, duration, spread, draws))
+    async with hub_server() as (_, server), chromium() as browser:
+        page = await browser.new_page()  # type: ignore[attr-defined]
+        page.set_default_timeout(TIMEOUT_MS)
+        await page.goto(f"{server.url}/demo/site")
+        got = await page.evaluate(
+            "async (cases) => { const w = await import('/widget.js');"
+            " return cases.map(([sentAt, interval, duration, spread, draws]) => {"
+            "   let taken = 0; const random = () => draws[taken++];"
+            "   const cadence = { heartbeat_interval_ms: interval, did_duration_ms: duration,"
+            "                     rotation_spread_ms: spread };"
+            "   return [w.nextHeartbeat(sentAt, cadence, random), taken]; }); }",
+            cases,
+        )
+    want = []
+    for sent_at, interval, duration, spread, draws in cases:
+        uniform = _Draws(draws)
+        plan = HeartbeatPlan(
+            interval_ms=interval, duration_ms=duration, spread_ms=spread, uniform=uniform
+        )
+        want.append([plan.next_after(sent_at), uniform.taken])
+    assert got == want
+    # Met: plain intervals, boundaries, and first heartbeats of an epoch whose phase fell
+    # inside the spread (the cadence goes on) and past it.
+    kinds = set()
+    for (due, taken), (sent_at, interval, duration, spread, _) in zip(want, cases, strict=True):
+        first = sent_at % duration < spread
+        if due >= sent_at - sent_at % duration + duration:
+            kinds.add("boundary")
+        else:
+            kinds.add(
+                ("first, " if first else "") + ("cadence" if due == sent_at + interval else "phase")
+            )
+            assert taken == first
+    assert kinds == {"boundary", "cadence", "first, cadence", "first, phase"}, kinds
+
+
+class _Draws:
+    def __init__(self, draws: list[float]) -> None:
+        self.draws = draws
+        self.taken = 0
+
+    def random(self) -> float:
+        self.taken += 1
+        return self.draws[self.taken - 1]
 
 
 POW_BITS = 14

@@ -9,16 +9,25 @@ Rules:
   heartbeat differs from the last one it signed for that room, and forgets the old key.
 * **The phase is redrawn every epoch.** A visitor heartbeats at once on joining and every
   ``interval_ms`` after. The last heartbeat of an epoch is the last one scheduled before the
-  boundary; the first of the next epoch comes ``uniform(0, spread_ms)`` after the boundary,
-  and the second ``spread_ms + uniform(0, interval_ms)`` after the boundary, which sets the
-  phase for the rest of the epoch (a silence of at most ``interval_ms + spread_ms``, well
-  inside the stale timeout). With a fixed phase a watcher could pair an old DID with the new one
-  that beats at the same offset; with a fresh phase (and a random order right after the
-  boundary) it cannot.
-* **Load stays level.** Without the second draw every visitor's phase would fall inside
-  the spread (1 s of each 10 s interval) for the whole epoch, and a hub would receive all
-  of its heartbeats in one burst per interval instead of a steady stream. Only the first
-  heartbeats after a boundary come as a burst, once per epoch.
+  boundary; the first of the next epoch comes ``u = uniform(0, spread_ms)`` after the
+  boundary. That first heartbeat draws the epoch's phase ``w = uniform(0, interval_ms)``:
+  if ``w >= spread_ms`` the second heartbeat comes ``w`` after the boundary, otherwise one
+  interval after the first (the phase is then ``u``). The phase is uniform over the
+  interval (past the spread it is ``w``; inside it ``u``, chosen with probability
+  ``spread_ms / interval_ms`` and uniform there), it is drawn afresh, and no DID is ever
+  silent for more than one interval. With a fixed phase a watcher could pair an old DID
+  with the new one that beats at the same offset; with a fresh phase (and a random order
+  right after the boundary) it cannot.
+* **Load stays level.** Seen from a hub, a visitor beats at density ``1 / interval`` up to
+  the boundary (its phase is uniform), once within the spread, and at density
+  ``1 / interval`` again from ``spread`` after the boundary on. The first heartbeats of N
+  visitors after a boundary thus come at ``N / spread`` per second, ``interval / spread``
+  times the steady rate: with ``spread == interval`` (the default,
+  :attr:`~hereabouts.config.SitesConfig.rotation_spread_s`) the first heartbeat of the
+  new epoch takes the place of the one the visitor would have sent anyway, ``w`` is always
+  inside the spread, and the rate through a boundary is the steady rate. (Were the cadence
+  to go on from the first heartbeat whatever the spread, a short spread would hold every
+  visitor's phase inside it for the whole epoch: a burst every interval.)
 
 The schedule takes the time and a uniform source in and returns times; it never reads a
 clock or draws randomness itself.
@@ -63,11 +72,13 @@ class HeartbeatPlan:
     def next_after(self, sent_at_ms: int) -> int:
         """When to send the heartbeat that follows one sent at ``sent_at_ms``."""
         start = epoch_start_ms(epoch_of(sent_at_ms, self._duration_ms), self._duration_ms)
+        regular = sent_at_ms + self._interval_ms
         if sent_at_ms - start < self._spread_ms:
-            # The first heartbeat of an epoch: the second, after the spread, draws the phase.
-            regular = start + self._spread_ms + int(self._uniform.random() * self._interval_ms)
-        else:
-            regular = sent_at_ms + self._interval_ms
+            # The first heartbeat of an epoch draws the phase of the rest: past the spread,
+            # the next heartbeat; inside it, this heartbeat's own (the cadence goes on).
+            phase = int(self._uniform.random() * self._interval_ms)
+            if phase >= self._spread_ms:
+                regular = start + phase
         boundary = start + self._duration_ms
         if regular < boundary:
             return regular

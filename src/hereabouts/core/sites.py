@@ -6,8 +6,8 @@ would count both for a whole stale timeout after every boundary — the seed des
 its counts every five minutes. So DIDs are kept per ``(room, epoch)`` and the reported
 count is, at our time ``now`` in epoch ``e`` and ``τ = now - start(e)``:
 
-* ``live(e)`` once ``τ >= settle`` (``settle = spread + max skew``): by then every visitor
-  present has sent its first heartbeat of ``e``;
+* ``live(e)`` once ``τ >= settle`` (``settle = spread + max skew``, 13 s by default): by
+  then every visitor present has sent its first heartbeat of ``e``;
 * ``max(live(e), live(e-1))`` during the settle window: the old DIDs stopped at the boundary
   but are still fresh, so ``live(e-1)`` is the room as it was, while ``live(e)`` fills up
   and takes over. ``max`` never double-counts: each visitor is in each set at most once.
@@ -20,8 +20,16 @@ Exactness: with no arrivals or departures for one stale timeout, the count equal
 number of visitors at every instant, rotations included, provided clocks agree within
 ``max_skew`` (see :class:`~hereabouts.config.SitesConfig` for the inequalities the config
 enforces). A signed leave is counted at once; a visitor arriving is counted with its first
-heartbeat. During a settle window the count can miss only visitors who arrived or left in
-that window (at most one heartbeat interval long).
+heartbeat. During a settle window, and only for visitors who arrived or left since its
+boundary, the count may be late, never more than until the window closes: while
+``live(e-1)`` is the larger, a newcomer (who is in ``live(e)`` only) is not yet shown, nor
+is the departure of a visitor who had already rotated (its old DID stays fresh in
+``live(e-1)``; its leave names the new one). So the count lies between the true count
+minus the arrivals since the boundary and plus the departures since the boundary, and is
+exact again when the window closes. Nothing better is possible without linking a
+visitor's old and new DIDs, which rotation exists to prevent. The window is one heartbeat
+interval plus the max skew with the default spread, which keeps the hub's load level
+through boundaries (:mod:`hereabouts.core.rotation`).
 
 Time passing is cheap however many rooms are counted. Every DID's expiry sits in its
 epoch's heap; outdated entries (the DID was heard again, or left) are dropped as soon as

@@ -162,6 +162,14 @@ class Settings:
             raise ScenarioError(f"{self._where}: {key} must be from {low:g} to {high:g}")
         return float(value)
 
+    def optional_number(
+        self, key: str, *, low: float = 0.0, high: float = float("inf")
+    ) -> float | None:
+        """A number, or None when the key is absent (the reader derives the default)."""
+        if key not in self._values:
+            return None
+        return self.number(key, 0.0, low=low, high=high)
+
     def whole(self, key: str, default: int, *, low: int = 0, high: int = 2**31) -> int:
         value = self._values.pop(key, default)
         if isinstance(value, bool) or not isinstance(value, int):

@@ -274,6 +274,27 @@ function store(name, origin, value) {
   }
 }
 
+// --- the heartbeat schedule -------------------------------------------------------------
+
+// When to heartbeat after one sent at `sentAt`, by the cadence in the hub's hello; the
+// schedule of hereabouts/core/rotation.py, draw for draw. Every interval; a heartbeat that
+// would cross an epoch boundary is sent instead at a random point of the spread after it,
+// with a fresh key. That first heartbeat of the epoch draws the epoch's phase over a whole
+// interval: past the spread, the next heartbeat comes then; inside it, the cadence goes on
+// from the first. With the default spread of one interval the first heartbeat of an epoch
+// takes the place of the regular one, and a hub gets the steady rate through a boundary.
+export function nextHeartbeat(sentAt, cadence, random = Math.random) {
+  const { heartbeat_interval_ms: interval, did_duration_ms: duration, rotation_spread_ms: spread } = cadence;
+  const start = Math.floor(sentAt / duration) * duration;
+  let regular = sentAt + interval;
+  if (sentAt - start < spread) {
+    const phase = Math.floor(random() * interval);
+    if (phase >= spread) regular = start + phase;
+  }
+  const boundary = start + duration;
+  return regular < boundary ? regular : boundary + Math.floor(random() * spread);
+}
+
 // --- the presence session (no DOM) ------------------------------------------------------
 
 class Presence {
@@ -433,22 +454,14 @@ class Presence {
     this.sendRaw(`{"type":"event","sealed":${sealed}}`);
   }
 
-  // Heartbeat now, then every interval; a heartbeat that would cross an epoch boundary is
-  // sent just after it instead, at a random offset, with a fresh key, and the one after
-  // that at a random point of an interval, which sets the new phase (core/rotation.py).
+  // Heartbeat now, then on the hub's schedule (nextHeartbeat).
   async beat() {
     this.stopBeating();
     if (this.forcedGhost) return;
     const generation = (this.generation = (this.generation || 0) + 1);
     const sentAt = await this.heartbeat();
     if (generation !== this.generation || !this.wanted) return;
-    const { heartbeat_interval_ms: interval, did_duration_ms: duration } = this.cadence;
-    const start = this.epochOf(sentAt) * duration;
-    const spread = this.cadence.rotation_spread_ms;
-    const regular = sentAt - start < spread ? start + spread + Math.floor(Math.random() * interval) : sentAt + interval;
-    const boundary = start + duration;
-    const due =
-      regular < boundary ? regular : boundary + Math.floor(Math.random() * spread);
+    const due = nextHeartbeat(sentAt, this.cadence);
     this.timer = setTimeout(() => this.beat(), Math.max(0, due - this.now()));
   }
 
