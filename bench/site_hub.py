@@ -1,12 +1,16 @@
 """Site hub: verified browser heartbeats per second, count latency and memory per participant.
 
-One ``hereabouts up`` process (its peer node idle, its site hub on its own MQTT connection)
-on a Mosquitto the benchmark starts on a free 127.0.0.1 port, fed over real WebSockets by a
+One ``hereabouts up --workers N`` (``--workers``, 1 by default: the hub in the node's
+process; more: that many hub worker processes, each on its own MQTT connection) on a
+Mosquitto the benchmark starts on a free 127.0.0.1 port, fed over real WebSockets by a
 separate load process (``bench/site_hub_load.py``) that does per heartbeat what the widget
-does: sign a fresh ``site_heartbeat`` with a key of its own per room per epoch (production
-cadence: 10 s heartbeats, 300 s epochs, 1 s rotation spread). Each connection watches
+does: sign a fresh ``site_heartbeat`` with a key of its own per room per epoch, on the
+widget's schedule (``core/rotation.py``; production cadence: 10 s heartbeats, 300 s
+epochs, the rotation spread of one interval). Each connection watches
 ``--rooms-per-connection`` rooms with one participant (DID) in each; every room has
-``--room-size`` visitors, who all watch it.
+``--room-size`` visitors, who all watch it. The load connects from ``--sources`` loopback
+addresses (16), as many for each worker (the hub hands every connection of one address to
+the same worker), so a room's visitors are spread over every worker.
 
 The load is offered in steps (``--steps``, participants; offered rate = participants ÷
 10 s). Per step: connect the new connections, start their participants (first heartbeats
@@ -25,33 +29,35 @@ seconds, then measure a steady window of ``--duration`` seconds:
   within 10 s is a miss, counted at 10 s;
 * **memory** — the hub's RSS (``/proc/<pid>/status``) before the load connects and at the
   end of each window; the growth ÷ participants and ÷ connections;
-* **CPU** — of the hub, the load and the broker over the window, in cores (1.0 = one core
-  busy; the machine's cores are shared by all three).
+* **CPU** — of the hub (its process and its workers), the load and the broker over the
+  window, in cores (1.0 = one core busy; the machine's cores are shared by all of them);
+  and the hub's **CPU per verified heartbeat**, in µs and as a ratio to a **bare libsodium
+  signature check** (``crypto_sign_open``, the call the hub makes, on a message of a
+  heartbeat's size) measured in this process at the start and at the end of the run.
 
 A step that overloads the hub ends the run: verified rate below 90 % of the offered rate,
-the hub's process at ≥ 0.95 cores (it runs on one event loop), count latency p95 over 5 s,
-or ``/metrics`` not answering. Larger steps would only queue more (``--keep-going`` runs
-them anyway).
+the hub at ≥ 0.95 cores per process serving browsers (each runs one event loop), count
+latency p95 over 5 s, or ``/metrics`` not answering. Larger steps would only queue more
+(``--keep-going`` runs them anyway).
 
-Windows avoid epoch boundaries and their aftermath (``--boundaries include`` turns that
-off): at a boundary every visitor sends its first heartbeat of the new epoch within the
-1 s rotation spread, a burst of all participants at once, which a hub near its capacity
-takes tens of seconds to work off. A window starts at least ``--after-boundary`` seconds
-(45) after a boundary; ``peak/s`` (the load's busiest second in the window) shows whether
-it was clear. Each boundary crossed during the run is reported with the probe's latencies
-in the 30 s after it.
+Every step is measured twice: a **steady** window of ``--duration`` seconds clear of epoch
+boundaries (it starts at least ``--after-boundary`` seconds, 45, after one), and a
+**boundary** window, the 30 s after the next epoch boundary, when every visitor sends its
+first heartbeat of the new epoch under a new key (``--no-boundary-windows`` skips it;
+waiting for a boundary takes up to an epoch). Whichever comes first is measured first.
+``peak/s`` (the load's busiest second in a window) shows a burst.
 
 **Baseline**, in the same run: the same load process against a sink
-(``bench/site_hub_sink.py``): the hub's own stack (Starlette on
-:class:`~hereabouts.web.server.HttpServer`'s uvicorn: same WebSocket implementation and
-settings) receiving each frame and dropping it. With the largest step's
-connections, the load sends freshly signed heartbeats as fast as it can for
-``--baseline-duration`` seconds: the most frames per second the load generator and the
-WebSocket stack carry together on this machine. Each step's verified rate is reported as a
-ratio to it. The sink's RSS growth per connection is the stack's own memory cost.
+(``bench/site_hub_sink.py``): the hub's own socket path (:class:`HttpServer` handing the
+upgrade to :mod:`hereabouts.web.hub_socket`) in front of a hub that drops every frame.
+With the largest step's connections, the load sends freshly signed heartbeats as fast as
+it can for ``--baseline-duration`` seconds: the most frames per second the load generator
+and the socket path carry together on this machine, and the socket path's CPU per frame.
+Each step's verified rate is reported as a ratio to it. The sink's RSS growth per
+connection is the stack's own memory cost.
 
-The load comes from one address (127.0.0.1), so the hub's per-address budgets (connections,
-events per second, new DIDs per room per epoch) are raised past what it sends
+The load comes from a few addresses, so the hub's per-address budgets (connections, events
+per second, new DIDs per room per epoch) are raised past what it sends
 (:data:`UNBUDGETED`): every frame still goes through their checks, none is refused by
 them. Its ``Origin`` is allowed (the hub listens on loopback).
 
@@ -707,9 +713,11 @@ def report(figures: Figures) -> None:
     )
     if base is not None:
         print(
-            f"baseline: sink on the same stack, {base.connections:,} connections, load "
+            f"baseline: sink on the hub's socket path, {base.connections:,} connections, load "
             f"flooding: {base.frames_per_s:,.0f} frames/s received "
-            f"(sink {base.sink_cores:.2f} cores, load {base.load_cores:.2f}); stack memory "
+            f"(sink {base.sink_cores:.2f} cores, "
+            f"{base.sink_cores * 1e6 / max(1.0, base.frames_per_s):.0f} µs a frame; load "
+            f"{base.load_cores:.2f}); stack memory "
             f"{base.rss_growth_per_connection / 1024:,.1f} KiB per connection"
         )
     print(f"hub RSS before the load: {figures.rss_idle / 2**20:,.0f} MiB")

@@ -55,6 +55,7 @@ from websockets.http11 import Response
 from websockets.typing import Origin
 from websockets.uri import parse_uri
 
+from hereabouts.core.rotation import HeartbeatPlan
 from hereabouts.identity import did_from_public_key
 from hereabouts.sites import room_key
 from hereabouts.wire import SIGNING_TAG
@@ -257,6 +258,12 @@ class Load:
         self.probe_samples: list[tuple[str, float, float | None]] = []
         self.tasks: list[asyncio.Task[None]] = []
         self.rng = random.Random()
+        self.plan = HeartbeatPlan(
+            interval_ms=self.interval_ms,
+            duration_ms=self.duration_ms,
+            spread_ms=self.spread_ms,
+            uniform=self.rng,
+        )
         self._rooms: dict[int, bytes] = {}
         self.room_names: dict[bytes, bytes] = {}  # room key -> room name
 
@@ -351,17 +358,9 @@ class Load:
         self.per_second[at // 1000] += 1
 
     def next_due(self, sent_at: int) -> int:
-        """The widget's rule (``widget.js``, ``core/rotation.py``): every interval; the first
-        heartbeat of an epoch comes at a random instant of the rotation spread after its
-        boundary, and the second at a random instant of the interval after the spread,
-        which sets the phase for the rest of the epoch."""
-        start = sent_at - sent_at % self.duration_ms
-        if sent_at - start < self.spread_ms:
-            regular = start + self.spread_ms + self.rng.randrange(self.interval_ms)
-        else:
-            regular = sent_at + self.interval_ms
-        boundary = start + self.duration_ms
-        return regular if regular < boundary else boundary + self.rng.randrange(self.spread_ms)
+        """The widget's rule, the shipped one (``core/rotation.py``, which ``widget.js``
+        follows draw for draw)."""
+        return self.plan.next_after(sent_at)
 
     async def scheduler(self) -> None:
         heap, participants = self.heap, self.participants

@@ -1,12 +1,12 @@
-"""The baseline of ``bench/site_hub.py``: a WebSocket endpoint that takes frames and drops them.
+"""The baseline of ``bench/site_hub.py``: the hub's socket path, with a hub that drops frames.
 
-It runs on the hub's own stack (Starlette routes served by
-:class:`hereabouts.web.server.HttpServer`, so the same uvicorn WebSocket implementation
-and settings) and its socket loop does what the hub's does
-before the hub's own work starts: accept, send a ``hello``, then receive each text frame
-and encode it to bytes. A ``watch`` is answered with an empty ``counts`` frame (the load
-waits for one); every other frame is counted and dropped. ``GET /metrics`` gives the count
-in the Prometheus text format.
+It runs the hub's own stack: :class:`hereabouts.web.server.HttpServer` parses the upgrade
+and hands the connection to :class:`hereabouts.web.hub_socket.HubSockets`, the same
+protocol, parser and settings as the hub's. Only the hub behind it is replaced
+(:class:`SinkHub`): it sends a ``hello``, answers a ``watch`` with a ``counts`` frame (the
+load waits for one), and counts and drops every other frame, with no decoding, signature
+check, counting or publishing. ``GET /metrics`` gives the count in the Prometheus text
+format. Its CPU per frame is the socket path's own cost.
 
 Run: ``.venv/bin/python bench/site_hub_sink.py --port PORT`` (started by the benchmark).
 """
@@ -16,80 +16,99 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
+import itertools
 import signal
 import sys
+from collections.abc import Callable
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse
-from starlette.routing import Route, WebSocketRoute
-from starlette.websockets import WebSocket
+from starlette.routing import Route
 
 from hereabouts.config import HttpLimits, SitesConfig
+from hereabouts.metrics import Counters
+from hereabouts.sites.counts import RoomCount
+from hereabouts.sites.hub import HubClient
 from hereabouts.web.admission import open_files_limit
+from hereabouts.web.hub_socket import HubSockets
 from hereabouts.web.server import HttpServer
 from hereabouts.web.site import SOCKET_PATH
 
 
-class Sink:
+class SinkHub:
+    """What :class:`~hereabouts.web.hub_socket.HubSocket` asks of a hub, doing nothing."""
+
     def __init__(self) -> None:
         config = SitesConfig()
-        self.hello = json.dumps(
-            {
-                "type": "hello",
-                "heartbeat_interval_ms": round(config.heartbeat_interval_s * 1000),
-                "did_duration_ms": round(config.did_duration_s * 1000),
-                "rotation_spread_ms": round(config.rotation_spread_s * 1000),
-                "max_rooms": 16,
-            }
-        )
+        self.hello_frame: dict[str, object] = {
+            "type": "hello",
+            "heartbeat_interval_ms": round(config.heartbeat_interval_s * 1000),
+            "did_duration_ms": round(config.did_duration_s * 1000),
+            "rotation_spread_ms": round(config.rotation_spread_s * 1000),
+            "max_rooms": 16,
+        }
+        self.counters = Counters()
         self.frames = 0
         self.connections = 0
+        self._ids = itertools.count(1)
 
-    async def serve(self, websocket: WebSocket) -> None:
-        await websocket.accept()
+    def open_client(
+        self,
+        origin: str | None,
+        host: str | None,
+        *,
+        served_as: str | None = None,
+        wake: Callable[[], None] | None = None,
+    ) -> HubClient:
         self.connections += 1
-        try:
-            await websocket.send_text(self.hello)
-            while True:
-                message = await websocket.receive()
-                if message["type"] == "websocket.disconnect":
-                    return
-                text = message.get("text")
-                if text is None:
-                    continue
-                data = text.encode("utf-8")
-                if data.startswith(b'{"type":"watch"'):
-                    await websocket.send_text('{"type":"counts","rooms":{}}')
-                else:
-                    self.frames += 1
-        finally:
-            self.connections -= 1
+        return HubClient(str(next(self._ids)), origin=origin or "", address=host or "", wake=wake)
 
-    async def metrics(self, request: Request) -> PlainTextResponse:
-        return PlainTextResponse(
-            f"sink_frames_total {self.frames}\nsink_connections {self.connections}\n"
-        )
+    def hello(self, client: HubClient) -> dict[str, object]:
+        return self.hello_frame
+
+    def receive_now(self, client: HubClient, data: bytes) -> Any:
+        if data.startswith(b'{"type":"watch"'):
+            client.push("sink", RoomCount(value=0))
+        else:
+            self.frames += 1
+        return True
+
+    def reject(self, client: HubClient, reason: str) -> bool:
+        return True
+
+    def close_client(self, client: HubClient) -> None:
+        self.connections -= 1
 
 
 async def run(port: int) -> None:
-    sink = Sink()
-    app = Starlette(
-        routes=[
-            WebSocketRoute(SOCKET_PATH, sink.serve),
-            Route("/metrics", sink.metrics, methods=["GET"]),
-        ]
-    )
+    sink = SinkHub()
+
+    async def metrics(request: Request) -> PlainTextResponse:
+        return PlainTextResponse(
+            f"sink_frames_total {sink.frames}\nsink_connections {sink.connections}\n"
+        )
+
+    app = Starlette(routes=[Route("/metrics", metrics, methods=["GET"])])
+    sockets = HubSockets(sink)  # type: ignore[arg-type]  # a hub that drops everything
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     # A baseline of the stack, not of its cap: as many connections as the process can open.
     limits = HttpLimits(max_connections=max(1, open_files_limit() - HttpLimits().fd_reserve))
-    async with HttpServer(app, host="127.0.0.1", port=port, shutdown_timeout_s=1.0, limits=limits):
+    async with HttpServer(
+        app,
+        host="127.0.0.1",
+        port=port,
+        shutdown_timeout_s=1.0,
+        limits=limits,
+        upgrades={SOCKET_PATH: sockets.adopt},
+    ):
         print("sink: listening", flush=True)
         await stop.wait()
+        sockets.close_all()
 
 
 def main() -> int:
