@@ -178,3 +178,44 @@ def test_the_forwarded_client_is_the_last_hop_that_is_not_a_listed_proxy() -> No
     assert proxies.client("10.1.2.3", []) == "10.1.2.3"
     assert proxies.client("198.51.100.4", [b"1.1.1.1"]) == "198.51.100.4"  # not a proxy
     assert not TrustedProxies([])
+
+
+async def test_a_ping_flood_is_closed_after_a_few_pongs() -> None:
+    async with served() as (hub, server, _), connect(url(server), origin=ORIGIN) as ws:
+        await ws.recv()
+        with pytest.raises(ConnectionClosed) as closed:
+            for _ in range(40):
+                await ws.ping()
+            async with asyncio.timeout(10):
+                while True:
+                    await ws.recv()
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
+        assert hub.counters.get("site_hub_rejects", "ping_flood") == 1
+
+
+async def test_a_frame_that_breaks_the_hub_costs_one_connection(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with served() as (hub, server, _):
+        original = hub.receive_now
+
+        def broken(client: object, data: bytes) -> object:
+            if b"boom" in data:
+                raise KeyError("a bug")
+            return original(client, data)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(hub, "receive_now", broken)
+        async with connect(url(server), origin=ORIGIN) as ws:
+            await ws.recv()
+            await ws.send('{"type":"boom"}')
+            with pytest.raises(ConnectionClosed) as closed:
+                async with asyncio.timeout(10):
+                    while True:
+                        await ws.recv()
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 1011
+        assert hub.counters.get("site_hub_rejects", "internal") == 1
+        assert "a browser frame failed: KeyError" in caplog.text
+        async with connect(url(server), origin=ORIGIN) as ws:  # the hub goes on
+            await ws.recv()
+            await ws.send(watch_frame(ORIGIN, "lobby"))
+            await counts_of(ws, LOBBY, 0)

@@ -74,6 +74,14 @@ READ_AHEAD: Final = 4
 before its socket stops being read. A widget sends a ``watch`` and then its heartbeats;
 anything past a few frames is a client that is not waiting for its answers."""
 
+MAX_PINGS_PER_KEEPALIVE: Final = 16
+"""Pings a client may send between two keepalive sweeps (:data:`KEEPALIVE_S`) before it is
+closed with 1008. Browsers do not ping servers at all (scripts cannot), so this only
+bounds the pongs a scripted client can make the hub write."""
+
+CLOSE_INTERNAL: Final = 1011
+"""Close code when handling a frame failed on the hub's side (a bug: logged, counted)."""
+
 CLOSE_TIMEOUT_S: Final = 5.0
 """How long a client has to close its end after the closing handshake began; then the
 connection is cut. A browser answers in a round trip."""
@@ -170,6 +178,8 @@ class HubSocket(asyncio.Protocol):
         self._heard_at = 0.0
         self._pinged = False
         self._told_too_big = False
+        self._pings = 0
+        """Pings received since the last keepalive sweep."""
         self._closing: asyncio.TimerHandle | None = None
 
     # --- asyncio's protocol ----------------------------------------------------------------
@@ -223,12 +233,26 @@ class HubSocket(asyncio.Protocol):
         for event in events:
             if isinstance(event, Request):
                 self._handshake(event)
-            elif isinstance(event, Frame) and event.opcode in (
-                Opcode.TEXT,
-                Opcode.BINARY,
-                Opcode.CONT,
-            ):
-                self._frame(event)
+            elif not isinstance(event, Frame):
+                continue
+            elif event.opcode in (Opcode.TEXT, Opcode.BINARY, Opcode.CONT):
+                try:
+                    self._frame(event)
+                except Exception as exc:  # a bug must cost one connection, not the hub
+                    log.warning("a browser frame failed: %s", type(exc).__name__)
+                    if self._client is not None:
+                        self._hub.reject(self._client, "internal")
+                    self.close(CLOSE_INTERNAL)
+                    return
+            elif event.opcode is Opcode.PING:
+                # websockets has queued the pong; a client pinging faster than a browser
+                # ever does is making us write for nothing.
+                self._pings += 1
+                if self._pings > MAX_PINGS_PER_KEEPALIVE:
+                    if self._client is not None:
+                        self._hub.reject(self._client, "ping_flood")
+                    self.close(CLOSE_POLICY)
+                    return
 
     def _handshake(self, request: Request) -> None:
         response = self._ws.accept(request)
@@ -351,6 +375,7 @@ class HubSocket(asyncio.Protocol):
 
     def keepalive(self, now: float, every_s: float) -> None:
         """Ping a connection silent for ``every_s``; drop one silent since its ping."""
+        self._pings = 0
         if now - self._heard_at < every_s or self._transport is None:
             return
         if self._pinged:
