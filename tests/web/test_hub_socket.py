@@ -104,7 +104,7 @@ async def test_frames_right_behind_a_watch_wait_for_it_in_order() -> None:
     """The widget sends its ``watch`` and its first heartbeats without waiting: the
     heartbeats must be counted after the watch is in place, not refused as unwatched."""
     async with served() as (hub, server, _):
-        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        _, writer = await asyncio.open_connection("127.0.0.1", server.port)
         async with connect(url(server), origin=ORIGIN) as ws:
             await ws.recv()
             frames = [watch_frame(ORIGIN, "lobby")] + [
@@ -153,19 +153,23 @@ async def test_budgets_key_on_the_forwarded_address_only_behind_a_trusted_proxy(
             except ConnectionClosed as closed:
                 return closed.rcvd.reason if closed.rcvd else "closed"
 
-    async with served(hub=one_each) as (_, server, _sockets):
-        async with connect(url(server), origin=ORIGIN) as first:
-            await first.recv()
-            # Not a trusted proxy: the header is ignored, both are 127.0.0.1.
-            assert await outcome(server, "203.0.113.7") == "address_busy"
+    async with (
+        served(hub=one_each) as (_, server, _sockets),
+        connect(url(server), origin=ORIGIN) as first,
+    ):
+        await first.recv()
+        # Not a trusted proxy: the header is ignored, both are 127.0.0.1.
+        assert await outcome(server, "203.0.113.7") == "address_busy"
     trusting = HttpLimits(trusted_proxies=("127.0.0.1",))
-    async with served(hub=one_each, limits=trusting) as (_, server, _sockets):
-        async with connect(
+    async with (
+        served(hub=one_each, limits=trusting) as (_, server, _sockets),
+        connect(
             url(server), origin=ORIGIN, additional_headers={"X-Forwarded-For": "203.0.113.7"}
-        ) as first:
-            await first.recv()
-            assert await outcome(server, "203.0.113.8") == "hello"
-            assert await outcome(server, "203.0.113.7") == "address_busy"
+        ) as first,
+    ):
+        await first.recv()
+        assert await outcome(server, "203.0.113.8") == "hello"
+        assert await outcome(server, "203.0.113.7") == "address_busy"
 
 
 def test_the_forwarded_client_is_the_last_hop_that_is_not_a_listed_proxy() -> None:
