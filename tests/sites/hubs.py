@@ -52,19 +52,26 @@ second; a loaded host is slow to start processes)."""
 
 
 class Plaza:
-    """Where the hub's events travel: a :class:`MemoryBus`, or a real Mosquitto."""
+    """Where the hub's events travel: a :class:`MemoryBus`, or a real broker (a test's
+    Mosquitto, or any ``mqtt`` settings)."""
 
     def __init__(
-        self, *, bus: MemoryBus | None = None, broker: MosquittoServer | None = None
+        self,
+        *,
+        bus: MemoryBus | None = None,
+        broker: MosquittoServer | None = None,
+        mqtt: MqttSettings | None = None,
     ) -> None:
-        assert (bus is None) != (broker is None), "a bus or a broker"
+        if broker is not None:
+            mqtt = MqttSettings(host=broker.host, port=broker.port)
+        assert (bus is None) != (mqtt is None), "a bus or a broker"
         self.bus = bus
-        self.broker = broker
+        self.mqtt = mqtt
 
     @property
     def settings(self) -> MqttSettings:
-        assert self.broker is not None, "hub workers need a broker"
-        return MqttSettings(host=self.broker.host, port=self.broker.port)
+        assert self.mqtt is not None, "hub workers need a broker"
+        return self.mqtt
 
     def transport(self, name: str) -> Transport:
         """A new connection to this plaza (for a hub, a manager, a wire recorder)."""
