@@ -76,6 +76,8 @@ def cases(places: Places) -> Iterator[Case]:
         yield Case((*up, *port, "--http", value), exit_code=2)
     for value in ("-1", "x", "1.5", "51"):
         yield Case((*up, *port, "--peers", value), exit_code=2)
+    for value in ("0", "65", "-1", "x", "1.5", ""):
+        yield Case((*up, *port, "--workers", value), exit_code=2)
     for seed in ("ftp://127.0.0.1:1", "http://", "127.0.0.1:8765", "http://127.0.0.1:abc",
                  "http://127.0.0.1:8765/v1/mesh/sync", ""):
         yield Case((*up, *port, "--mesh-seed", seed), exit_code=2)

@@ -13,6 +13,11 @@ browser can. What is measured is printed (run with ``-s``) and bounded by assert
   a burst of heartbeats under fresh keys, raises the room by at most its join budget;
 * **slot hoarding** — one address opening many connections holds at most its connection
   budget, and a second address still connects and is counted.
+
+Every attack runs against ``hereabouts up`` and ``hereabouts up --workers 2``: with two
+hub worker processes each address is served by one worker, so its budgets hold exactly as
+in one process. There ``/metrics`` shows the sum of the workers' counters as they last
+reported (every second), so the tests read it once it has caught up (:func:`metrics`).
 """
 
 from __future__ import annotations
@@ -20,18 +25,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
+import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from hereabouts.config import HubConfig
 from hereabouts.identity import Identity
 from hereabouts.sites import room_key
+from hereabouts.sites.worker_channel import REPORT_INTERVAL_S
 from tests.adversarial.processes import UpProcess
 from tests.sites.support import browser_sealed, event_frame, watch_frame
 
@@ -44,9 +53,17 @@ DEFAULTS = HubConfig()
 FLOOD_S = 10.0
 """How long the reconnect flood runs: before the budgets, one address filled a room with
 fifteen thousand visitors in this time."""
+METRICS_WAIT_S = 20.0
+"""How long :func:`metrics` waits for what it is told to (workers report every second)."""
 BURST = 32
 """Heartbeats per connection in the flood: the per-connection burst, all of which a fresh
 connection used to be granted."""
+
+
+@pytest.fixture(params=[1, 2], ids=["1-process", "2-workers"])
+def workers(request: pytest.FixtureRequest) -> int:
+    """``hereabouts up --workers`` of the attacked node."""
+    return int(request.param)
 
 
 def socket_url(up: UpProcess) -> str:
@@ -99,8 +116,31 @@ class RoomWatcher:
                 return before
 
 
-async def metrics(up: UpProcess, name: str) -> dict[str, float]:
-    """The samples of counter ``hereabouts_<name>_total`` by label value."""
+async def metrics(
+    up: UpProcess, name: str, until: Callable[[dict[str, float]], bool] | None = None
+) -> dict[str, float]:
+    """The samples of counter ``hereabouts_<name>_total`` by label value, once
+    ``until(samples)`` holds. A hub in worker processes shows their counters as they last
+    reported: then the samples are read again two reports later, so that everything the
+    workers had done before this call is in them."""
+    samples: dict[str, float] = {}
+
+    async def read() -> None:
+        samples.clear()
+        samples.update(await counter_samples(up, name))
+
+    await read()
+    deadline = time.monotonic() + METRICS_WAIT_S
+    while until is not None and not until(samples) and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+        await read()
+    if await hub_workers(up):
+        await asyncio.sleep(2 * REPORT_INTERVAL_S + 0.2)
+        await read()
+    return dict(samples)
+
+
+async def counter_samples(up: UpProcess, name: str) -> dict[str, float]:
     async with httpx.AsyncClient() as client:
         text = (await client.get(f"{up.url}/metrics")).text
     prefix = f"hereabouts_{name}_total{{"
@@ -112,10 +152,35 @@ async def metrics(up: UpProcess, name: str) -> dict[str, float]:
     return samples
 
 
-async def test_another_origin_is_not_counted_in_a_sites_rooms(tmp_path: Path) -> None:
+async def health(up: UpProcess) -> dict[str, Any]:
+    async with httpx.AsyncClient() as client:
+        body: dict[str, Any] = (await client.get(f"{up.url}/healthz")).json()
+    return body
+
+
+async def hub_workers(up: UpProcess) -> list[dict[str, Any]]:
+    """The hub workers ``/healthz`` reports (none when the hub is in the node's process)."""
+    sites = (await health(up)).get("sites", {})
+    return list(sites.get("workers", []))
+
+
+async def hub_cpu_seconds(up: UpProcess) -> float:
+    """CPU time of the node and of its hub workers so far."""
+    pids = [w["pid"] for w in await hub_workers(up) if w["pid"] is not None]
+    return up.cpu_seconds() + sum(cpu_seconds_of(pid) for pid in pids)
+
+
+def cpu_seconds_of(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def test_another_origin_is_not_counted_in_a_sites_rooms(
+    tmp_path: Path, workers: int
+) -> None:
     env = {"PRESENCE_HUB_ALLOWED_ORIGINS": f"{GOOD},{OTHER}"}
     async with (
-        UpProcess(tmp_path / "up", env=env) as up,
+        UpProcess(tmp_path / "up", "--workers", str(workers), env=env) as up,
         browser(up, GOOD, "127.0.0.2") as (watching, hello),
     ):
         duration = int(hello["did_duration_ms"])  # type: ignore[call-overload]
@@ -153,7 +218,9 @@ async def test_another_origin_is_not_counted_in_a_sites_rooms(tmp_path: Path) ->
             assert errors[:2] == ["wrong_origin", "bad_frame"]
 
         count = await watcher.settled()
-        rejects = await metrics(up, "site_hub_rejects")
+        rejects = await metrics(
+            up, "site_hub_rejects", lambda r: r.get("origin_not_allowed", 0) >= 5
+        )
         heartbeats = (await metrics(up, "site_events_in")).get("heartbeat", 0)
         print(
             f"\nanother origin: good.example's lobby shows {count} after 5 evil.example "
@@ -167,9 +234,11 @@ async def test_another_origin_is_not_counted_in_a_sites_rooms(tmp_path: Path) ->
         await watching.close()
 
 
-async def test_reconnecting_cannot_push_a_room_past_the_join_budget(tmp_path: Path) -> None:
+async def test_reconnecting_cannot_push_a_room_past_the_join_budget(
+    tmp_path: Path, workers: int
+) -> None:
     async with (
-        UpProcess(tmp_path / "up") as up,
+        UpProcess(tmp_path / "up", "--workers", str(workers)) as up,
         browser(up, GOOD, "127.0.0.2") as (watching, hello),
     ):
         duration = int(hello["did_duration_ms"])  # type: ignore[call-overload]
@@ -177,7 +246,7 @@ async def test_reconnecting_cannot_push_a_room_past_the_join_budget(tmp_path: Pa
         await watching.send(watch_frame(GOOD, "lobby"))
         closes: Counter[str] = Counter()
         connections = sent = 0
-        cpu_before, started = up.cpu_seconds(), time.monotonic()
+        cpu_before, started = await hub_cpu_seconds(up), time.monotonic()
         while time.monotonic() - started < FLOOD_S:
             try:
                 # Frames from the hub are not read; an unbounded queue keeps the client
@@ -199,9 +268,13 @@ async def test_reconnecting_cannot_push_a_room_past_the_join_budget(tmp_path: Pa
             except InvalidStatus:
                 closes["http"] += 1
         flood_s = time.monotonic() - started
-        hub_cpu_s = up.cpu_seconds() - cpu_before
+        hub_cpu_s = await hub_cpu_seconds(up) - cpu_before
         count = await watcher.settled()
-        rejects = await metrics(up, "site_hub_rejects")
+        rejects = await metrics(
+            up,
+            "site_hub_rejects",
+            lambda r: r.get("join_budget", 0) + r.get("address_rate_limited", 0) > 0,
+        )
         counted = (await metrics(up, "site_events_in")).get("heartbeat", 0)
         print(
             f"\nreconnect flood from one address: {connections} connections, {sent} "
@@ -215,13 +288,20 @@ async def test_reconnecting_cannot_push_a_room_past_the_join_budget(tmp_path: Pa
         await watching.close()
 
 
-async def test_one_address_cannot_take_every_slot(tmp_path: Path) -> None:
-    slots = 64
+async def test_one_address_cannot_take_every_slot(tmp_path: Path, workers: int) -> None:
+    # 64 slots for each process that serves browsers: a worker holds its share of the
+    # hub's slots, and one address is one worker's (see test_hub_workers.py for a share
+    # no larger than the address budget).
+    slots = 64 * workers
+    attempts = 64 + 16
     env = {"PRESENCE_HUB_MAX_CONNECTIONS": str(slots)}
-    async with UpProcess(tmp_path / "up", env=env) as up, contextlib.AsyncExitStack() as stack:
+    async with (
+        UpProcess(tmp_path / "up", "--workers", str(workers), env=env) as up,
+        contextlib.AsyncExitStack() as stack,
+    ):
         held = 0
         refused: Counter[tuple[int, str]] = Counter()
-        for _ in range(slots + 16):
+        for _ in range(attempts):
             ws = await stack.enter_async_context(
                 connect(socket_url(up), origin=GOOD, local_addr=("127.0.0.2", 0))
             )
@@ -246,12 +326,17 @@ async def test_one_address_cannot_take_every_slot(tmp_path: Path) -> None:
             counts = await frames_until(
                 ws, lambda f: f["type"] == "counts" and f["rooms"][GOOD_LOBBY]["count"] == 1
             )
-        connections = await metrics(up, "site_hub_connections")
+        connections = await metrics(
+            up, "site_hub_connections", lambda c: c.get("refused", 0) >= attempts - held
+        )
+        handed = [w["connections_handed"] for w in await hub_workers(up)]
         print(
-            f"\nslot hoarding: one address opened {slots + 16} connections to a hub of "
+            f"\nslot hoarding: one address opened {attempts} connections to a hub of "
             f"{slots} slots and holds {held}; refused {dict(refused)}; a second address "
             f"connected and was counted ({len(counts)} frames); connections {connections}"
         )
         assert held == DEFAULTS.max_connections_per_address
-        assert refused == {(1013, "address_busy"): slots + 16 - held}
-        assert connections["refused"] == slots + 16 - held
+        assert refused == {(1013, "address_busy"): attempts - held}
+        assert connections["refused"] == attempts - held
+        if workers > 1:  # the second address got in on the hoarding address's worker
+            assert sorted(handed) == [0] * (workers - 1) + [attempts + 1], handed

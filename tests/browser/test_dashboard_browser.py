@@ -9,6 +9,10 @@ forged message the test publishes shows up), and the site rooms with a visitor's
 At 390 px neither the dashboard nor ``/demo/site`` scrolls sideways, peer names do not wrap
 mid-word, and the widget's buttons line up.
 
+Both tests run with the hub in the node's process and with the hub in two worker processes
+(``hub_mode`` ``workers``, as ``hereabouts up --workers 2`` runs it): then the dashboard shows
+the workers' health and the rooms they report.
+
 Screenshots go to ``test-output/dashboard/`` in the checkout, beside the widget test's
 ``test-output/browser/`` (paths printed, and recorded as test properties); each run replaces
 them, and they outlive pytest's rotation of its tmp directories.
@@ -34,6 +38,7 @@ from hereabouts.peers.keyring import Keyring
 from hereabouts.peers.node import Node
 from hereabouts.sites import room_key
 from hereabouts.sites.hub import SiteHub
+from hereabouts.sites.workers import HubWorkers
 from hereabouts.transports.mqtt import MqttSettings, MqttTransport
 from hereabouts.web.app import create_app
 from hereabouts.web.server import HttpServer
@@ -74,7 +79,7 @@ NAME_LINES = """() => [...document.querySelectorAll('#peer-rows tr')].map((row) 
 class Neighbourhood:
     node: Node
     peers: list[Node]
-    hub: SiteHub
+    hub: SiteHub | HubWorkers
     server: HttpServer
 
 
@@ -88,21 +93,39 @@ def node_config(home: Path, broker_port: int) -> Config:
 
 
 @contextlib.asynccontextmanager
-async def neighbourhood(home: Path, broker_port: int) -> AsyncIterator[Neighbourhood]:
-    """A node, its demo peers and its site hub, served as ``hereabouts up`` serves them."""
+async def neighbourhood(
+    home: Path, broker_port: int, hub_mode: str
+) -> AsyncIterator[Neighbourhood]:
+    """A node, its demo peers and its site hub (in process, or two hub worker processes),
+    served as ``hereabouts up`` serves them."""
     config = node_config(home, broker_port)
     async with contextlib.AsyncExitStack() as stack:
         node = await stack.enter_async_context(Node(config, name="watcher"))
         plaza = node.transport
         assert isinstance(plaza, MqttTransport)
-        hub = await stack.enter_async_context(
-            SiteHub(
-                transport=MqttTransport(node_name="watcher-sites", settings=plaza.settings),
-                config=config.sites,
-                hub=config.hub,
-                listen_host="127.0.0.1",
+        hub: SiteHub | HubWorkers
+        if hub_mode == "workers":
+            hub = await stack.enter_async_context(
+                HubWorkers(
+                    2,
+                    node_name="watcher",
+                    mqtt=plaza.settings,
+                    sites=config.sites,
+                    hub=config.hub,
+                    wire=config.wire,
+                    listen_host="127.0.0.1",
+                )
             )
-        )
+            node.registry.register(hub.collector())
+        else:
+            hub = await stack.enter_async_context(
+                SiteHub(
+                    transport=MqttTransport(node_name="watcher-sites", settings=plaza.settings),
+                    config=config.sites,
+                    hub=config.hub,
+                    listen_host="127.0.0.1",
+                )
+            )
         hub.counters.register(node.registry)
         app = create_app(
             node,
@@ -195,13 +218,16 @@ async def assert_strips_drawn(page: object, peers: int) -> None:
 
 
 async def test_an_operator_watches_the_neighbourhood_at_desktop_and_phone_widths(
-    mosquitto: MosquittoServer, tmp_path: Path, record_property: pytest.RecordProperty
+    mosquitto: MosquittoServer,
+    hub_mode: str,
+    tmp_path: Path,
+    record_property: pytest.RecordProperty,
 ) -> None:
     expect = playwright_api.expect
     shots = Screenshots(OUTPUT, record_property)
     watch = PageProblems()
     async with (
-        neighbourhood(tmp_path / "home", mosquitto.port) as hood,
+        neighbourhood(tmp_path / "home", mosquitto.port, hub_mode) as hood,
         chromium() as browser,
     ):
         url = hood.server.url
@@ -297,7 +323,10 @@ async def test_an_operator_watches_the_neighbourhood_at_desktop_and_phone_widths
 
 
 async def test_the_widgets_buttons_line_up_and_every_page_has_an_icon(
-    mosquitto: MosquittoServer, tmp_path: Path, record_property: pytest.RecordProperty
+    mosquitto: MosquittoServer,
+    hub_mode: str,
+    tmp_path: Path,
+    record_property: pytest.RecordProperty,
 ) -> None:
     """The panel's buttons sit on one line with the same top (Close was set lower), and no
     page asks for something that is not there (``/favicon.ico`` was a 404)."""
@@ -305,7 +334,7 @@ async def test_the_widgets_buttons_line_up_and_every_page_has_an_icon(
     shots = Screenshots(OUTPUT, record_property)
     watch = PageProblems()
     async with (
-        neighbourhood(tmp_path / "home", mosquitto.port) as hood,
+        neighbourhood(tmp_path / "home", mosquitto.port, hub_mode) as hood,
         chromium() as browser,
     ):
         context = await browser.new_context(viewport=DESKTOP)  # type: ignore[attr-defined]

@@ -7,6 +7,12 @@ and the other shows "1 here"; ghost mode survives a reload. A page of another or
 same host on another port) cannot count its visitors in the hub's site, whatever its
 ``data-origin`` says; a hub asking for proof of work counts visitors whose widget found it,
 and the time the widget took is measured. Screenshots go to ``test-output/browser/``.
+
+Every test runs against a hub in the test's process and against two hub worker processes
+on a real Mosquitto (:mod:`tests.sites.hubs`, as ``hereabouts up --workers 2``). There the
+server trusts 127.0.0.1 as a proxy and the two visitors of a test say they come from
+:data:`VISITOR_ADDRESSES` (``X-Forwarded-For`` on every request of their browser context),
+so they are served by different workers and count each other through the plaza.
 """
 
 from __future__ import annotations
@@ -15,24 +21,27 @@ import contextlib
 import hashlib
 import random
 import statistics
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from starlette.applications import Starlette
 from starlette.responses import HTMLResponse
 from starlette.routing import Route
 
-from hereabouts.config import HubConfig, SitesConfig
+from hereabouts.config import HttpLimits, HubConfig, SitesConfig
 from hereabouts.core.admission import POW_TAG, leading_zero_bits
 from hereabouts.core.rotation import HeartbeatPlan
 from hereabouts.sites import room_key
-from hereabouts.sites.hub import SiteHub
-from hereabouts.transports.memory import MemoryBus
+from hereabouts.sites.workers import HubWorkers
 from hereabouts.web.dashboard import dashboard_routes
 from hereabouts.web.server import HttpServer
-from hereabouts.web.site import build_site_routes, site_upgrades
+from hereabouts.web.site import build_site_routes
 from tests.browser.support import TIMEOUT_MS, chromium, needs_chromium, playwright_api
+from tests.sites.hubs import Plaza, ServedHub, serve_hub
+from tests.sites.support import eventually
 
 OUTPUT = Path(__file__).resolve().parents[2] / "test-output" / "browser"
 
@@ -47,22 +56,46 @@ CONFIG = SitesConfig(
 pytestmark = needs_chromium
 
 
-@contextlib.asynccontextmanager
-async def hub_server(
-    settings: HubConfig | None = None,
-) -> AsyncIterator[tuple[SiteHub, HttpServer]]:
-    bus = MemoryBus()
-    settings = settings if settings is not None else HubConfig()
-    async with SiteHub(
-        transport=bus.transport(name="hub"), config=CONFIG, hub=settings, listen_host="127.0.0.1"
-    ) as hub:
-        app = Starlette(routes=[*dashboard_routes(), *build_site_routes()])
-        async with HttpServer(app, upgrades=site_upgrades(hub)) as server:
-            yield hub, server
+VISITOR_ADDRESSES = ("127.0.0.2", "127.0.0.4")
+"""Where the two visitors of a test come from in workers mode: addresses that two workers
+divide between them (the first test checks that both workers served a visitor)."""
+
+HubServer = Callable[..., AbstractAsyncContextManager[tuple[ServedHub, HttpServer]]]
+
+
+@pytest.fixture
+def hub_server(hub_plaza: Plaza, hub_mode: str) -> HubServer:
+    """``hub_server(HubConfig(...))``: the hub, the dashboard and the site's routes on a
+    real HTTP server; the hub in process or in two workers (see the module's doc)."""
+
+    @contextlib.asynccontextmanager
+    async def serve(
+        settings: HubConfig | None = None,
+    ) -> AsyncIterator[tuple[ServedHub, HttpServer]]:
+        proxied = HttpLimits(trusted_proxies=("127.0.0.1",)) if hub_mode == "workers" else None
+        async with serve_hub(
+            hub_plaza,
+            hub_mode,
+            config=CONFIG,
+            hub=settings,
+            routes=[*dashboard_routes(), *build_site_routes()],
+            limits=proxied,
+        ) as served:
+            yield served, served.server
+
+    return serve
+
+
+def visitor(hub: ServedHub, number: int) -> dict[str, Any]:
+    """Browser context options for visitor ``number`` (see the module's doc)."""
+    if hub.in_process:
+        return {}
+    address = VISITOR_ADDRESSES[number % len(VISITOR_ADDRESSES)]
+    return {"extra_http_headers": {"X-Forwarded-For": address}}
 
 
 async def test_two_visitors_count_each_other_and_ghost_mode_holds(
-    record_property: pytest.RecordProperty,
+    hub_server: HubServer, record_property: pytest.RecordProperty
 ) -> None:
     expect = playwright_api.expect
     OUTPUT.mkdir(parents=True, exist_ok=True)
@@ -88,8 +121,8 @@ async def test_two_visitors_count_each_other_and_ghost_mode_holds(
     async with hub_server() as (hub, server), chromium() as browser:
         url = f"{server.url}/demo/site"
         pages = []
-        for name in ("a", "b"):
-            context = await browser.new_context()  # type: ignore[attr-defined]
+        for number, name in enumerate(("a", "b")):
+            context = await browser.new_context(**visitor(hub, number))  # type: ignore[attr-defined]
             page = await context.new_page()
             page.set_default_timeout(TIMEOUT_MS)
             page.on("console", lambda m, n=name: console_error(n, m))
@@ -120,6 +153,9 @@ async def test_two_visitors_count_each_other_and_ghost_mode_holds(
             await page.get_by_role("button", name="Count me in").click()
         for page in pages:
             await expect(page.locator(".hb-count")).to_have_text("2 here", timeout=TIMEOUT_MS)
+        if isinstance(hub.hub, HubWorkers):  # each visitor on a worker of its own
+            workers = hub.hub.health()["workers"]
+            assert [w["connections_handed"] for w in workers] == [1, 1]  # type: ignore[index]
         await shot(a, "2-two-here-a")
         await shot(b, "2-two-here-b")
 
@@ -149,6 +185,7 @@ async def test_two_visitors_count_each_other_and_ghost_mode_holds(
         await expect(a.locator(".hb-count")).to_have_text("Ghost mode on")
         await a.wait_for_timeout(3 * CONFIG.heartbeat_interval_s * 1000)
         await expect(b.locator(".hb-count")).to_have_text("1 here")
+        await hub.settle()
         assert hub.connections == 1
         await shot(a, "5-ghost-after-reload-a")
 
@@ -157,9 +194,11 @@ async def test_two_visitors_count_each_other_and_ghost_mode_holds(
         leaves = hub.counters.get("site_events_in", "leave")
         await b.reload()
         await expect(b.locator(".hb-count")).to_have_text("1 here", timeout=TIMEOUT_MS)
-        assert hub.counters.get("site_events_in", "leave") == leaves + 1
+        await eventually(lambda: hub.counters.get("site_events_in", "leave") == leaves + 1)
         await b.wait_for_timeout(1000)
         await expect(b.locator(".hb-count")).to_have_text("1 here")
+        await hub.settle()
+        assert hub.counters.get("site_events_in", "leave") == leaves + 1
         assert hub.counts()[room_key(server.url, "lobby")].value == 1
 
         # And B switching rooms moves its count.
@@ -170,12 +209,13 @@ async def test_two_visitors_count_each_other_and_ghost_mode_holds(
 
         for page in pages:
             await page.context.close()
+        await hub.settle()
 
     assert hub.counters.by_label("site_hub_rejects") == {}
     assert problems == []
 
 
-async def test_a_hub_that_forces_ghost_mode_counts_nobody() -> None:
+async def test_a_hub_that_forces_ghost_mode_counts_nobody(hub_server: HubServer) -> None:
     """Flag presence_ghost_mode_hard_off: an opted-in visitor sees counts, sends nothing,
     and is told plainly that the site turned ghost mode on."""
     expect = playwright_api.expect
@@ -197,6 +237,7 @@ async def test_a_hub_that_forces_ghost_mode_counts_nobody() -> None:
         await expect(panel).to_contain_text("turned ghost mode on for every visitor")
         await page.wait_for_timeout(3 * CONFIG.heartbeat_interval_s * 1000)
         await page.screenshot(path=str(OUTPUT / "7-ghost-forced.png"), full_page=True)
+        await hub.settle()
         assert hub.connections == 1  # connected, watching counts
         assert hub.counters.by_label("site_hub_frames") == {"watch": 1}
         assert hub.counts()[room_key(server.url, "lobby")].value == 0
@@ -221,7 +262,9 @@ async def foreign_page(hub_url: str, data_origin: str | None) -> AsyncIterator[H
         yield server
 
 
-async def test_a_page_of_another_origin_cannot_count_in_the_hubs_site() -> None:
+async def test_a_page_of_another_origin_cannot_count_in_the_hubs_site(
+    hub_server: HubServer,
+) -> None:
     """Cross-origin counting is refused: the browser puts the page's origin on the
     handshake, so a ``data-origin`` naming the hub's site is caught at ``watch``, and a hub
     that lists its origins does not even let the page connect."""
@@ -237,6 +280,7 @@ async def test_a_page_of_another_origin_cannot_count_in_the_hubs_site() -> None:
             await page.get_by_role("button", name="Count me in").click()
             await expect(page.locator(".hb-count")).to_have_text("not counted on this site")
             await page.screenshot(path=str(OUTPUT / "8-foreign-origin.png"), full_page=True)
+            await hub.settle()
             assert hub.counters.get("site_hub_rejects", "wrong_origin") == 1
             assert hub.counters.by_label("site_events_in") == {}
             assert lobby not in hub.counts() or hub.counts()[lobby].value == 0
@@ -249,7 +293,9 @@ async def test_a_page_of_another_origin_cannot_count_in_the_hubs_site() -> None:
             await page.goto(f"{own.url}/")
             await page.get_by_role("button", name="Count me in").click()
             await expect(page.locator(".hb-count")).to_have_text("1 here")
-            assert hub.counts()[room_key(own.url, "lobby")].value == 1
+            own_lobby = room_key(own.url, "lobby")
+            await eventually(lambda: own_lobby in hub.counts())
+            await eventually(lambda: hub.counts()[own_lobby].value == 1)
             await context.close()
 
     listed = HubConfig(allowed_origins=("https://only.example",))
@@ -264,6 +310,7 @@ async def test_a_page_of_another_origin_cannot_count_in_the_hubs_site() -> None:
         await page.goto(f"{elsewhere.url}/")
         await page.get_by_role("button", name="Count me in").click()
         await expect(page.locator(".hb-count")).to_have_text("not counted on this site")
+        await hub.settle()
         assert hub.counters.get("site_hub_rejects", "origin_not_allowed") == 1
         assert hub.connections == 0
         await context.close()
@@ -338,7 +385,9 @@ POW_BITS = 14
 """The difficulty the docs suggest for hubs that turn proof of work on."""
 
 
-async def test_proof_of_work_costs_a_browser_little(record_property: pytest.RecordProperty) -> None:
+async def test_proof_of_work_costs_a_browser_little(
+    hub_server: HubServer, record_property: pytest.RecordProperty
+) -> None:
     """With ``pow_bits`` on, the widget finds a nonce for each new key and is counted; the
     search is timed in the page (twenty fresh keys and challenges): its median must stay
     under the 100 ms a visitor may pay (a generous bound: it measures about a tenth of
@@ -349,8 +398,8 @@ async def test_proof_of_work_costs_a_browser_little(record_property: pytest.Reco
         chromium() as browser,
     ):
         pages = []
-        for _ in range(2):
-            context = await browser.new_context()  # type: ignore[attr-defined]
+        for number in range(2):
+            context = await browser.new_context(**visitor(hub, number))  # type: ignore[attr-defined]
             page = await context.new_page()
             page.set_default_timeout(TIMEOUT_MS)
             await page.goto(f"{server.url}/demo/site")
@@ -358,6 +407,7 @@ async def test_proof_of_work_costs_a_browser_little(record_property: pytest.Reco
             pages.append(page)
         for page in pages:
             await expect(page.locator(".hb-count")).to_have_text("2 here", timeout=TIMEOUT_MS)
+        await hub.settle()
         assert hub.counters.get("site_hub_rejects", "pow_required") == 0
         assert hub.counters.get("site_hub_rejects", "pow_invalid") == 0
         shown = await pages[0].locator(".hereabouts-widget").get_attribute("data-pow-ms")

@@ -6,7 +6,8 @@ killed on one member is MISSING on the others through its will, which the cluste
 to every member; and when a member is lost, its nodes move to the next member of their
 failover list while the nodes elsewhere keep showing them ONLINE; nodes lost together with
 their member (whose wills die with it) are MISSING everywhere within 5 s by their pulses;
-and two site hubs on different members share one count. The cluster
+and two site hubs on different members share one count, each hub in the test's process or
+in two worker processes (as ``hereabouts up --workers 2``). The cluster
 (``tests/fixtures/rabbitmq.py``) starts once for the module.
 """
 
@@ -24,17 +25,15 @@ from pathlib import Path
 
 import httpx
 import pytest
-from starlette.applications import Starlette
 
 from hereabouts.config import HubConfig
 from hereabouts.sites import room_key
-from hereabouts.sites.hub import SiteHub
-from hereabouts.transports.mqtt import MqttSettings, MqttTransport
-from hereabouts.web.server import HttpServer
-from hereabouts.web.site import SOCKET_PATH, build_site_routes, site_upgrades
+from hereabouts.sites.workers import HubWorkers
+from hereabouts.transports.mqtt import MqttSettings
 from tests.adversarial.plaza import health_of, peers_of
 from tests.adversarial.processes import UpProcess
 from tests.fixtures.rabbitmq import Member, RabbitCluster
+from tests.sites.hubs import Plaza, ServedHub, serve_hub
 from tests.sites.support import ACCEPTANCE, SimulatedWidget, eventually
 
 WAIT_S = 60.0
@@ -192,38 +191,38 @@ ROOM = room_key(ORIGIN, "lobby")
 PER_HUB = 3
 
 
+@pytest.mark.parametrize("hub_mode", ["process", "workers"])
 async def test_two_site_hubs_on_different_members_share_one_count(
-    rabbitmq_cluster: RabbitCluster,
+    rabbitmq_cluster: RabbitCluster, hub_mode: str
 ) -> None:
     """Browser visitors on a hub attached to member 1 and on one attached to member 2 are
     one room: every hub and every widget shows them all, and a leave on one side is
     counted on the other. MQTT 3.1.1 has no No Local, so each hub also gets its own
-    republished events back; the count must not double them."""
+    republished events back (and a worker its sibling's); the count must not double them."""
     m1, m2, _ = rabbitmq_cluster.members
     rng = random.Random(13)
     async with AsyncExitStack() as stack:
-        hubs: list[SiteHub] = []
-        urls: list[str] = []
+        hubs: list[ServedHub] = []
         for name, member in (("hub-1", m1), ("hub-2", m2)):
             settings = MqttSettings(host="127.0.0.1", port=member.mqtt_port, protocol="3.1.1")
             hub = await stack.enter_async_context(
-                SiteHub(
-                    transport=MqttTransport(node_name=name, settings=settings),
+                serve_hub(
+                    Plaza(mqtt=settings),
+                    hub_mode,
                     config=ACCEPTANCE,
                     hub=HubConfig(allowed_origins=(ORIGIN,)),
+                    listen_host="0.0.0.0",  # not loopback: no origin but the listed one
+                    name=name,
                 )
             )
-            assert await hub.transport.wait_connected(10)
-            server = await stack.enter_async_context(
-                HttpServer(Starlette(routes=build_site_routes()), upgrades=site_upgrades(hub))
-            )
             hubs.append(hub)
-            urls.append(f"ws://127.0.0.1:{server.port}{SOCKET_PATH}")
+        urls = [hub.url for hub in hubs]
         widgets: list[SimulatedWidget] = []
         for n, url in enumerate(urls):
             for k in range(PER_HUB):
+                # Addresses the two workers of a hub divide between them (checked below).
                 widget = SimulatedWidget(
-                    url, ORIGIN, "lobby", rng=rng, address=f"127.0.2.{n * PER_HUB + k + 1}"
+                    url, ORIGIN, "lobby", rng=rng, address=f"127.0.{2 + n * PER_HUB + k}.1"
                 )
                 stack.push_async_callback(widget.close)
                 await widget.start()
@@ -237,6 +236,11 @@ async def test_two_site_hubs_on_different_members_share_one_count(
 
         total = 2 * PER_HUB
         await eventually(lambda: set(counts(widgets)) == {total}, timeout_s=WAIT_S)
+        for hub in hubs:  # with workers, each hub's visitors are spread over both
+            if isinstance(hub.hub, HubWorkers):
+                workers = hub.hub.health()["workers"]
+                handed = [w["connections_handed"] for w in workers]  # type: ignore[union-attr]
+                assert len(handed) == 2 and all(handed), handed
         # Through two key rotations (2 s epochs), still exactly everybody.
         await asyncio.sleep(2 * ACCEPTANCE.did_duration_s)
         await eventually(lambda: set(counts(widgets)) == {total}, timeout_s=WAIT_S)

@@ -1,8 +1,10 @@
 """Whom the hub believes: a connection's Origin, its address's budgets, proof of work.
 
-A real uvicorn server and real WebSocket clients that set their ``Origin`` header and
+A real HTTP server and real WebSocket clients that set their ``Origin`` header and
 their source address (127.0.0.x; Linux routes all of 127.0.0.0/8 to loopback), so the
 hub sees what it sees in production: the handshake's header and the peer's address.
+Every test runs against a hub in the test's process and against two hub worker processes
+(:mod:`tests.sites.hubs`), to which the server hands each socket by the client's address.
 """
 
 from __future__ import annotations
@@ -13,11 +15,11 @@ import contextlib
 import hashlib
 import itertools
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 
 import pytest
-from starlette.applications import Starlette
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
@@ -25,10 +27,7 @@ from hereabouts.config import HubConfig, SitesConfig
 from hereabouts.core.admission import POW_TAG, leading_zero_bits
 from hereabouts.identity import Identity
 from hereabouts.sites import room_key
-from hereabouts.sites.hub import SiteHub
-from hereabouts.transports.memory import MemoryBus
-from hereabouts.web.server import HttpServer
-from hereabouts.web.site import build_site_routes, site_upgrades
+from tests.sites.hubs import Plaza, ServedHub, serve_hub
 from tests.sites.support import browser_sealed, event_frame, eventually, watch_frame
 
 CONFIG = SitesConfig(
@@ -81,12 +80,15 @@ class Client:
 
 @dataclass
 class Rig:
-    hub: SiteHub
-    server: HttpServer
+    hub: ServedHub
 
     @property
     def url(self) -> str:
-        return f"ws://127.0.0.1:{self.server.port}/v1/site"
+        return self.hub.url
+
+    @property
+    def port(self) -> int:
+        return self.hub.server.port
 
     @contextlib.asynccontextmanager
     async def client(
@@ -116,27 +118,29 @@ class Rig:
         return closed.value.rcvd.code, closed.value.rcvd.reason
 
 
-@contextlib.asynccontextmanager
-async def rig(
-    settings: HubConfig | None = None, *, listen_host: str = "127.0.0.1"
-) -> AsyncIterator[Rig]:
-    bus = MemoryBus()
-    async with (
-        SiteHub(
-            transport=bus.transport(name="hub"),
-            config=CONFIG,
-            hub=settings if settings is not None else HubConfig(),
-            listen_host=listen_host,
-        ) as hub,
-        HttpServer(Starlette(routes=build_site_routes()), upgrades=site_upgrades(hub)) as server,
-    ):
-        yield Rig(hub=hub, server=server)
+MakeRig = Callable[..., AbstractAsyncContextManager[Rig]]
+
+
+@pytest.fixture
+def rig(hub_plaza: Plaza, hub_mode: str) -> MakeRig:
+    """``rig(HubConfig(...), listen_host=...)``: a hub served both ways."""
+
+    @contextlib.asynccontextmanager
+    async def make(
+        settings: HubConfig | None = None, *, listen_host: str = "127.0.0.1"
+    ) -> AsyncIterator[Rig]:
+        async with serve_hub(
+            hub_plaza, hub_mode, config=CONFIG, hub=settings, listen_host=listen_host
+        ) as served:
+            yield Rig(hub=served)
+
+    return make
 
 
 # --- origin ----------------------------------------------------------------------------------
 
 
-async def test_a_page_counts_only_in_rooms_of_its_own_origin() -> None:
+async def test_a_page_counts_only_in_rooms_of_its_own_origin(rig: MakeRig) -> None:
     async with rig() as r, r.client(GOOD, "127.0.0.2") as watcher, r.client(EVIL) as evil:
         await watcher.ws.send(watch_frame(GOOD, "lobby"))
         await eventually(lambda: watcher.count(GOOD_LOBBY) == 0)
@@ -150,11 +154,12 @@ async def test_a_page_counts_only_in_rooms_of_its_own_origin() -> None:
         await eventually(lambda: evil.count(EVIL_LOBBY) == 1)
         await asyncio.sleep(0.2)
         assert watcher.count(GOOD_LOBBY) == 0
+        await r.hub.settle()
         rejects = r.hub.counters.by_label("site_hub_rejects")
         assert rejects == {"wrong_origin": 1, "room_not_watched": 1}
 
 
-async def test_room_names_are_checked() -> None:
+async def test_room_names_are_checked(rig: MakeRig) -> None:
     async with rig() as r, r.client() as c:
         frame = {"type": "watch", "rooms": [{"name": "a\u0007b", "key": GOOD_LOBBY}]}
         await c.ws.send(json.dumps(frame))
@@ -162,41 +167,44 @@ async def test_room_names_are_checked() -> None:
         await eventually(lambda: c.errors() == ["bad_room", "bad_frame"])
 
 
-async def test_handshakes_without_a_usable_origin_are_refused() -> None:
+async def test_handshakes_without_a_usable_origin_are_refused(rig: MakeRig) -> None:
     async with rig() as r:
         assert await r.refused(origin=None) == (1008, "origin_missing")
         assert await r.refused(origin="null") == (1008, "origin_invalid")
+        await r.hub.settle()
         counters = r.hub.counters
         assert counters.get("site_hub_connections", "refused") == 2
         assert counters.get("site_hub_connections", "opened") == 0
         assert counters.by_label("site_hub_rejects") == {"origin_missing": 1, "origin_invalid": 1}
 
 
-async def test_only_listed_origins_connect() -> None:
+async def test_only_listed_origins_connect(rig: MakeRig) -> None:
     async with rig(HubConfig(allowed_origins=(GOOD,)), listen_host="0.0.0.0") as r:
         assert await r.refused(origin=EVIL) == (1008, "origin_not_allowed")
         async with r.client(GOOD) as c:
             await c.ws.send(watch_frame(GOOD, "lobby"))
             await eventually(lambda: c.count(GOOD_LOBBY) == 0)
-        assert r.hub.health()["origins"] == {
-            "any_origin": False,
-            "allowed_origins": 1,
-            "aliases": 0,
-        }
+        described = [report["origins"] for report in r.hub.hub_health()]
+        assert described and all(
+            origins == {"any_origin": False, "allowed_origins": 1, "aliases": 0}
+            for origins in described
+        )
 
 
 async def test_a_hub_beyond_loopback_with_no_list_serves_only_itself(
-    caplog: pytest.LogCaptureFixture,
+    rig: MakeRig, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
 ) -> None:
     async with rig(listen_host="0.0.0.0") as r:
         assert await r.refused(origin=GOOD) == (1008, "origin_not_allowed")
         # But its own pages (the demo page) are served: their origin names the hub.
-        async with r.client(origin=f"http://127.0.0.1:{r.server.port}"):
+        async with r.client(origin=f"http://127.0.0.1:{r.port}"):
             pass
-    assert any("serves no origin but its own" in rec.getMessage() for rec in caplog.records)
+    # Logged by the hub, or by every hub worker on its standard error (the test's).
+    logged = [rec.getMessage() for rec in caplog.records] + capfd.readouterr().err.splitlines()
+    assert any("serves no origin but its own" in line for line in logged)
 
 
-async def test_an_alias_counts_a_second_name_in_the_first_ones_rooms() -> None:
+async def test_an_alias_counts_a_second_name_in_the_first_ones_rooms(rig: MakeRig) -> None:
     www = "https://www.good.example"
     settings = HubConfig(allowed_origins=(GOOD, www), origin_aliases=((www, GOOD),))
     async with rig(settings) as r, r.client(www) as c:
@@ -210,19 +218,22 @@ async def test_an_alias_counts_a_second_name_in_the_first_ones_rooms() -> None:
 # --- per-address budgets ---------------------------------------------------------------------
 
 
-async def test_connections_per_address_are_bounded_and_other_addresses_connect() -> None:
+async def test_connections_per_address_are_bounded_and_other_addresses_connect(
+    rig: MakeRig,
+) -> None:
     async with rig(HubConfig(max_connections_per_address=2)) as r:
         async with r.client(address="127.0.0.2"), r.client(address="127.0.0.2"):
             assert await r.refused(address="127.0.0.2") == (1013, "address_busy")
             async with r.client(address="127.0.0.3"):
-                assert r.hub.health()["addresses"] == 2
+                await eventually(lambda: r.hub.total("addresses") == 2)
         # Slots come back when connections close.
         async with r.client(address="127.0.0.2"):
             pass
+        await r.hub.settle()
         assert r.hub.counters.get("site_hub_rejects", "address_busy") == 1
 
 
-async def test_the_address_event_budget_survives_reconnects() -> None:
+async def test_the_address_event_budget_survives_reconnects(rig: MakeRig) -> None:
     settings = HubConfig(address_events_per_s=0.01, address_event_burst=3)
     async with rig(settings) as r:
         counters = r.hub.counters
@@ -247,7 +258,7 @@ async def test_the_address_event_budget_survives_reconnects() -> None:
             await eventually(lambda: other.count(GOOD_LOBBY) == 4)
 
 
-async def test_one_address_raises_a_room_by_its_join_budget_at_most() -> None:
+async def test_one_address_raises_a_room_by_its_join_budget_at_most(rig: MakeRig) -> None:
     async with rig(HubConfig(joins_per_address=3)) as r:
         keys = [Identity.generate() for _ in range(3)]
         async with r.client(address="127.0.0.2") as c:
@@ -274,6 +285,7 @@ async def test_one_address_raises_a_room_by_its_join_budget_at_most() -> None:
             await other.ws.send(watch_frame(GOOD, "lobby"))
             await other.heartbeat(Identity.generate(), GOOD_LOBBY)
             await eventually(lambda: other.count(GOOD_LOBBY) == 4)
+        await r.hub.settle()
         assert r.hub.counters.get("site_hub_rejects", "join_budget") == 2
 
 
@@ -293,7 +305,7 @@ def challenge_of(hello: dict[str, object]) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-async def test_a_new_key_needs_proof_of_work_when_the_hub_asks() -> None:
+async def test_a_new_key_needs_proof_of_work_when_the_hub_asks(rig: MakeRig) -> None:
     bits = 10
     async with rig(HubConfig(pow_bits=bits)) as r, r.client() as c, r.client() as d:
         assert c.hello["pow_bits"] == bits
@@ -314,6 +326,6 @@ async def test_a_new_key_needs_proof_of_work_when_the_hub_asks() -> None:
         assert len(c.errors()) == 2
 
 
-async def test_no_proof_of_work_by_default() -> None:
+async def test_no_proof_of_work_by_default(rig: MakeRig) -> None:
     async with rig() as r, r.client() as c:
         assert c.hello["pow_bits"] == 0 and "pow_challenge" not in c.hello

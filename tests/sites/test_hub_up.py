@@ -1,4 +1,7 @@
-"""``hereabouts up`` serves the browser hub, the widget and the demo page (flag presence_v0)."""
+"""``hereabouts up`` serves the browser hub, the widget and the demo page (flag presence_v0).
+
+Each test runs with the hub in the node's process and with ``--workers 2`` (two hub worker
+processes, whose health ``/healthz`` shows one by one)."""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from websockets.asyncio.client import connect
 
 from hereabouts.identity import Identity
@@ -31,6 +35,19 @@ async def wait_for_http(url: str, process: subprocess.Popen[str]) -> None:
     raise AssertionError("hereabouts up never served HTTP")
 
 
+@pytest.fixture(params=["1", "2"], ids=["1-process", "2-workers"])
+def workers(request: pytest.FixtureRequest) -> str:
+    """``hereabouts up --workers``."""
+    return str(request.param)
+
+
+def hub_reports(sites: dict[str, Any]) -> list[dict[str, Any]]:
+    """The hub's part of ``/healthz``, or each worker's hub's."""
+    if "workers" in sites:
+        return [worker.get("hub", {}) for worker in sites["workers"]]
+    return [sites]
+
+
 def stop(process: subprocess.Popen[str]) -> str:
     if process.poll() is None:
         process.send_signal(signal.SIGTERM)
@@ -42,8 +59,8 @@ def stop(process: subprocess.Popen[str]) -> str:
     return output
 
 
-async def test_up_serves_the_hub_widget_and_demo(tmp_path: Path) -> None:
-    process, url = start_up(tmp_path)
+async def test_up_serves_the_hub_widget_and_demo(tmp_path: Path, workers: str) -> None:
+    process, url = start_up(tmp_path, "--workers", workers)
     try:
         await wait_for_http(url, process)
         async with httpx.AsyncClient() as client:
@@ -65,14 +82,21 @@ async def test_up_serves_the_hub_widget_and_demo(tmp_path: Path) -> None:
                 for _ in range(300):
                     response = await client.get(f"{url}/healthz")
                     body: dict[str, Any] = response.json()
-                    if response.status_code == 200 and body["sites"]["probe"]["answered"]:
+                    reports = hub_reports(body["sites"])
+                    answered = all(report.get("probe", {}).get("answered") for report in reports)
+                    if response.status_code == 200 and answered:
                         return body
                     await asyncio.sleep(0.1)
             raise AssertionError(f"never healthy: {body}")
 
         sites = (await healthy())["sites"]
-        assert sites["ok"] and sites["broker"]["connected"] and sites["key_generation"]["ok"]
-        assert sites["processing"]["reader_running"] and not sites["ghost_forced"]
+        assert sites["ok"]
+        reports = hub_reports(sites)
+        assert len(reports) == int(workers)
+        for report in reports:
+            assert report["ok"] and report["broker"]["connected"]
+            assert report["key_generation"]["ok"]
+            assert report["processing"]["reader_running"] and not report["ghost_forced"]
 
         origin = "https://up-test.example"
         key = room_key(origin, "lobby")
@@ -97,11 +121,12 @@ async def test_up_serves_the_hub_widget_and_demo(tmp_path: Path) -> None:
     finally:
         output = stop(process)
     assert "site presence demo http://127.0.0.1:" in output
+    assert ("site hub in 2 worker processes" in output) == (workers == "2")
     assert "Traceback" not in output
 
 
-async def test_no_sites_turns_the_hub_off(tmp_path: Path) -> None:
-    process, url = start_up(tmp_path, "--no-sites")
+async def test_no_sites_turns_the_hub_off(tmp_path: Path, workers: str) -> None:
+    process, url = start_up(tmp_path, "--no-sites", "--workers", workers)
     try:
         await wait_for_http(url, process)
         async with httpx.AsyncClient() as client:
@@ -110,10 +135,11 @@ async def test_no_sites_turns_the_hub_off(tmp_path: Path) -> None:
     finally:
         output = stop(process)
     assert "site presence demo" not in output
+    assert "worker processes" not in output
 
 
-async def test_ghost_hard_off_flag_reaches_every_widget(tmp_path: Path) -> None:
-    process, url = start_up(tmp_path, "--ghost-hard-off")
+async def test_ghost_hard_off_flag_reaches_every_widget(tmp_path: Path, workers: str) -> None:
+    process, url = start_up(tmp_path, "--ghost-hard-off", "--workers", workers)
     try:
         await wait_for_http(url, process)
         site = url.replace("http", "ws") + "/v1/site"

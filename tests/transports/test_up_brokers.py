@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import httpx
+import pytest
 
 from hereabouts.broker_url import BROKER_PASSWORD_ENV
 from tests.adversarial.plaza import health_of, metric, peers_of
@@ -116,28 +117,37 @@ async def test_a_wrong_password_is_reported_retried_and_never_shown(tmp_path: Pa
             assert "Traceback" not in shown
 
 
+@pytest.mark.parametrize("workers", ["1", "2"], ids=["1-process", "2-workers"])
 async def test_refused_plaza_and_probe_subscriptions_are_reported_until_they_hold(
-    tmp_path: Path,
+    tmp_path: Path, workers: str
 ) -> None:
     """``up`` stays up when the broker refuses its plaza filter and its site hub's probe
-    filter; /healthz names them; once the rules allow them, both hold and /healthz is ok,
-    without a restart."""
+    filter (each hub worker's, with ``--workers 2``); /healthz names them; once the rules
+    allow them, all hold and /healthz is ok, without a restart."""
     with rules_broker(tmp_path / "broker", user=("alice", PASSWORD)) as broker:
         broker.deny("hereabouts/v1/plaza/#")
         broker.deny("hereabouts/v1/probe/#")
         url = f"mqtt://alice:{PASSWORD}@127.0.0.1:{broker.port}"
-        async with UpProcess(tmp_path / "n", "--name", "refused", broker=url) as node:
+        args = ("--name", "refused", "--workers", workers)
+        async with UpProcess(tmp_path / "n", *args, broker=url) as node:
             async def both_named() -> bool:
                 code, health = await health_of(node.url)
                 plaza = health["broker"]["missing_subscriptions"]
-                probe = health["sites"]["broker"]["missing_subscriptions"]
+                sites = health["sites"]
+                hubs = [w.get("hub", {}) for w in sites.get("workers", [])] or [sites]
+                probes = [hub.get("broker", {}).get("missing_subscriptions") for hub in hubs]
                 return (
                     code == 503
                     and plaza == ["hereabouts/v1/plaza/+"]
-                    and len(probe) == 1
-                    and probe[0].startswith("hereabouts/v1/probe/")
+                    and len(probes) == int(workers)
+                    and all(
+                        probe is not None
+                        and len(probe) == 1
+                        and probe[0].startswith("hereabouts/v1/probe/")
+                        for probe in probes
+                    )
                     and not health["plaza"]["ok"]
-                    and not health["sites"]["ok"]
+                    and not sites["ok"]
                 )
 
             await until(both_named, "/healthz to name both missing filters", node)
@@ -147,6 +157,7 @@ async def test_refused_plaza_and_probe_subscriptions_are_reported_until_they_hol
 
             async def healthy() -> bool:
                 code, health = await health_of(node.url)
+                # 200 needs every part ok: the hub's probe, or every worker's, answers.
                 return code == 200 and not health["broker"]["missing_subscriptions"]
 
             await until(healthy, "/healthz to be ok again", node)

@@ -123,6 +123,19 @@ class HubWorkers:
         if not 1 <= count <= HubConfig.MAX_WORKERS:
             raise ValueError(f"workers must be 1-{HubConfig.MAX_WORKERS}")
         share = -(-hub.max_connections // count)
+        if count > 1 and hub.max_connections_per_address >= share:
+            # An address is one worker's, and a worker holds only its share: one script
+            # could take every connection of its worker, and every other address that
+            # worker serves would be refused (hub_full) while the others have room.
+            log.warning(
+                "one address may hold %d browser connections, all a hub worker holds "
+                "(%d of %d, over %d workers): raise PRESENCE_HUB_MAX_CONNECTIONS or lower "
+                "PRESENCE_HUB_MAX_CONNECTIONS_PER_ADDRESS",
+                hub.max_connections_per_address,
+                share,
+                hub.max_connections,
+                count,
+            )
         self._settings = [
             WorkerSettings(
                 index=index,
