@@ -69,3 +69,52 @@ async def test_one_packet_per_event_would_take_a_turn_per_message(
     out, and proof that the bound is honoured."""
     monkeypatch.setattr(mqtt_read, "MAX_PACKETS_PER_READ", 1)
     assert await busy_turns_to_receive(mosquitto) >= BURST
+
+
+def test_a_qos0_publish_is_parsed_as_mqtt_lays_it_out() -> None:
+    # Topic length, topic, (MQTT 5: property length), payload.
+    assert mqtt_read.parse_at_most_once(b"\x00\x03a/b" + b"hi", mqtt5=False) == ("a/b", b"hi")
+    assert mqtt_read.parse_at_most_once(b"\x00\x03a/b\x00" + b"hi", mqtt5=True) == ("a/b", b"hi")
+    assert mqtt_read.parse_at_most_once(bytearray(b"\x00\x01t\x00"), mqtt5=True) == ("t", b"")
+
+
+@pytest.mark.parametrize(
+    ("packet", "mqtt5"),
+    [
+        (b"\x00\x03a/b\x03\x23\x00\x01hi", True),  # properties (a topic alias): paho's
+        (b"\x00\x00\x03\x23\x00\x01hi", True),  # an empty topic: an alias, paho's
+        (b"\x00\x02\xff\xfehi", False),  # not UTF-8: paho says so in its own way
+        (b"\x00\x09a/b", False),  # a topic longer than the packet
+        (b"\x00", False),
+        (b"\x00\x03a/b", True),  # MQTT 5 without its property length
+    ],
+)
+def test_anything_unusual_is_left_to_paho(packet: bytes, mqtt5: bool) -> None:
+    assert mqtt_read.parse_at_most_once(packet, mqtt5=mqtt5) is None
+
+
+@pytest.mark.parametrize("protocol", ["5", "3.1.1"])
+async def test_qos0_skips_pahos_message_objects_and_qos1_does_not(
+    mosquitto: MosquittoServer, protocol: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import paho.mqtt.client as paho
+
+    handled: list[int] = []
+    original = paho.Client._handle_publish
+
+    def spy(self: paho.Client) -> object:
+        handled.append(self._in_packet["command"])
+        return original(self)
+
+    monkeypatch.setattr(paho.Client, "_handle_publish", spy)
+    async with reader_and_writer(mosquitto, protocol=protocol) as (reader, writer):
+        await reader.subscribe("mixed/#", qos=1)
+        messages = reader.messages()
+        await writer.publish("mixed/0", b"at most once", qos=0)
+        await writer.publish("mixed/1", b"at least once", qos=1)
+        got = [await anext(messages), await anext(messages)]
+        assert sorted((m.topic, m.payload) for m in got) == [
+            ("mixed/0", b"at most once"),
+            ("mixed/1", b"at least once"),
+        ]
+        assert [command >> 1 & 3 for command in handled] == [1]  # only the QoS 1 one

@@ -83,7 +83,7 @@ from hereabouts.transports.base import (
 )
 from hereabouts.transports.errors import NotConnected, SubscriptionRefused, TransportConfigError
 from hereabouts.transports.mqtt_batch import AtMostOnceBatch
-from hereabouts.transports.mqtt_read import read_everything_waiting
+from hereabouts.transports.mqtt_read import deliver_at_most_once, read_everything_waiting
 
 log = logging.getLogger(__name__)
 
@@ -862,6 +862,9 @@ class MqttTransport(Transport):
         client.pending_calls_threshold = PENDING_CALLS_WARNING
         client._client.connect_timeout = s.connect_timeout_s  # paho's TCP and TLS handshake
         read_everything_waiting(client._client)  # not one message per event-loop turn
+        deliver_at_most_once(  # QoS 0 without paho's and aiomqtt's objects
+            client._client, self._deliver, mqtt5=self._protocol == ProtocolVersion.V5
+        )
         return client
 
 
