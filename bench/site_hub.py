@@ -27,8 +27,9 @@ seconds, then measure a steady window of ``--duration`` seconds:
   the last change was seen; a separate watcher connection of that room notes when its
   ``counts`` frame shows the change. One process, one monotonic clock. A change not seen
   within 10 s is a miss, counted at 10 s;
-* **memory** — the hub's RSS (``/proc/<pid>/status``) before the load connects and at the
-  end of each window; the growth ÷ participants and ÷ connections;
+* **memory** — the hub's RSS (``/proc/<pid>/status``, summed over its processes) before
+  the load connects and at the end of each window; the growth ÷ participants and ÷
+  connections;
 * **CPU** — of the hub (its process and its workers), the load and the broker over the
   window, in cores (1.0 = one core busy; the machine's cores are shared by all of them);
   and the hub's **CPU per verified heartbeat**, in µs and as a ratio to a **bare libsodium
@@ -373,6 +374,16 @@ async def sample_window(
     )
 
 
+async def hub_rss(hub: HubProcess) -> tuple[int, int]:
+    """RSS and its high-water mark summed over the hub's processes (workers included)."""
+    try:
+        pids = await hub.pids()
+    except httpx.HTTPError:
+        pids = [hub.pid]
+    pairs = [rss_bytes(pid) for pid in pids]
+    return sum(p[0] for p in pairs), sum(p[1] for p in pairs)
+
+
 def per_heartbeat_us(cores: float, verified_per_s: float) -> float:
     return cores * 1e6 / verified_per_s if verified_per_s else float("nan")
 
@@ -396,7 +407,7 @@ async def measure_steady(
         window = await sample_window(args.duration, hub, load, broker)
     except httpx.HTTPError as exc:
         step.unresponsive = True
-        step.rss, step.hwm = rss_bytes(hub.pid)
+        step.rss, step.hwm = await hub_rss(hub)
         step.rss_growth = step.rss - figures.rss_idle
         log(f"  ! the hub's /metrics did not answer ({type(exc).__name__}): it is overloaded")
         return
@@ -408,7 +419,7 @@ async def measure_steady(
     window_rates(step, window.metrics, window.stats)
     step.hub_us_per_heartbeat = per_heartbeat_us(step.hub_cores, step.verified_per_s)
     figures.compressed = window.stats[1]["compressed"]
-    step.rss, step.hwm = rss_bytes(hub.pid)
+    step.rss, step.hwm = await hub_rss(hub)
     step.rss_growth = step.rss - figures.rss_idle
     log(
         f"  offered {step.offered_per_s:,.0f}/s, sent {step.sent_per_s:,.0f}/s, verified "
@@ -573,7 +584,7 @@ async def measure_hub(
             },
         )
         await asyncio.sleep(2.0)
-        figures.rss_idle, _ = rss_bytes(hub.pid)
+        figures.rss_idle, _ = await hub_rss(hub)
         await load.start(
             hub.socket_url,
             interval_s=config.heartbeat_interval_s,
