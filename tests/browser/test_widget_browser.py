@@ -316,7 +316,9 @@ async def test_a_page_of_another_origin_cannot_count_in_the_hubs_site(
         await context.close()
 
 
-async def test_the_widget_keeps_the_schedule_of_core_rotation_draw_for_draw() -> None:
+async def test_the_widget_keeps_the_schedule_of_core_rotation_draw_for_draw(
+    hub_server: HubServer,
+) -> None:
     """The widget's nextHeartbeat and HeartbeatPlan.next_after, fed the same draws, give
     the same times and take the same number of draws: around boundaries, inside and past
     the spread, for the default spread of one interval and for shorter ones."""
