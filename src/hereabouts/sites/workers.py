@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import itertools
 import logging
 import os
 import socket
@@ -36,7 +37,6 @@ import sys
 import time
 import zlib
 from collections import Counter
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -358,7 +358,7 @@ class HubWorkers:
         self.counters.replace(
             item
             for worker in self._workers
-            for item in _chain(
+            for item in itertools.chain(
                 ((name, value, n) for (name, value), n in worker.retired.items()),
                 worker.report.counters if worker.report else (),
             )
@@ -420,10 +420,3 @@ def worker_of(client_host: str | None, workers: int) -> int:
     same for every connection of one address (an IPv6 /64 counts as one), spread evenly
     over many addresses, and the same after a restart."""
     return zlib.crc32(address_key(client_host).encode()) % workers
-
-
-def _chain(
-    first: Iterable[tuple[str, str, int]], second: Iterable[tuple[str, str, int]]
-) -> Iterable[tuple[str, str, int]]:
-    yield from first
-    yield from second
